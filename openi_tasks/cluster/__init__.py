@@ -1,0 +1,1 @@
+"""The `cluster` namespace: check, render and run commands on the configured machines."""

@@ -1,0 +1,69 @@
+"""Tasks of the `cluster` namespace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from invoke import Context, Exit
+
+from ..cli import PATH_HELP, load, split_list, task
+from ..inventory import Inventory
+from ..k8s.files import render_cluster
+from ..render import write_tree
+from ..report import Reporter
+from ..state import state_dir
+from . import exec as remote
+from .summary import summarize
+
+
+@task(help={"path": PATH_HELP, "all-hosts": "list every host even in a large cluster"})
+def check(c: Context, path: str | None = None, all_hosts: bool = False) -> None:
+    """Validate the configuration directory and print a summary (contacts no host)."""
+    reporter = Reporter()
+    cluster = load(c, path, reporter)
+    summarize(cluster, reporter, all_hosts=all_hosts)
+    reporter.info(f"{cluster.path}: valid")
+
+
+@task(help={"path": PATH_HELP, "out": "directory to write the rendered files to (required)"})
+def render(c: Context, out: str | None = None, path: str | None = None) -> None:
+    """Write every file a deploy would put on each host to OUT/<host>/..., without contacting any."""
+    if not out:
+        raise Exit("error: --out DIR is required", code=2)
+    reporter = Reporter()
+    cluster = load(c, path, reporter)
+    files = render_cluster(cluster, state_dir(cluster))
+    count = write_tree(Path(out), files)
+    reporter.info(f"wrote {count} files for {len(files) - 1} hosts and the operator under {out}")
+
+
+@task(
+    help={
+        "cmd": "the command to run (a shell command line)",
+        "role": "only hosts of this k8s-role (master, worker, proxy)",
+        "hosts": "only these hosts, comma-separated hostnames",
+        "sudo": "run the command as root (sudo with the configured password when not root)",
+        "path": PATH_HELP,
+    }
+)
+def exec(  # noqa: A001 - the task is called exec on the command line
+    c: Context,
+    cmd: str | None = None,
+    role: str | None = None,
+    hosts: str | None = None,
+    sudo: bool = False,
+    path: str | None = None,
+) -> None:
+    """Run one command on the selected hosts in parallel; print a row per host."""
+    if not cmd:
+        raise Exit("error: --cmd COMMAND is required", code=2)
+    reporter = Reporter()
+    cluster = load(c, path, reporter)
+    with Inventory(cluster) as inventory:
+        selected = remote.select_hosts(cluster, inventory, role, split_list(hosts))
+        outcomes = remote.run_everywhere(inventory, selected, cmd, sudo)
+        for accepted in inventory.known_hosts.accepted:
+            reporter.warn(f"trusted a new host key (first use): {accepted}")
+    remote.report(reporter, outcomes)
+    if not all(o.ok for o in outcomes):
+        raise Exit(code=1)

@@ -1,0 +1,371 @@
+"""Build the `Cluster` from a configuration directory: the checks that need several files.
+
+`load_cluster` is the one entry point. It either returns a valid cluster (with warnings) or
+raises `ConfigError` listing every problem at once; it never contacts a host.
+
+The checks here read the files' raw data (guarding every type), so that they run even when a
+file has other errors: one misspelt key does not hide a duplicate address elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, replace
+from ipaddress import ip_address, ip_network
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Iterator
+
+from ..errors import ConfigError
+from .files import MachineEntry
+from .loader import LoadedFiles, field_names, load_files
+from .model import Cluster, Endpoint, Machine
+from .problems import Problem, did_you_mean
+from .yamlfile import YamlDocument, YamlFloat
+
+CLUSTER_FILE = "cluster-configuration.yaml"
+KUBERNETES_FILE = "kubernetes-configuration.yaml"
+ROLES_FILE = "k8s-role-definition.yaml"
+SERVICES_FILE = "services-configuration.yaml"
+
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
+_QUEUE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_ENTRY_KEYS = field_names(MachineEntry)
+
+
+def load_cluster(path: str | os.PathLike) -> Cluster:
+    """Load and validate a configuration directory; raise `ConfigError` with every problem."""
+    directory = Path(path).expanduser()
+    files, problems = load_files(directory)
+    checks = _CrossChecks(files)
+    if files.docs.keys() >= {CLUSTER_FILE, KUBERNETES_FILE, SERVICES_FILE}:
+        checks.run()
+    problems += checks.problems
+    if not files.complete or any(p.severity == "error" for p in problems):
+        raise ConfigError(problems)
+    return _build(directory, files, checks, tuple(problems))
+
+
+def _build(directory: Path, files: LoadedFiles, checks: "_CrossChecks", warnings: tuple) -> Cluster:
+    cluster_file = files.models[CLUSTER_FILE]
+    defaults = cluster_file.default_machine_properties
+    skus = cluster_file.machine_sku
+    machines = []
+    for index, entry in enumerate(cluster_file.machine_list):
+        ssh_key = entry.ssh_key or defaults.ssh_key
+        machines.append(
+            Machine(
+                hostname=entry.hostname,
+                address=str(entry.hostip),
+                role=entry.k8s_role,
+                sku_name=entry.machine_type,
+                sku=skus[entry.machine_type],
+                etcdid=entry.etcdid,
+                user=entry.username or defaults.username,
+                port=entry.sshport or defaults.sshport,
+                password=entry.password or defaults.password,
+                ssh_key=str(Path(ssh_key).expanduser()) if ssh_key else None,
+                labels=MappingProxyType(checks.labels[index]),
+            )
+        )
+    services = files.models[SERVICES_FILE]
+    return Cluster(
+        path=directory,
+        id=services.cluster.clusterid,
+        machines=tuple(machines),
+        skus=MappingProxyType(dict(skus)),
+        kubernetes=files.models[KUBERNETES_FILE].kubernetes,
+        services=services,
+        roles=files.models[ROLES_FILE],
+        operator=cluster_file.operator,
+        endpoint=checks.endpoint,
+        warnings=warnings,
+    )
+
+
+@dataclass
+class _Host:
+    """What the cross checks need of one machine-list entry, read defensively from raw data."""
+
+    index: int
+    raw: dict
+    hostname: str | None
+    ip: str | None
+    role: str | None
+    etcdid: str | None
+
+
+class _CrossChecks:
+    """Checks across entries and files; each adds problems instead of stopping at the first."""
+
+    def __init__(self, files: LoadedFiles) -> None:
+        self.files = files
+        self.problems: list[Problem] = []
+        self.labels: dict[int, dict[str, str]] = {}
+        self.endpoint: Endpoint | None = None
+
+    def run(self) -> None:
+        self.cdoc: YamlDocument = self.files.docs[CLUSTER_FILE]
+        self.kdoc: YamlDocument = self.files.docs[KUBERNETES_FILE]
+        self.sdoc: YamlDocument = self.files.docs[SERVICES_FILE]
+        self.kube = _mapping(self.files.raw(KUBERNETES_FILE).get("kubernetes"))
+        self.hosts = list(self._hosts())
+        self.check_machines()
+        self.check_unique()
+        self.check_roles()
+        self.check_networks()
+        self.check_kubernetes()
+        self.check_services()
+        self.endpoint = self.derive_endpoint()
+
+    def error(self, doc: YamlDocument, path: tuple, message: str) -> None:
+        self.problems.append(doc.problem(path, message))
+
+    def warn(self, doc: YamlDocument, path: tuple, message: str) -> None:
+        self.problems.append(doc.problem(path, message, severity="warning"))
+
+    def _hosts(self) -> Iterator[_Host]:
+        entries = self.files.raw(CLUSTER_FILE).get("machine-list")
+        for index, raw in enumerate(entries if isinstance(entries, list) else []):
+            if isinstance(raw, dict):
+                yield _Host(
+                    index,
+                    raw,
+                    _text(raw.get("hostname")),
+                    _address(raw.get("hostip")),
+                    _text(raw.get("k8s-role")),
+                    _text(raw.get("etcdid")),
+                )
+
+    # --- machines -------------------------------------------------------------------------
+
+    def check_machines(self) -> None:
+        raw = self.files.raw(CLUSTER_FILE)
+        skus = _mapping(raw.get("machine-sku"))
+        defaults = _mapping(raw.get("default-machine-properties"))
+        for host in self.hosts:
+            path = ("machine-list", host.index)
+            machine_type = host.raw.get("machine-type")
+            if isinstance(machine_type, str) and isinstance(raw.get("machine-sku"), dict) and machine_type not in skus:
+                self.error(
+                    self.cdoc,
+                    path + ("machine-type",),
+                    f"unknown machine type '{machine_type}'{did_you_mean(machine_type, skus)}; "
+                    f"define it under machine-sku",
+                )
+            own_key = host.raw.get("ssh-key")
+            ssh_key = own_key or defaults.get("ssh-key")
+            if isinstance(ssh_key, str) and not Path(ssh_key).expanduser().is_file():
+                where = path + ("ssh-key",) if own_key else ("default-machine-properties", "ssh-key")
+                self.error(self.cdoc, where, f"SSH key file {ssh_key} does not exist")
+            self.labels[host.index] = self.machine_labels(host)
+
+    def machine_labels(self, host: _Host) -> dict[str, str]:
+        labels = {}
+        for key, value in host.raw.items():
+            if key in _ENTRY_KEYS or did_you_mean(key, _ENTRY_KEYS):
+                continue  # a field, or a misspelt one that the loader reported
+            path = ("machine-list", host.index, key)
+            if not isinstance(key, str) or not _LABEL_KEY.match(key):
+                self.error(self.cdoc, path, "is not a valid node label name (letters, digits, '-', '_', '.')")
+                continue
+            text = _label_text(value)
+            if text is None or not _LABEL_VALUE.match(text):
+                self.error(
+                    self.cdoc,
+                    path,
+                    'a machine flag becomes a node label: its value must be a short word such as "true" or "1"',
+                )
+                continue
+            labels[key] = text
+        return labels
+
+    def check_unique(self) -> None:
+        for field in ("hostname", "hostip", "etcdid"):
+            first: dict[str, int] = {}
+            for host in self.hosts:
+                value = {"hostname": (host.hostname or "").lower() or None, "hostip": host.ip, "etcdid": host.etcdid}[field]
+                if value is None:
+                    continue
+                if value in first:
+                    self.error(
+                        self.cdoc,
+                        ("machine-list", host.index, field),
+                        f"duplicate {field} '{value}' (also machine-list[{first[value]}])",
+                    )
+                else:
+                    first[value] = host.index
+
+    def check_roles(self) -> None:
+        for host in self.hosts:
+            if host.role == "master" and not host.etcdid:
+                self.error(self.cdoc, ("machine-list", host.index), "a master needs an etcdid (its etcd member name)")
+            if host.role in ("worker", "proxy") and host.etcdid:
+                self.error(
+                    self.cdoc,
+                    ("machine-list", host.index, "etcdid"),
+                    f"only masters run etcd; this host's k8s-role is {host.role}",
+                )
+        masters = [h for h in self.hosts if h.role == "master"]
+        if not masters:
+            self.error(self.cdoc, ("machine-list",), "needs at least one host with k8s-role: master")
+        elif len(masters) % 2 == 0:
+            self.warn(
+                self.cdoc,
+                ("machine-list",),
+                f"{len(masters)} masters: an even number of etcd members tolerates no more failures "
+                f"than {len(masters) - 1} would",
+            )
+        proxies = [h for h in self.hosts if h.role == "proxy"]
+        for host in proxies[1:]:
+            self.error(
+                self.cdoc,
+                ("machine-list", host.index, "k8s-role"),
+                f"only one proxy node is supported (the first is machine-list[{proxies[0].index}])",
+            )
+
+    def check_networks(self) -> None:
+        networks = {}
+        for key, default in (("pod-network-cidr", "10.244.0.0/16"), ("service-cluster-ip-range", "10.96.0.0/12")):
+            try:
+                networks[key] = ip_network(str(self.kube.get(key, default)), strict=True)
+            except ValueError:
+                pass  # reported by the loader
+        pods, services = networks.get("pod-network-cidr"), networks.get("service-cluster-ip-range")
+        if pods and services and pods.version == services.version and pods.overlaps(services):
+            self.error(self.kdoc, ("kubernetes", "pod-network-cidr"), f"overlaps service-cluster-ip-range {services}")
+        for host in self.hosts:
+            if host.ip is None:
+                continue
+            address = ip_address(host.ip)
+            for key, network in networks.items():
+                if address.version == network.version and address in network:
+                    self.error(
+                        self.cdoc,
+                        ("machine-list", host.index, "hostip"),
+                        f"lies inside kubernetes.{key} {network}; choose a range the hosts do not use",
+                    )
+
+    def check_kubernetes(self) -> None:
+        if self.kube.get("package-source") == "binaries" and not self.kube.get("binaries-dir"):
+            self.error(self.kdoc, ("kubernetes", "package-source"), "is 'binaries' but kubernetes.binaries-dir is not set")
+        ports = {
+            name: self.kube.get(name, default)
+            for name, default in (("api-port", 6443), ("etcd-client-port", 2379), ("etcd-peer-port", 2380))
+        }
+        for port, count in Counter(p for p in ports.values() if isinstance(p, int)).items():
+            if count > 1:
+                names = [n for n, p in ports.items() if p == port]
+                self.error(self.kdoc, ("kubernetes", names[-1]), f"uses port {port}, as does {names[0]}")
+
+    def check_services(self) -> None:
+        vcs = _mapping(_mapping(self.files.raw(SERVICES_FILE).get("hadoop")).get("virtualClusters"))
+        total = 0.0
+        for name, vc in vcs.items():
+            path = ("hadoop", "virtualClusters", name)
+            if name in ("default", "root"):
+                self.error(self.sdoc, path, f"'{name}' is reserved: YARN makes it from what the others leave")
+            elif not isinstance(name, str) or not _QUEUE.match(name):
+                self.error(self.sdoc, path, "is not a valid queue name (letters, digits, '-', '_')")
+            capacity = _mapping(vc).get("capacity")
+            if isinstance(capacity, (int, float)) and not isinstance(capacity, bool) and capacity > 0:
+                total += capacity
+        if total > 100:
+            self.warn(
+                self.sdoc,
+                ("hadoop", "virtualClusters"),
+                f"capacities add up to {total:g}%; each will be scaled down proportionally",
+            )
+        seen: dict[str, int] = {}
+        for host in self.hosts:
+            zkid = self.labels.get(host.index, {}).get("zkid")
+            if zkid is None:
+                continue
+            path = ("machine-list", host.index, "zkid")
+            if not zkid.isdigit() or not 1 <= int(zkid) <= 255:
+                self.error(self.cdoc, path, "must be a number from 1 to 255")
+            elif zkid in seen:
+                self.error(self.cdoc, path, f"duplicate zkid {zkid} (also machine-list[{seen[zkid]}])")
+            else:
+                seen[zkid] = host.index
+
+    # --- the API endpoint -----------------------------------------------------------------
+
+    def derive_endpoint(self) -> Endpoint | None:
+        """external / proxy / single, from the machine list and load-balance-ip."""
+        port = self.kube.get("api-port", 6443)
+        lb_raw = self.kube.get("load-balance-ip")
+        lb = _address(lb_raw)
+        if lb_raw is not None and lb is None:
+            return None  # not an address: reported by the loader
+        path = ("kubernetes", "load-balance-ip")
+        masters = [h for h in self.hosts if h.role == "master"]
+        proxies = [h for h in self.hosts if h.role == "proxy"]
+        if not masters or len(proxies) > 1:
+            return None  # reported by check_roles
+        if proxies:
+            proxy = proxies[0]
+            if lb and proxy.ip and lb != proxy.ip:
+                self.error(
+                    self.kdoc,
+                    path,
+                    f"is {lb}, but with a proxy node the API endpoint is the proxy's address "
+                    f"{proxy.ip} ({proxy.hostname}); set it to that or leave it out",
+                )
+                return None
+            return Endpoint("proxy", proxy.ip or "", port, proxy.hostname)
+        master_ips = {h.ip: h.hostname for h in masters if h.ip}
+        if len(masters) == 1:
+            if lb is None or lb in master_ips:
+                return Endpoint("single", masters[0].ip or "", port, masters[0].hostname)
+            return Endpoint("external", lb, port)
+        if lb is None:
+            self.error(
+                self.kdoc,
+                ("kubernetes",),
+                f"{len(masters)} masters need an API endpoint: set load-balance-ip to an external "
+                f"load balancer's address, or add a host with k8s-role: proxy",
+            )
+            return None
+        if lb in master_ips:
+            self.error(
+                self.kdoc,
+                path,
+                f"points at one master ({master_ips[lb]}); with {len(masters)} masters it must be a load "
+                f"balancer in front of all of them, or add a proxy node",
+            )
+            return None
+        if lb in {h.ip for h in self.hosts}:
+            self.error(self.kdoc, path, "is the address of a worker; use a load balancer or a proxy node")
+            return None
+        return Endpoint("external", lb, port)
+
+
+def _mapping(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _address(value: Any) -> str | None:
+    try:
+        return str(ip_address(value)) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _label_text(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, YamlFloat):
+        return value.text
+    if isinstance(value, (int, str)):
+        return str(value)
+    return None

@@ -1,0 +1,372 @@
+"""Typed models of the four configuration files, key for key.
+
+The original's file names and keys keep their names and meaning, so a directory written for it
+loads unchanged. New settings have defaults; every key is documented in the bundled example
+`cluster-configuration/`. Models here only check what one file can know on its own; checks that
+need several files (machine types, roles, the API endpoint) live in `cluster.py`.
+"""
+
+from __future__ import annotations
+
+import re
+from ipaddress import IPv4Network, IPv6Network
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    SecretStr,
+)
+
+from .yamlfile import YamlFloat
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_ETCD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_USERNAME = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+_VERSION = re.compile(r"^v?[0-9]+(\.[0-9]+){1,3}([-+][A-Za-z0-9.-]+)?$")
+_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
+_URL = re.compile(r"^(https?|file)://[^\s'\"\\]+$")
+
+
+def _kebab(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _no_control(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters or line breaks")
+    return value
+
+
+def _matches(pattern: re.Pattern, what: str):
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(f"is not {what}")
+        return value
+
+    return check
+
+
+def _as_text(value: Any) -> Any:
+    """Versions are often written unquoted (`hadoop-version: 2.9`); keep the text as written."""
+    if isinstance(value, YamlFloat):
+        return value.text
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _none_word(value: Any) -> Any:
+    """The original wrote `custom-hadoop-binary-path: None`; treat the word as no value."""
+    return None if value in ("None", "none", "") else value
+
+
+def _absolute(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError("must be an absolute path (starting with /)")
+    if value.rstrip("/") == "":
+        raise ValueError("must not be the root directory")
+    return value
+
+
+def _operator_path(value: str) -> str:
+    if not (value.startswith("/") or value.startswith("~")):
+        raise ValueError("must be an absolute path or start with ~")
+    return value
+
+
+def _port_number(value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise ValueError("must be a port number between 1 and 65535")
+    return value
+
+
+def _version(value: str) -> str:
+    if not _VERSION.match(value):
+        raise ValueError("is not a version such as 1.2.3")
+    return value
+
+
+def _k8s_version(value: str) -> str:
+    if not re.match(r"^v?[0-9]+\.[0-9]+\.[0-9]+$", value):
+        raise ValueError("is not a Kubernetes version such as v1.36.0")
+    return value if value.startswith("v") else f"v{value}"
+
+
+def _cidr(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return (IPv4Network if ":" not in value else IPv6Network)(value, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"is not a network in CIDR form such as 10.96.0.0/12 ({exc})")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_control)]
+Hostname = Annotated[Text, AfterValidator(_matches(_HOSTNAME, "a valid host name (letters, digits, '-' and '.')"))]
+DnsLabel = Annotated[Text, AfterValidator(_matches(_DNS_LABEL, "a lower-case DNS label (a-z, 0-9, '-', at most 63)"))]
+EtcdId = Annotated[Text, AfterValidator(_matches(_ETCD_ID, "a valid etcd member name (letters, digits, '.', '_', '-')"))]
+Username = Annotated[Text, AfterValidator(_matches(_USERNAME, "a valid POSIX user name"))]
+Port = Annotated[int, AfterValidator(_port_number)]
+Version = Annotated[Text, BeforeValidator(_as_text), AfterValidator(_version)]
+KubernetesVersion = Annotated[Text, BeforeValidator(_as_text), AfterValidator(_k8s_version)]
+HostPath = Annotated[Text, AfterValidator(_absolute)]
+OperatorPath = Annotated[Text, AfterValidator(_operator_path)]
+Image = Annotated[Text, AfterValidator(_matches(_IMAGE, "a valid image reference"))]
+Url = Annotated[Text, AfterValidator(_matches(_URL, "an http(s):// or file:// URL without spaces or quotes"))]
+Secret = Annotated[SecretStr, BeforeValidator(lambda v: v if isinstance(v, str) else _not_text())]
+Network = Annotated[Union[IPv4Network, IPv6Network], BeforeValidator(_cidr)]
+NonNegative = Annotated[float, Field(ge=0)]
+
+
+def _not_text():
+    # Raised without the value: this is used for secrets.
+    raise ValueError("must be a string (quote it in YAML)")
+
+
+class FileModel(BaseModel):
+    """Base of every model here: immutable, keys written with '-', unknown keys refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=_kebab)
+
+
+class OpenSection(FileModel):
+    """A section that may hold keys of the user's own (node labels, settings read by templates).
+
+    Unknown keys are kept; one that looks like a misspelt known key is still reported.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+
+# --- cluster-configuration.yaml -------------------------------------------------------------
+
+
+class MachineDefaults(FileModel):
+    """`default-machine-properties`: the SSH account every machine inherits."""
+
+    username: Username = "root"
+    password: Optional[Secret] = None
+    sshport: Port = 22
+    ssh_key: Optional[OperatorPath] = None
+
+
+class Gpu(FileModel):
+    type: Text
+    count: Annotated[int, Field(ge=0)] = 0
+
+
+class Cpu(FileModel):
+    vcore: Annotated[int, Field(ge=1)]
+
+
+class MachineSku(FileModel):
+    """A named machine type of `machine-sku`."""
+
+    mem: Optional[NonNegative] = None
+    gpu: Optional[Gpu] = None
+    cpu: Optional[Cpu] = None
+    os: Optional[Text] = None
+    data_folder: Optional[HostPath] = Field(None, alias="dataFolder")
+
+
+class MachineEntry(OpenSection):
+    """One host of `machine-list` (also the entry format of a nodes file).
+
+    Keys other than these are flags such as `dashboard: "true"` that become node labels.
+    """
+
+    hostname: Hostname
+    hostip: IPvAnyAddress
+    machine_type: Text
+    k8s_role: Literal["master", "worker", "proxy"]
+    etcdid: Optional[EtcdId] = None
+    sshport: Optional[Port] = None
+    username: Optional[Username] = None
+    password: Optional[Secret] = None
+    ssh_key: Optional[OperatorPath] = None
+
+
+class OperatorSettings(FileModel):
+    """`operator`: how openi-tasks on the operator's machine reaches the cluster (new)."""
+
+    known_hosts: OperatorPath = "~/.ssh/known_hosts"
+    host_key_policy: Literal["strict", "accept-new"] = "strict"
+    connect_timeout: Annotated[int, Field(ge=1, le=600)] = 10
+    command_timeout: Annotated[int, Field(ge=1)] = 1800
+    concurrency: Annotated[int, Field(ge=1, le=1024)] = 32
+    state_dir: Optional[OperatorPath] = None
+
+
+class ClusterFile(FileModel):
+    """cluster-configuration.yaml"""
+
+    default_machine_properties: MachineDefaults = MachineDefaults()
+    machine_sku: dict[Text, MachineSku]
+    machine_list: Annotated[list[MachineEntry], Field(min_length=1)]
+    operator: OperatorSettings = OperatorSettings()
+
+
+# --- kubernetes-configuration.yaml ----------------------------------------------------------
+
+
+class KubernetesSettings(FileModel):
+    """The `kubernetes` block. Keys marked legacy are read and ignored (see README)."""
+
+    cluster_dns: Optional[IPvAnyAddress] = None
+    load_balance_ip: Optional[IPvAnyAddress] = None
+    service_cluster_ip_range: Network = IPv4Network("10.96.0.0/12")
+    pod_network_cidr: Network = IPv4Network("10.244.0.0/16")
+    storage_backend: Literal["etcd3"] = "etcd3"
+    docker_registry: Text = "registry.k8s.io"
+    kubernetes_version: KubernetesVersion = "v1.36.0"
+    etcd_version: Version = "3.5.21-0"
+    etcd_image: Optional[Image] = None
+    etcd_data_path: HostPath = "/var/lib/openi/etcd"
+    etcd_client_port: Port = 2379
+    etcd_peer_port: Port = 2380
+    api_port: Port = 6443
+    haproxy_image: Image = "docker.io/library/haproxy:2.8"
+    network_plugin: Literal["flannel", "none"] = "flannel"
+    dashboard_version: Version = "v2.7.0"
+    package_source: Literal["repository", "binaries"] = "repository"
+    package_repository: Optional[Url] = None
+    binaries_dir: Optional[OperatorPath] = None
+    docker_install_source: Literal["docker-repository", "os-package"] = "docker-repository"
+    docker_repository: Url = "https://download.docker.com/linux"
+    # Legacy (hyperkube era): read, ignored, reported as a warning.
+    hyperkube_version: Optional[Version] = None
+    apiserver_version: Optional[Version] = None
+    kube_scheduler_version: Optional[Version] = None
+    kube_controller_manager_version: Optional[Version] = None
+
+
+LEGACY_KUBERNETES_KEYS = (
+    "hyperkube-version",
+    "apiserver-version",
+    "kube-scheduler-version",
+    "kube-controller-manager-version",
+)
+
+
+class KubernetesFile(FileModel):
+    """kubernetes-configuration.yaml"""
+
+    kubernetes: KubernetesSettings
+
+
+# --- k8s-role-definition.yaml ---------------------------------------------------------------
+
+
+class ComponentRef(FileModel):
+    name: Text
+
+
+class RoleComponents(FileModel):
+    component: list[ComponentRef] = []
+
+
+class RoleDefinitionFile(FileModel):
+    """k8s-role-definition.yaml: which components each role runs (shown by cluster.check)."""
+
+    component_list: dict[Text, Any] = {}
+    k8s_role: dict[Literal["master", "worker", "proxy"], RoleComponents]
+
+
+# --- services-configuration.yaml ------------------------------------------------------------
+
+
+class RegistryInfo(FileModel):
+    """`cluster.docker-registry-info`: where the platform's images live."""
+
+    docker_namespace: Text
+    docker_registry_domain: Text
+    docker_username: Optional[Text] = None
+    docker_password: Optional[Secret] = None
+    docker_tag: Annotated[Text, BeforeValidator(_as_text)]
+    secret_name: DnsLabel
+
+
+class ClusterSection(FileModel):
+    clusterid: DnsLabel
+    nvidia_drivers_version: Optional[Version] = None
+    docker_version: Optional[Version] = Field(
+        None, validation_alias=AliasChoices("docker-version", "docker-verison")
+    )
+    data_path: HostPath = "/datastorage"
+    docker_registry_info: Optional[RegistryInfo] = None
+
+
+class VirtualCluster(FileModel):
+    description: Optional[Text] = None
+    capacity: NonNegative
+
+
+class HadoopSection(OpenSection):
+    custom_hadoop_binary_path: Annotated[Optional[OperatorPath], BeforeValidator(_none_word)] = None
+    hadoop_version: Version = "2.9.0"
+    virtual_clusters: dict[DnsLabel, VirtualCluster] = Field({}, alias="virtualClusters")
+
+
+class FrameworkLauncherSection(OpenSection):
+    frameworklauncher_port: Port = 9086
+
+
+class RestServerSection(OpenSection):
+    server_port: Port = 9186
+    jwt_secret: Optional[Secret] = None
+    default_pai_admin_username: Optional[Text] = Field(
+        None,
+        validation_alias=AliasChoices("default-pai-admin-username", "default-openi-admin-username"),
+    )
+    default_pai_admin_password: Optional[Secret] = Field(
+        None,
+        validation_alias=AliasChoices("default-pai-admin-password", "default-openi-admin-password"),
+    )
+
+
+class WebPortalSection(OpenSection):
+    server_port: Port = 9286
+
+
+class GrafanaSection(OpenSection):
+    grafana_port: Port = 3000
+
+
+class PrometheusSection(OpenSection):
+    prometheus_port: Port = 9091
+    node_exporter_port: Port = 9100
+
+
+class PylonSection(OpenSection):
+    port: Port = 80
+
+
+class ServicesFile(OpenSection):
+    """services-configuration.yaml. Sections of services we do not know are kept for templates."""
+
+    cluster: ClusterSection
+    hadoop: HadoopSection = HadoopSection()
+    frameworklauncher: FrameworkLauncherSection = FrameworkLauncherSection()
+    restserver: RestServerSection = RestServerSection()
+    webportal: WebPortalSection = WebPortalSection()
+    grafana: GrafanaSection = GrafanaSection()
+    prometheus: PrometheusSection = PrometheusSection()
+    pylon: PylonSection = PylonSection()
+
+
+FILES = {
+    "cluster-configuration.yaml": ClusterFile,
+    "kubernetes-configuration.yaml": KubernetesFile,
+    "k8s-role-definition.yaml": RoleDefinitionFile,
+    "services-configuration.yaml": ServicesFile,
+}

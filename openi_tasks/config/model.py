@@ -1,0 +1,136 @@
+"""The validated cluster: what every phase, template and table works from.
+
+Built by `load_cluster`; immutable. Secrets stay `SecretStr` so that printing a model
+never shows them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping, Optional
+
+from pydantic import SecretStr
+
+from .files import KubernetesSettings, MachineSku, OperatorSettings, RoleDefinitionFile, ServicesFile
+from .problems import Problem
+
+ROLES = ("master", "worker", "proxy")
+
+
+@dataclass(frozen=True)
+class Machine:
+    """One host with every inherited property resolved."""
+
+    hostname: str
+    address: str
+    role: str
+    sku_name: str
+    sku: MachineSku
+    etcdid: Optional[str]
+    user: str
+    port: int
+    password: Optional[SecretStr] = field(default=None, repr=False)
+    ssh_key: Optional[str] = None
+    labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def is_master(self) -> bool:
+        return self.role == "master"
+
+    @property
+    def gpu_count(self) -> int:
+        return self.sku.gpu.count if self.sku.gpu else 0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the Kubernetes API is reached. `mode` is external, proxy or single."""
+
+    mode: str
+    address: str
+    port: int
+    host: Optional[str] = None  # the proxy node's or single master's hostname
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"https://{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class EtcdMember:
+    """An etcd member: its name (the machine's etcdid) and where it listens."""
+
+    name: str
+    machine: Machine
+    client_port: int
+    peer_port: int
+
+    @property
+    def client_url(self) -> str:
+        return f"https://{_url_host(self.machine.address)}:{self.client_port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"https://{_url_host(self.machine.address)}:{self.peer_port}"
+
+
+def _url_host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A whole, valid configuration directory."""
+
+    path: Path
+    id: str
+    machines: tuple[Machine, ...]
+    skus: Mapping[str, MachineSku]
+    kubernetes: KubernetesSettings
+    services: ServicesFile
+    roles: RoleDefinitionFile
+    operator: OperatorSettings
+    endpoint: Endpoint
+    warnings: tuple[Problem, ...] = ()
+
+    @cached_property
+    def by_name(self) -> Mapping[str, Machine]:
+        return MappingProxyType({m.hostname: m for m in self.machines})
+
+    def with_role(self, role: str) -> tuple[Machine, ...]:
+        return tuple(m for m in self.machines if m.role == role)
+
+    @cached_property
+    def masters(self) -> tuple[Machine, ...]:
+        return self.with_role("master")
+
+    @cached_property
+    def workers(self) -> tuple[Machine, ...]:
+        return self.with_role("worker")
+
+    @cached_property
+    def proxies(self) -> tuple[Machine, ...]:
+        return self.with_role("proxy")
+
+    @cached_property
+    def etcd_members(self) -> tuple[EtcdMember, ...]:
+        k = self.kubernetes
+        return tuple(EtcdMember(m.etcdid, m, k.etcd_client_port, k.etcd_peer_port) for m in self.masters)
+
+    @property
+    def etcd_initial_cluster(self) -> str:
+        """etcd's `--initial-cluster`: `id1=https://ip1:2380,...` from every master."""
+        return ",".join(f"{m.name}={m.peer_url}" for m in self.etcd_members)
+
+    @property
+    def etcd_client_urls(self) -> str:
+        return ",".join(m.client_url for m in self.etcd_members)
+
+    @property
+    def etcd_image(self) -> str:
+        k = self.kubernetes
+        return k.etcd_image or f"{k.docker_registry}/etcd:{k.etcd_version}"

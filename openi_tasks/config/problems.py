@@ -1,0 +1,43 @@
+"""A problem found in a configuration directory, and how it is written for a human."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Iterable
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong (or worth a warning) in one file, at one key."""
+
+    file: str
+    line: int | None
+    path: str
+    message: str
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        key = f" {self.path}:" if self.path else ""
+        prefix = "warning: " if self.severity == "warning" else ""
+        return f"{where}:{key} {prefix}{self.message}"
+
+
+def format_path(path: Iterable) -> str:
+    """`('machine-list', 3, 'hostip')` -> `machine-list[3].hostip`."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def did_you_mean(word: object, choices: Iterable[str]) -> str:
+    """A " (did you mean 'x'?)" hint when `word` is close to one of `choices`, else ""."""
+    if not isinstance(word, str):
+        return ""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
+    return f" (did you mean '{close[0]}'?)" if close else ""

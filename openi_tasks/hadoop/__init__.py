@@ -1,0 +1,1 @@
+"""Hadoop's configuration: per-role XML and env files, YARN queues from virtual clusters."""

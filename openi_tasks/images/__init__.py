@@ -1,0 +1,1 @@
+"""The platform's Docker images: build in dependency order, push with credentials."""

@@ -1,0 +1,317 @@
+"""Machines -> Fabric connections, role groups, and a bounded parallel fan-out.
+
+A `Host` is a `fabric.Connection` that knows its `Machine`: its SSH account, its sudo password
+(in Fabric's config, so it travels on the command's stdin, never on a command line) and the
+host keys it must present. An `Inventory` hands out one `Host` per machine for the whole run,
+so each host is connected to once and the connection is reused by every phase.
+
+    >>> inventory = Inventory(cluster)
+    >>> results = inventory.group(inventory.hosts(role="master")).map(lambda h: h.sh("uptime"))
+    >>> results.failed          # {Host('master2'): NoValidConnectionsError(...)}
+
+`BoundedGroup.map` never raises for a host's failure: every host maps to its result or to the
+exception that stopped it, as in Fabric's `GroupResult`.
+"""
+
+from __future__ import annotations
+
+import base64
+import shlex
+import socket
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import paramiko
+from fabric import Config, Connection, ThreadingGroup
+from fabric.exceptions import GroupException
+from fabric.group import GroupResult
+from invoke.exceptions import CommandTimedOut, Failure, UnexpectedExit
+from invoke.runners import Result
+from paramiko.ssh_exception import NoValidConnectionsError
+
+from .config import Cluster, Machine
+from .errors import OpenIError
+
+
+class HostKeyError(OpenIError):
+    """A host's SSH key is unknown (under the strict policy) or does not match known_hosts."""
+
+
+class CommandFailed(OpenIError):
+    """A remote command exited non-zero where success was required."""
+
+    def __init__(self, host: str, command: str, result: Result) -> None:
+        self.result = result
+        tail = (result.stderr.strip() or result.stdout.strip()).splitlines()[-5:]
+        detail = "\n    ".join(tail) if tail else "(no output)"
+        super().__init__(f"{host}: `{_short(command)}` exited {result.exited}:\n    {detail}")
+
+
+def _short(command: str, limit: int = 120) -> str:
+    command = " ".join(command.split())
+    return command if len(command) <= limit else command[: limit - 3] + "..."
+
+
+class KnownHosts:
+    """The operator's known_hosts file, read once and shared by every connection of a run.
+
+    Under `strict` a host whose key is not recorded is refused; under `accept-new` its key is
+    trusted the first time and appended to the file. A key that differs from the recorded one is
+    refused under both policies.
+    """
+
+    def __init__(self, path: str, policy: str) -> None:
+        self.path = Path(path).expanduser()
+        self.policy = policy
+        self.keys = paramiko.HostKeys()
+        if self.path.is_file():
+            self.keys.load(str(self.path))
+        self._lock = threading.Lock()
+        self.accepted: list[str] = []
+
+    @staticmethod
+    def entry_name(address: str, port: int) -> str:
+        return address if port == 22 else f"[{address}]:{port}"
+
+    def prepare(self, host: "Host") -> None:
+        """Give `host`'s client the keys recorded for it (by address, or by host name)."""
+        name = self.entry_name(host.machine.address, host.machine.port)
+        client_keys = host.client.get_host_keys()
+        for alias in (name, self.entry_name(host.machine.hostname, host.machine.port)):
+            for keytype, key in (self.keys.lookup(alias) or {}).items():
+                client_keys.add(name, keytype, key)
+        host.client.set_missing_host_key_policy(_MissingKey(self, host.machine))
+
+    def accept(self, name: str, key: paramiko.PKey) -> None:
+        with self._lock:
+            if self.keys.lookup(name) is None:
+                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                with open(self.path, "a", encoding="utf-8") as handle:
+                    handle.write(f"{name} {key.get_name()} {key.get_base64()}\n")
+                self.keys.add(name, key.get_name(), key)
+                self.accepted.append(f"{name} {key.get_name()} {key.fingerprint}")
+
+
+class _MissingKey(paramiko.MissingHostKeyPolicy):
+    def __init__(self, known: KnownHosts, machine: Machine) -> None:
+        self.known = known
+        self.machine = machine
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        if self.known.policy == "accept-new":
+            self.known.accept(hostname, key)
+            return
+        raise HostKeyError(
+            f"host key of {self.machine.hostname} ({hostname}) is not in {self.known.path}: "
+            f"verify it and add it (ssh-keyscan -p {self.machine.port} {self.machine.address}), or set "
+            f"operator.host-key-policy: accept-new to trust hosts on first use"
+        )
+
+
+class Host(Connection):
+    """A connection to one machine of the cluster."""
+
+    def __init__(self, machine: Machine, config: Config, known_hosts: KnownHosts, timeouts: tuple[int, int]) -> None:
+        connect_timeout, self.command_timeout = timeouts
+        connect_kwargs: dict[str, Any] = {
+            "banner_timeout": connect_timeout,
+            "auth_timeout": connect_timeout,
+        }
+        if machine.ssh_key:
+            connect_kwargs.update(key_filename=[machine.ssh_key], look_for_keys=False)
+        if machine.password is not None:
+            connect_kwargs["password"] = machine.password.get_secret_value()
+            if not machine.ssh_key:
+                connect_kwargs.update(look_for_keys=False, allow_agent=False)
+        host_config = config.clone()
+        if machine.password is not None:
+            host_config.sudo.password = machine.password.get_secret_value()
+        super().__init__(
+            machine.address,
+            user=machine.user,
+            port=machine.port,
+            config=host_config,
+            connect_timeout=connect_timeout,
+            connect_kwargs=connect_kwargs,
+        )
+        self.machine = machine
+        known_hosts.prepare(self)
+
+    @property
+    def name(self) -> str:
+        return self.machine.hostname
+
+    def __repr__(self) -> str:
+        return f"<Host {self.machine.hostname} {self.user}@{self.host}:{self.port}>"
+
+    def sh(
+        self,
+        command: str,
+        *,
+        sudo: bool = True,
+        check: bool = False,
+        timeout: int | None = None,
+    ) -> Result:
+        """Run `command` in a shell on the host, as root when `sudo` (the default).
+
+        Output is captured, not printed. A non-zero exit is returned as the result, or raised
+        as `CommandFailed` with `check=True`. A command running longer than `timeout` (default:
+        the configuration's command-timeout) raises `CommandTimedOut`.
+        """
+        options = dict(hide=True, warn=True, in_stream=False, timeout=timeout or self.command_timeout)
+        wrapped = f"sh -c {shlex.quote(command)}"
+        try:
+            if not sudo or self.machine.user == "root":
+                result = self.run(wrapped, **options)
+            elif self.machine.password is not None:
+                result = self.sudo(wrapped, **options)
+                result.stderr = result.stderr.replace(self.config.sudo.prompt, "")
+            else:
+                result = self.run(f"sudo -n {wrapped}", **options)
+        except Failure as failure:
+            # With warn=True only failed sudo authentication and timeouts land here.
+            if isinstance(failure, CommandTimedOut):
+                raise
+            raise OpenIError(f"{self.name}: sudo refused the configured password") from None
+        result.command = command
+        if check and result.exited != 0:
+            raise CommandFailed(self.name, command, result)
+        return result
+
+    def read_file(self, path: str) -> bytes | None:
+        """A file's content, or None when it does not exist (read as root)."""
+        quoted = shlex.quote(path)
+        result = self.sh(f"if test -e {quoted}; then base64 -w0 < {quoted}; else echo MISSING; fi", check=True)
+        text = result.stdout.strip()
+        return None if text == "MISSING" else base64.b64decode(text)
+
+    def write_file(self, path: str, content: bytes | str, mode: int = 0o644) -> None:
+        """Write a file owned by root with `mode`, replacing the old one atomically.
+
+        The content goes over SFTP into a private (0600) file in the login user's home and is
+        installed from there as root: it never appears on a command line or in `ps`.
+        """
+        data = content.encode() if isinstance(content, str) else content
+        staging = f".openi-upload-{uuid.uuid4().hex}"
+        sftp = self.sftp()
+        with sftp.open(staging, "wb") as handle:
+            handle.chmod(0o600)
+            handle.write(data)
+        staged = shlex.quote(f"{sftp.normalize('.')}/{staging}")
+        target = shlex.quote(path)
+        temporary = shlex.quote(f"{path}.openi-tmp")
+        self.sh(
+            f"mkdir -p {shlex.quote(str(Path(path).parent))} && "
+            f"install -m {mode:o} -o 0 -g 0 {staged} {temporary} && mv -f {temporary} {target}; "
+            f"rc=$?; rm -f {staged}; exit $rc",
+            check=True,
+        )
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line that says why a host failed, for tables."""
+    if isinstance(exc, (OpenIError, HostKeyError)):
+        return str(exc)
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return (
+            f"host key MISMATCH for {exc.hostname}: got {exc.key.get_name()} {exc.key.fingerprint}, "
+            f"expected {exc.expected_key.fingerprint}; refusing to connect (possible man-in-the-middle)"
+        )
+    if isinstance(exc, paramiko.AuthenticationException):
+        return f"SSH authentication failed: {exc}"
+    if isinstance(exc, NoValidConnectionsError):
+        return f"cannot connect: {'; '.join(str(e) for e in exc.errors.values()) or exc}"
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return "cannot connect: timed out"
+    if isinstance(exc, CommandTimedOut):
+        return f"command timed out after {exc.timeout}s"
+    if isinstance(exc, UnexpectedExit):
+        return f"command exited {exc.result.exited}"
+    if isinstance(exc, (OSError, paramiko.SSHException)):
+        return f"{type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def fan_out(items: Sequence, work: Callable[[Any], Any], limit: int) -> dict:
+    """Run `work(item)` for every item, at most `limit` at once; item -> result or exception."""
+    results: dict = {}
+    if not items:
+        return results
+    with ThreadPoolExecutor(max_workers=max(1, min(limit, len(items)))) as pool:
+        futures = {pool.submit(work, item): item for item in items}
+        for future, item in futures.items():
+            try:
+                results[item] = future.result()
+            except Exception as exc:  # a host's failure is a result, never lost
+                results[item] = exc
+    return results
+
+
+class BoundedGroup(ThreadingGroup):
+    """Fabric's `ThreadingGroup` with at most `limit` hosts worked on at once.
+
+    `group.run("cmd")` behaves as in Fabric (raises `GroupException` carrying every result when
+    any host failed); `group.map(fn)` runs a Python function per host and returns the
+    `GroupResult` without raising.
+    """
+
+    def __init__(self, hosts: Iterable[Host], limit: int) -> None:
+        super().__init__()
+        self.extend(hosts)
+        self.limit = limit
+
+    def _do(self, method: str, *args: Any, **kwargs: Any) -> GroupResult:
+        results = self.map(lambda host: getattr(host, method)(*args, **kwargs))
+        if results.failed:
+            raise GroupException(results)
+        return results
+
+    def map(self, work: Callable[[Host], Any]) -> GroupResult:
+        return GroupResult(fan_out(list(self), work, self.limit))
+
+
+class Inventory:
+    """One `Host` per machine for a run, with role groups and a bounded fan-out."""
+
+    def __init__(self, cluster: Cluster, machines: Iterable[Machine] | None = None) -> None:
+        self.cluster = cluster
+        op = cluster.operator
+        self.known_hosts = KnownHosts(op.known_hosts, op.host_key_policy)
+        self.limit = op.concurrency
+        self._config = Config(overrides={"load_ssh_configs": False, "run": {"in_stream": False}})
+        self._timeouts = (op.connect_timeout, op.command_timeout)
+        self._machines = {m.hostname: m for m in (machines if machines is not None else cluster.machines)}
+        self._hosts: dict[str, Host] = {}
+        self._lock = threading.Lock()
+
+    def host(self, hostname: str) -> Host:
+        with self._lock:
+            if hostname not in self._hosts:
+                machine = self._machines[hostname]
+                self._hosts[hostname] = Host(machine, self._config, self.known_hosts, self._timeouts)
+            return self._hosts[hostname]
+
+    def hosts(self, role: str | None = None, names: Iterable[str] | None = None) -> list[Host]:
+        """Hosts in configuration order, optionally only of `role` and/or named in `names`."""
+        wanted = set(names) if names is not None else None
+        return [
+            self.host(m.hostname)
+            for m in self._machines.values()
+            if (role is None or m.role == role) and (wanted is None or m.hostname in wanted)
+        ]
+
+    def group(self, hosts: Iterable[Host]) -> BoundedGroup:
+        return BoundedGroup(hosts, self.limit)
+
+    def close(self) -> None:
+        for host in self._hosts.values():
+            host.close()
+
+    def __enter__(self) -> "Inventory":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""Kubernetes on the hosts: deploy phases, maintenance, and the files they put on hosts."""

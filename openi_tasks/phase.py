@@ -1,0 +1,185 @@
+"""The phase runner: a task is an ordered list of small phases, run in the spirit of k0sctl.
+
+A phase says which hosts it works on, whether they may go in parallel, and — per host — what
+it would change, by comparing what should be with what is (`plan`). The runner prints the plan
+(`--dry-run`) or applies it. So "already done" needs no memory, and a dry run follows the same
+code as a real one.
+
+    class Hello(Phase):
+        name, title = "hello", "Say hello"
+
+        def plan(self, run, host):
+            if host.read_file("/etc/motd") == b"hello\\n":
+                return []                                   # already done
+            return [Change("write /etc/motd", lambda: host.write_file("/etc/motd", "hello\\n"))]
+
+    PhaseRunner([Hello()]).run(Run(cluster, inventory, Reporter()))
+
+A failure on any host stops the run at the end of that phase, prints a per-host table, runs
+the clean-ups of the phases that ran (in reverse order; e.g. releasing the cluster lock) and
+raises `RunFailed`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from .config import Cluster
+from .errors import RunFailed, UsageError
+from .inventory import Host, Inventory, describe_error, fan_out
+from .report import Reporter
+
+
+@dataclass
+class Change:
+    """One thing a phase does on a host. `diff` shows a file's change in a dry run."""
+
+    description: str
+    apply: Callable[[], Any]
+    diff: str = ""
+
+
+@dataclass
+class Run:
+    """What the phases of one task share: the cluster, its hosts, options and gathered facts."""
+
+    cluster: Cluster
+    inventory: Inventory
+    reporter: Reporter
+    dry_run: bool = False
+    state_dir: Path | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+class Phase:
+    """Base of every phase. Override `plan` (per host) and/or `after` (once, after the hosts)."""
+
+    name: str = ""
+    title: str = ""
+    parallel: bool = True
+
+    def hosts(self, run: Run) -> list[Host]:
+        return run.inventory.hosts()
+
+    def should_run(self, run: Run) -> bool:
+        return True
+
+    def plan(self, run: Run, host: Host) -> list[Change]:
+        return []
+
+    def after(self, run: Run) -> None:
+        """Cluster-wide work once every host is done (waits, checks). Not called in a dry run."""
+
+    def cleanup(self, run: Run) -> None:
+        """Called when a later phase failed, for phases that ran (e.g. release a lock)."""
+
+
+@dataclass
+class HostOutcome:
+    host: str
+    status: str  # unchanged | changed | planned | failed | not run
+    changes: list[Change] = field(default_factory=list)
+    error: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class PhaseOutcome:
+    phase: Phase
+    hosts: list[HostOutcome] = field(default_factory=list)
+    skipped: bool = False
+    error: str = ""
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.error) or any(h.status == "failed" for h in self.hosts)
+
+    def count(self, status: str) -> int:
+        return sum(1 for h in self.hosts if h.status == status)
+
+
+class PhaseRunner:
+    """Runs phases in order; `only`/`skip` pick them by name."""
+
+    def __init__(self, phases: Iterable[Phase], only: Iterable[str] = (), skip: Iterable[str] = ()) -> None:
+        self.phases = list(phases)
+        only, skip = list(only), list(skip)
+        names = [p.name for p in self.phases]
+        unknown = [n for n in only + skip if n not in names]
+        if unknown:
+            raise UsageError(f"unknown phase {', '.join(unknown)}; the phases are: {', '.join(names)}")
+        self.selected = [p for p in self.phases if (not only or p.name in only) and p.name not in skip]
+
+    def run(self, run: Run) -> list[PhaseOutcome]:
+        outcomes: list[PhaseOutcome] = []
+        ran: list[Phase] = []
+        for phase in self.selected:
+            outcome = self._run_phase(run, phase)
+            outcomes.append(outcome)
+            if not outcome.skipped:
+                ran.append(phase)
+            if outcome.failed:
+                run.reporter.phase_failed(outcome)
+                for done in reversed(ran):
+                    try:
+                        done.cleanup(run)
+                    except Exception as exc:  # a failing clean-up must not hide the failure
+                        run.reporter.warn(f"clean-up of {done.name} failed: {describe_error(exc)}")
+                run.reporter.summary(outcomes, run.dry_run)
+                raise RunFailed(f"phase {phase.name} failed")
+        run.reporter.summary(outcomes, run.dry_run)
+        return outcomes
+
+    def _run_phase(self, run: Run, phase: Phase) -> PhaseOutcome:
+        outcome = PhaseOutcome(phase)
+        start = time.monotonic()
+        try:
+            if not phase.should_run(run):
+                outcome.skipped = True
+                run.reporter.phase_skipped(phase)
+                return outcome
+            hosts = phase.hosts(run)
+            with run.reporter.phase(phase, len(hosts)) as progress:
+                outcome.hosts = self._run_hosts(run, phase, hosts, progress)
+                if not run.dry_run and not outcome.failed:
+                    phase.after(run)
+        except Exception as exc:
+            outcome.error = describe_error(exc)
+        finally:
+            outcome.seconds = time.monotonic() - start
+        if run.dry_run:
+            run.reporter.plan(outcome)
+        return outcome
+
+    def _run_hosts(self, run: Run, phase: Phase, hosts: list[Host], progress: Callable) -> list[HostOutcome]:
+        def one(host: Host) -> HostOutcome:
+            start = time.monotonic()
+            result = HostOutcome(host.name, "unchanged")
+            try:
+                result.changes = phase.plan(run, host)
+                if result.changes:
+                    result.status = "planned" if run.dry_run else "changed"
+                if not run.dry_run:
+                    for change in result.changes:
+                        change.apply()
+            except Exception as exc:
+                result.status, result.error = "failed", describe_error(exc)
+            result.seconds = time.monotonic() - start
+            progress(result)
+            return result
+
+        if phase.parallel:
+            done = fan_out(hosts, one, run.inventory.limit)
+            return [done[h] for h in hosts]
+        results: list[HostOutcome] = []
+        for host in hosts:
+            if results and results[-1].status == "failed":
+                results.append(HostOutcome(host.name, "not run", error="an earlier host of this serial phase failed"))
+                continue
+            results.append(one(host))
+        return results

@@ -1,0 +1,117 @@
+"""What the operator sees: progress while phases run, per-host tables, dry-run plans.
+
+Everything goes through one `Reporter` around a rich `Console`, so tests can capture it
+(`Reporter(Console(file=io.StringIO()))`) and a non-terminal gets plain lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from .phase import HostOutcome, Phase, PhaseOutcome
+
+_STYLE = {"failed": "red", "changed": "yellow", "planned": "cyan", "unchanged": "green", "not run": "dim"}
+
+
+class Reporter:
+    def __init__(self, console: Console | None = None) -> None:
+        if console is None:
+            console = Console(highlight=False)
+            if not console.is_terminal:
+                console = Console(highlight=False, width=160)
+        self.console = console
+
+    # --- generic ----------------------------------------------------------------------------
+
+    def info(self, message: str) -> None:
+        self.console.print(escape(message))
+
+    def warn(self, message: str) -> None:
+        self.console.print(f"[yellow]warning:[/] {escape(message)}")
+
+    def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+        table = Table(title=title, title_justify="left")
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*(escape(str(cell)) for cell in row))
+        self.console.print(table)
+
+    # --- phases -----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def phase(self, phase: "Phase", host_count: int) -> Iterator[Callable[["HostOutcome"], None]]:
+        """Shows a phase's progress; yields the callback each host's outcome is given to."""
+        if not self.console.is_terminal:
+            yield lambda outcome: None
+            self.console.print(f"[bold]{escape(phase.title)}[/] ({phase.name}): {host_count} host(s) done")
+            return
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=False,
+        ) as progress:
+            task = progress.add_task(f"{phase.title} ({phase.name})", total=max(host_count, 1))
+            yield lambda outcome: progress.advance(task)
+            if host_count == 0:
+                progress.advance(task)
+
+    def phase_skipped(self, phase: "Phase") -> None:
+        self.console.print(f"[dim]{escape(phase.title)} ({phase.name}): nothing to do here, skipped[/]")
+
+    def phase_failed(self, outcome: "PhaseOutcome") -> None:
+        table = Table(title=f"phase {outcome.phase.name} failed", title_justify="left", title_style="bold red")
+        for column in ("host", "status", "seconds", "detail"):
+            table.add_column(column, overflow="fold")
+        for host in outcome.hosts:
+            detail = host.error or "; ".join(c.description for c in host.changes)
+            style = _STYLE.get(host.status, "")
+            table.add_row(host.host, f"[{style}]{host.status}[/]", f"{host.seconds:.1f}", escape(detail))
+        if outcome.error:
+            table.add_row("(cluster)", "[red]failed[/]", f"{outcome.seconds:.1f}", escape(outcome.error))
+        self.console.print(table)
+
+    def plan(self, outcome: "PhaseOutcome") -> None:
+        """A dry run's plan: per host, what would change, with file diffs."""
+        for host in outcome.hosts:
+            if host.status == "failed":
+                self.console.print(f"  [red]{escape(host.host)}: {escape(host.error)}[/]")
+            for change in host.changes:
+                self.console.print(f"  [cyan]{escape(host.host)}[/]: would {escape(change.description)}")
+                if change.diff:
+                    self.console.print(escape(change.diff), style="dim", soft_wrap=True)
+
+    def summary(self, outcomes: Sequence["PhaseOutcome"], dry_run: bool) -> None:
+        table = Table(title="dry run: nothing was changed" if dry_run else "summary", title_justify="left")
+        verb = "would change" if dry_run else "changed"
+        for column in ("phase", "hosts", verb, "unchanged", "failed", "seconds"):
+            table.add_column(column)
+        total = 0
+        for outcome in outcomes:
+            if outcome.skipped:
+                table.add_row(outcome.phase.name, "-", "-", "-", "-", "skipped")
+                continue
+            changed = outcome.count("planned" if dry_run else "changed")
+            total += changed
+            failed = outcome.count("failed") + (1 if outcome.error else 0)
+            table.add_row(
+                outcome.phase.name,
+                str(len(outcome.hosts)),
+                str(changed),
+                str(outcome.count("unchanged")),
+                f"[red]{failed}[/]" if failed else "0",
+                f"{outcome.seconds:.1f}",
+            )
+        self.console.print(table)
+        if not any(o.failed for o in outcomes) and total == 0:
+            self.console.print("[green]everything is already as configured: no changes[/]")

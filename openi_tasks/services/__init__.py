@@ -1,0 +1,1 @@
+"""The platform's services on Kubernetes: dependency order, apply, readiness, clean."""

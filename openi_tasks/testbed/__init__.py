@@ -1,0 +1,1 @@
+"""A real multi-node cluster on one machine: nodes as Docker containers with sshd and dockerd."""
