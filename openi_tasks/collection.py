@@ -18,5 +18,5 @@ for name, module in (
     ("images", images),
     ("testbed", testbed),
 ):
-    namespace.add_collection(Collection.from_module(module), name=name)
+    namespace.add_collection(Collection.from_module(module, name=name))
 namespace.configure({"openi": {"config_path": None}})

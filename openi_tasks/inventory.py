@@ -115,7 +115,7 @@ class Host(Connection):
     """A connection to one machine of the cluster."""
 
     def __init__(self, machine: Machine, config: Config, known_hosts: KnownHosts, timeouts: tuple[int, int]) -> None:
-        connect_timeout, self.command_timeout = timeouts
+        connect_timeout, command_timeout = timeouts
         connect_kwargs: dict[str, Any] = {
             "banner_timeout": connect_timeout,
             "auth_timeout": connect_timeout,
@@ -138,6 +138,7 @@ class Host(Connection):
             connect_kwargs=connect_kwargs,
         )
         self.machine = machine
+        self.command_timeout = command_timeout
         known_hosts.prepare(self)
 
     @property

@@ -21,7 +21,7 @@ from typing import Any, Iterator
 from ..errors import ConfigError
 from .files import MachineEntry
 from .loader import LoadedFiles, field_names, load_files
-from .model import Cluster, Endpoint, Machine
+from .model import ROLES, Cluster, Endpoint, Machine
 from .problems import Problem, did_you_mean
 from .yamlfile import YamlDocument, YamlFloat
 
@@ -158,12 +158,13 @@ class _CrossChecks:
                     f"unknown machine type '{machine_type}'{did_you_mean(machine_type, skus)}; "
                     f"define it under machine-sku",
                 )
-            own_key = host.raw.get("ssh-key")
-            ssh_key = own_key or defaults.get("ssh-key")
-            if isinstance(ssh_key, str) and not Path(ssh_key).expanduser().is_file():
-                where = path + ("ssh-key",) if own_key else ("default-machine-properties", "ssh-key")
-                self.error(self.cdoc, where, f"SSH key file {ssh_key} does not exist")
+            self.check_key_file(path + ("ssh-key",), host.raw.get("ssh-key"))
             self.labels[host.index] = self.machine_labels(host)
+        self.check_key_file(("default-machine-properties", "ssh-key"), defaults.get("ssh-key"))
+
+    def check_key_file(self, path: tuple, ssh_key: Any) -> None:
+        if isinstance(ssh_key, str) and not Path(ssh_key).expanduser().is_file():
+            self.error(self.cdoc, path, f"SSH key file {ssh_key} does not exist")
 
     def machine_labels(self, host: _Host) -> dict[str, str]:
         labels = {}
@@ -306,8 +307,8 @@ class _CrossChecks:
         path = ("kubernetes", "load-balance-ip")
         masters = [h for h in self.hosts if h.role == "master"]
         proxies = [h for h in self.hosts if h.role == "proxy"]
-        if not masters or len(proxies) > 1:
-            return None  # reported by check_roles
+        if not masters or len(proxies) > 1 or any(h.role not in ROLES for h in self.hosts):
+            return None  # reported by check_roles or the loader
         if proxies:
             proxy = proxies[0]
             if lb and proxy.ip and lb != proxy.ip:

@@ -125,7 +125,7 @@ Image = Annotated[Text, AfterValidator(_matches(_IMAGE, "a valid image reference
 Url = Annotated[Text, AfterValidator(_matches(_URL, "an http(s):// or file:// URL without spaces or quotes"))]
 Secret = Annotated[SecretStr, BeforeValidator(lambda v: v if isinstance(v, str) else _not_text())]
 Network = Annotated[Union[IPv4Network, IPv6Network], BeforeValidator(_cidr)]
-NonNegative = Annotated[float, Field(ge=0)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 def _not_text():

@@ -78,8 +78,12 @@ def load_yaml(path: Path) -> tuple[YamlDocument | None, list[Problem]]:
         line = mark.line + 1 if mark else None
         message = " ".join(part for part in (exc.context, exc.problem) if part)
         return None, [Problem(str(path), line, "", f"YAML syntax error: {message}")]
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        character = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+        return None, [Problem(str(path), line, "", f"YAML error: unacceptable character {character}: {exc.reason}")]
     except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
-        return None, [Problem(str(path), None, "", f"YAML error: {exc}")]
+        return None, [Problem(str(path), None, "", "YAML error: " + " ".join(str(exc).split()))]
     finally:
         loader.dispose()
     doc = YamlDocument(path, data)

@@ -1,0 +1,55 @@
+"""Shared fixtures: configuration directories, real sshd hosts, captured reporters."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from openi_tasks.config.generate import write_configuration
+from openi_tasks.report import Reporter
+
+from .sshd import SshHosts
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "cluster-configuration"
+ORIGINAL = Path(__file__).resolve().parent / "data" / "original-config"
+
+
+@pytest.fixture
+def example_dir(tmp_path: Path) -> Path:
+    """A writable copy of the bundled example configuration."""
+    return Path(shutil.copytree(EXAMPLE, tmp_path / "cluster-configuration"))
+
+
+@pytest.fixture
+def capture() -> tuple[Reporter, io.StringIO]:
+    """A reporter whose output can be read back."""
+    buffer = io.StringIO()
+    return Reporter(Console(file=buffer, width=200, highlight=False)), buffer
+
+
+@pytest.fixture(scope="session")
+def ssh_hosts(tmp_path_factory: pytest.TempPathFactory):
+    """Four real sshd servers on 127.0.0.2-5:2222 (session-wide)."""
+    hosts = SshHosts(tmp_path_factory.mktemp("sshd"), count=4).start()
+    yield hosts
+    hosts.stop()
+
+
+@pytest.fixture
+def ssh_config(tmp_path: Path, ssh_hosts: SshHosts):
+    """Write a configuration directory for the sshd hosts; keyword arguments override parts."""
+
+    def make(machines=None, operator=None, defaults=None, name="ssh-config") -> Path:
+        return write_configuration(
+            tmp_path / name,
+            machines if machines is not None else ssh_hosts.machines(),
+            defaults=defaults or ssh_hosts.defaults(),
+            operator=ssh_hosts.operator(**(operator or {})),
+        )
+
+    return make

@@ -1,0 +1,148 @@
+"""The command line as a user meets it: `inv` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import EXAMPLE, ORIGINAL, ROOT
+
+NAMESPACES = {"cluster", "k8s", "hadoop", "services", "images", "testbed"}
+IMPLEMENTED = {"cluster.check", "cluster.render", "cluster.exec"}
+
+
+def inv(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", "--search-root", str(ROOT), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
+
+
+def task_names() -> list[str]:
+    result = inv("--list", "--list-format", "json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    names = []
+    for collection in data["collections"]:
+        for t in collection["tasks"]:
+            names.append(f"{collection['name']}.{t['name']}")
+    return names
+
+
+def test_list_shows_every_namespace_with_one_line_descriptions():
+    result = inv("--list")
+    assert result.returncode == 0
+    listed = {m.group(1) for m in re.finditer(r"^  (\S+)", result.stdout, re.M)}
+    assert {name.split(".")[0] for name in listed} == NAMESPACES
+    data = json.loads(inv("--list", "--list-format", "json").stdout)
+    for collection in data["collections"]:
+        for t in collection["tasks"]:
+            assert t["help"], f"{collection['name']}.{t['name']} has no description"
+
+
+def test_every_parameter_of_every_task_is_explained():
+    for name in task_names():
+        result = inv("-h", name)
+        assert result.returncode == 0, name
+        options = result.stdout.split("Options:", 1)[1] if "Options:" in result.stdout else ""
+        for line in options.splitlines():
+            if line.strip().startswith("-"):
+                flag, _, explanation = line.strip().partition("  ")
+                assert explanation.strip(), f"{name}: {flag} has no help"
+
+
+def test_unfinished_tasks_say_so_and_fail():
+    for name in task_names():
+        if name in IMPLEMENTED or name.startswith("testbed."):
+            continue
+        result = inv(name)
+        assert result.returncode == 3, name
+        assert "not implemented yet" in result.stderr
+
+
+def test_check_prints_the_summary():
+    result = inv("cluster.check", "-p", str(EXAMPLE))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for fragment in ("hosts", "6", "3 master, 2 worker, 1 proxy", "proxy: https://10.10.0.10:6443",
+                     "etcdid1=https://10.10.0.11:2380", "NC24R", "openi-worker-2", "valid"):
+        assert fragment in out, fragment
+
+
+def test_check_never_shows_secrets():
+    result = inv("cluster.check", "-p", str(ORIGINAL))
+    assert result.returncode == 0
+    for secret in ("secret-ssh-pw", "other-pw", "registry-pw-123", "admin-pw-456", "your_jwt_secret"):
+        assert secret not in result.stdout + result.stderr
+
+
+def test_bad_configuration_exits_2_with_every_problem_and_no_traceback(example_dir):
+    text = (example_dir / "kubernetes-configuration.yaml").read_text().replace("api-port:", "api-prot:")
+    (example_dir / "kubernetes-configuration.yaml").write_text(text)
+    (example_dir / "services-configuration.yaml").unlink()
+    result = inv("cluster.check", "-p", str(example_dir))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "api-prot: unknown key (did you mean 'api-port'?)" in result.stderr
+    assert "services-configuration.yaml: file is missing" in result.stderr
+    assert "2 problems in the configuration" in result.stderr
+
+
+def test_configuration_path_from_environment_and_invoke_config(tmp_path):
+    assert inv("cluster.check", cwd=tmp_path).returncode == 2  # ./cluster-configuration is absent
+    by_env = inv("cluster.check", cwd=tmp_path, env={"OPENI_CONFIG": str(EXAMPLE)})
+    assert by_env.returncode == 0 and "openi-example" in by_env.stdout
+    config = tmp_path / "invoke.yaml"
+    config.write_text(f"openi:\n  config_path: {ORIGINAL}\n")
+    by_invoke = inv("-f", str(config), "cluster.check", cwd=tmp_path, env={"OPENI_CONFIG": str(EXAMPLE)})
+    assert by_invoke.returncode == 0 and "master1" in by_invoke.stdout
+
+
+def test_render_writes_every_host_file_offline(tmp_path):
+    out = tmp_path / "out"
+    result = inv("cluster.render", "-p", str(EXAMPLE), "--out", str(out), env={"OPENI_STATE_DIR": str(tmp_path / "s")})
+    assert result.returncode == 0, result.stderr
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert written == sorted(
+        [f"openi-master-{i}/etc/openi/containers/etcd.yaml" for i in (1, 2, 3)]
+        + ["openi-proxy/etc/openi/containers/haproxy.yaml", "openi-proxy/etc/openi/haproxy/haproxy.cfg",
+           "_operator/etcd/etcdctl.env"]
+    )
+
+
+@pytest.mark.parametrize("args, message", [
+    (("cluster.render",), "--out DIR is required"),
+    (("cluster.exec",), "--cmd COMMAND is required"),
+    (("cluster.exec", "--cmd", "true", "--role", "boss"), "unknown role 'boss'"),
+    (("cluster.exec", "--cmd", "true", "--hosts", "openi-master-1,nohost"), "not in the configuration: nohost"),
+])
+def test_usage_errors_exit_2_before_contacting_anything(args, message):
+    result = inv(*args, "-p", str(EXAMPLE))
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.sshd
+def test_exec_prints_a_row_per_host_and_fails_when_one_host_fails(ssh_config, ssh_hosts):
+    directory = ssh_config()
+    ok = inv("cluster.exec", "-p", str(directory), "--cmd", "echo hello from $(id -un)")
+    assert ok.returncode == 0, ok.stderr
+    rows = [line for line in ok.stdout.splitlines() if "hello from root" in line]
+    assert len(rows) == len(ssh_hosts.addresses)
+    only = inv("cluster.exec", "-p", str(directory), "--cmd", "true", "--hosts", "node2,node3")
+    assert only.returncode == 0 and "node2" in only.stdout and "node4" not in only.stdout
+    bad = inv("cluster.exec", "-p", str(directory), "--role", "worker", "--cmd",
+              'case "$SSH_CONNECTION" in *127.0.0.4*) echo nope; exit 7;; esac; echo ok')
+    assert bad.returncode == 1
+    row = next(line for line in bad.stdout.splitlines() if "node3" in line)
+    assert "7" in row and "nope" in row and "node1" not in bad.stdout
+    assert "1 of 3 host(s) failed: node3" in bad.stdout

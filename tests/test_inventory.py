@@ -1,0 +1,183 @@
+"""The SSH layer against real sshd servers on loopback addresses."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+
+import paramiko
+import pytest
+from fabric.exceptions import GroupException
+
+from openi_tasks.cluster.exec import run_everywhere
+from openi_tasks.config import load_cluster
+from openi_tasks.inventory import CommandFailed, HostKeyError, Inventory, describe_error
+
+from .sshd import SUDO_USER
+
+pytestmark = pytest.mark.sshd
+
+
+def inventory_for(directory) -> Inventory:
+    return Inventory(load_cluster(directory))
+
+
+def test_each_host_runs_the_command_on_its_own_server(ssh_config, ssh_hosts):
+    with inventory_for(ssh_config()) as inventory:
+        hosts = inventory.hosts()
+        results = inventory.group(hosts).map(lambda h: h.sh("echo $SSH_CONNECTION", sudo=False).stdout.split()[2])
+    assert not results.failed
+    assert {h.name: r for h, r in results.items()} == {
+        f"node{i + 1}": address for i, address in enumerate(ssh_hosts.addresses)
+    }
+
+
+def _intervals(inventory: Inventory, seconds: float) -> list[tuple[float, float]]:
+    script = f"date +%s.%N; sleep {seconds}; date +%s.%N"
+    results = inventory.group(inventory.hosts()).map(lambda h: h.sh(script, sudo=False).stdout.split())
+    assert not results.failed, results.failed
+    return [(float(a), float(b)) for a, b in results.values()]
+
+
+def _most_at_once(intervals: list[tuple[float, float]]) -> int:
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    running = most = 0
+    for _, step in events:
+        running += step
+        most = max(most, running)
+    return most
+
+
+def test_hosts_run_in_parallel(ssh_config, ssh_hosts):
+    with inventory_for(ssh_config()) as inventory:
+        inventory.group(inventory.hosts()).map(lambda h: h.open())  # handshakes are not under test
+        intervals = _intervals(inventory, 1.0)
+    assert _most_at_once(intervals) == len(ssh_hosts.addresses)
+
+
+def test_concurrency_is_bounded(ssh_config):
+    with inventory_for(ssh_config(operator={"concurrency": 2})) as inventory:
+        intervals = _intervals(inventory, 0.5)
+    assert _most_at_once(intervals) == 2
+
+
+def test_one_connection_per_host_is_reused(ssh_config):
+    with inventory_for(ssh_config()) as inventory:
+        host = inventory.hosts()[0]
+        first = host.sh("echo $SSH_CONNECTION", sudo=False).stdout
+        second = host.sh("echo $SSH_CONNECTION", sudo=False).stdout
+        assert inventory.host(host.name) is host
+    assert first == second  # same client port: the same SSH connection
+
+
+def test_a_failing_host_is_reported_and_the_others_succeed(ssh_config, ssh_hosts):
+    failing = ssh_hosts.addresses[1]
+    command = f'case "$SSH_CONNECTION" in *" {failing} "*) echo broken >&2; exit 3;; esac; echo fine'
+    with inventory_for(ssh_config()) as inventory:
+        outcomes = run_everywhere(inventory, inventory.hosts(), command, sudo=False)
+        with pytest.raises(GroupException) as info:
+            inventory.group(inventory.hosts()).run(f"sh -c '{command}' || exit $?", hide=True, in_stream=False)
+    by_host = {o.host: o for o in outcomes}
+    assert (by_host["node2"].exit_code, by_host["node2"].first_line) == (3, "broken")
+    assert all(o.exit_code == 0 and o.first_line == "fine" for name, o in by_host.items() if name != "node2")
+    # Fabric's API: every host's result is kept, the failure among them.
+    assert len(info.value.result) == len(ssh_hosts.addresses) and len(info.value.result.failed) == 1
+
+
+def test_unreachable_host_is_a_failure_not_a_skip(ssh_config, ssh_hosts):
+    machines = ssh_hosts.machines() + [
+        {"hostname": "gone", "hostip": "127.0.0.99", "machine-type": "standard", "k8s-role": "worker"}
+    ]
+    with inventory_for(ssh_config(machines=machines)) as inventory:
+        outcomes = run_everywhere(inventory, inventory.hosts(), "true", sudo=False)
+    gone = next(o for o in outcomes if o.host == "gone")
+    assert gone.exit_code is None and gone.first_line.startswith("cannot connect")
+    assert sum(o.ok for o in outcomes) == len(ssh_hosts.addresses)
+
+
+def test_unknown_host_key_is_refused_under_the_strict_policy(ssh_config, tmp_path):
+    empty = tmp_path / "empty_known_hosts"
+    empty.write_text("")
+    with inventory_for(ssh_config(operator={"known-hosts": str(empty)})) as inventory:
+        with pytest.raises(HostKeyError) as info:
+            inventory.hosts()[0].sh("true", sudo=False)
+    assert "ssh-keyscan -p 2222 127.0.0.2" in str(info.value) and "accept-new" in str(info.value)
+    assert empty.read_text() == ""
+
+
+def test_accept_new_records_keys_once_and_refuses_a_changed_key(ssh_config, ssh_hosts, tmp_path):
+    known = tmp_path / "tofu_known_hosts"
+    directory = ssh_config(operator={"known-hosts": str(known), "host-key-policy": "accept-new"})
+    with inventory_for(directory) as inventory:
+        inventory.group(inventory.hosts()).run("true", hide=True, in_stream=False)
+        assert len(inventory.known_hosts.accepted) == len(ssh_hosts.addresses)
+    recorded = known.read_text().splitlines()
+    assert sorted(line.split()[0] for line in recorded) == sorted(f"[{a}]:2222" for a in ssh_hosts.addresses)
+    # The recorded keys are the servers' real keys.
+    assert set(recorded) == set(ssh_hosts.known_hosts.read_text().splitlines())
+    with inventory_for(directory) as inventory:
+        inventory.hosts()[0].sh("true", sudo=False)
+        assert inventory.known_hosts.accepted == []
+    # A different key for a known host is refused, even under accept-new.
+    other = paramiko.Ed25519Key.from_private_key_file(str(ssh_hosts.client_key))
+    first = recorded[0].split()[0]
+    known.write_text(f"{first} ssh-ed25519 {other.get_base64()}\n")
+    with inventory_for(directory) as inventory:
+        host = next(h for h in inventory.hosts() if f"[{h.host}]:2222" == first)
+        with pytest.raises(paramiko.BadHostKeyException) as info:
+            host.sh("true", sudo=False)
+    assert "MISMATCH" in describe_error(info.value)
+
+
+def _sudo_machine(ssh_hosts, password):
+    machines = ssh_hosts.machines()
+    machines[1].update({"username": SUDO_USER, "password": password})
+    return machines
+
+
+def test_sudo_with_a_password_runs_as_root_and_keeps_the_password_out_of_ps(ssh_config, ssh_hosts):
+    directory = ssh_config(machines=_sudo_machine(ssh_hosts, ssh_hosts.sudo_password))
+    seen: list[str] = []
+    with inventory_for(directory) as inventory:
+        host = inventory.host("node2")
+        assert host.sh("id -un", sudo=False).stdout.strip() == SUDO_USER
+        assert host.sh("id -un").stdout.strip() == "root"
+
+        def watch():
+            for _ in range(20):
+                seen.append(subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout)
+                time.sleep(0.05)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        result = host.sh("sleep 1.5; echo done")
+        watcher.join()
+    assert result.stdout.strip() == "done" and "password" not in result.stderr
+    assert any("sleep 1.5" in snapshot for snapshot in seen), "the watcher saw the command run"
+    assert not any(ssh_hosts.sudo_password in snapshot for snapshot in seen)
+
+
+def test_wrong_sudo_password_is_a_clear_error(ssh_config, ssh_hosts):
+    machines = _sudo_machine(ssh_hosts, "not-the-password")
+    machines[1]["ssh-key"] = str(ssh_hosts.client_key)  # log in with the key; sudo needs the password
+    with inventory_for(ssh_config(machines=machines)) as inventory:
+        with pytest.raises(Exception) as info:
+            inventory.host("node2").sh("true")
+    assert describe_error(info.value) == "node2: sudo refused the configured password"
+    assert "not-the-password" not in str(info.value)
+
+
+def test_files_are_written_atomically_with_their_mode_as_root(ssh_config, ssh_hosts):
+    directory = ssh_config(machines=_sudo_machine(ssh_hosts, ssh_hosts.sudo_password))
+    target = f"/tmp/openi-test-{time.time_ns()}/pki/secret.key"
+    with inventory_for(directory) as inventory:
+        host = inventory.host("node2")
+        assert host.read_file(target) is None
+        host.write_file(target, b"secret bytes\n\x00\xff", 0o600)
+        assert host.read_file(target) == b"secret bytes\n\x00\xff"
+        assert host.sh(f"stat -c '%a %U' {target}").stdout.strip() == "600 root"
+        assert host.sh("ls -A ~ | grep -c openi-upload || true", sudo=False).stdout.strip() == "0"
+        with pytest.raises(CommandFailed):
+            host.sh("exit 4", check=True)
+    subprocess.run(["rm", "-rf", target.rsplit("/pki/", 1)[0]], check=True)

@@ -1,0 +1,167 @@
+"""The phase runner, exercised with small test phases (no host is contacted)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from openi_tasks.config import load_cluster
+from openi_tasks.errors import RunFailed, UsageError
+from openi_tasks.inventory import Inventory
+from openi_tasks.phase import Change, Phase, PhaseRunner, Run
+
+from .conftest import EXAMPLE
+
+
+class Recorder:
+    """What the test phases did, in order (thread-safe)."""
+
+    def __init__(self):
+        self.events: list[str] = []
+        self.lock = threading.Lock()
+
+    def add(self, event: str) -> None:
+        with self.lock:
+            self.events.append(event)
+
+
+class FilePhase(Phase):
+    """'Writes' a value per host into a dict unless it is already there (make-it-so)."""
+
+    def __init__(self, name, store, recorder, role=None, fail_on=(), parallel=True):
+        self.name, self.title, self.parallel = name, f"test phase {name}", parallel
+        self.store, self.recorder, self.role, self.fail_on = store, recorder, role, set(fail_on)
+
+    def hosts(self, run):
+        return run.inventory.hosts(role=self.role)
+
+    def plan(self, run, host):
+        if host.name in self.fail_on:
+            raise RuntimeError(f"{host.name} is broken")
+        key = (self.name, host.name)
+        if self.store.get(key) == "done":
+            return []
+        return [Change(f"set {key}", lambda: self._apply(key), diff=f"- {self.store.get(key)}\n+ done")]
+
+    def _apply(self, key):
+        self.recorder.add(f"apply {key[0]} {key[1]}")
+        self.store[key] = "done"
+
+    def cleanup(self, run):
+        self.recorder.add(f"cleanup {self.name}")
+
+
+@pytest.fixture
+def run(capture):
+    reporter, buffer = capture
+    cluster = load_cluster(EXAMPLE)
+    r = Run(cluster, Inventory(cluster), reporter)
+    r.output = buffer
+    return r
+
+
+def phases(store, recorder, **fail):
+    return [
+        FilePhase("first", store, recorder, role="master"),
+        FilePhase("second", store, recorder, role="proxy", fail_on=fail.get("second", ())),
+        FilePhase("third", store, recorder, role="worker"),
+    ]
+
+
+def test_phases_run_in_order_and_a_second_run_changes_nothing(run):
+    store, recorder = {}, Recorder()
+    outcomes = PhaseRunner(phases(store, recorder)).run(run)
+    assert [o.phase.name for o in outcomes] == ["first", "second", "third"]
+    phase_of = [e.split()[1] for e in recorder.events]
+    assert phase_of == sorted(phase_of, key=["first", "second", "third"].index)
+    assert [o.count("changed") for o in outcomes] == [3, 1, 2]
+    recorder.events.clear()
+    again = PhaseRunner(phases(store, recorder)).run(run)
+    assert recorder.events == [] and all(o.count("unchanged") == len(o.hosts) for o in again)
+    assert "no changes" in run.output.getvalue()
+
+
+def test_dry_run_plans_without_applying(run):
+    store, recorder = {}, Recorder()
+    run.dry_run = True
+    outcomes = PhaseRunner(phases(store, recorder)).run(run)
+    assert store == {} and recorder.events == []
+    assert [o.count("planned") for o in outcomes] == [3, 1, 2]
+    text = run.output.getvalue()
+    assert "openi-master-1: would set ('first', 'openi-master-1')" in text and "+ done" in text
+    assert "dry run: nothing was changed" in text
+
+
+def test_only_and_skip_pick_phases(run):
+    store, recorder = {}, Recorder()
+    outcomes = PhaseRunner(phases(store, recorder), only=["first", "third"], skip=["third"]).run(run)
+    assert [o.phase.name for o in outcomes] == ["first"]
+    assert {k[0] for k in store} == {"first"}
+
+
+def test_unknown_phase_name_is_a_usage_error():
+    with pytest.raises(UsageError) as info:
+        PhaseRunner(phases({}, Recorder()), skip=["secnd"])
+    assert str(info.value) == "unknown phase secnd; the phases are: first, second, third"
+
+
+def test_failure_stops_after_the_failing_phase_with_a_table_and_cleans_up(run):
+    store, recorder = {}, Recorder()
+    with pytest.raises(RunFailed) as info:
+        PhaseRunner(phases(store, recorder, second=["openi-proxy"])).run(run)
+    assert str(info.value) == "phase second failed"
+    assert not any(k[0] == "third" for k in store), "no phase after the failing one ran"
+    assert recorder.events[-2:] == ["cleanup second", "cleanup first"]
+    text = run.output.getvalue()
+    assert "phase second failed" in text and "openi-proxy" in text and "openi-proxy is broken" in text
+
+
+def test_a_failing_host_does_not_stop_the_other_hosts_of_a_parallel_phase(run):
+    store, recorder = {}, Recorder()
+    phase = FilePhase("p", store, recorder, fail_on=["openi-worker-1"])
+    with pytest.raises(RunFailed):
+        PhaseRunner([phase]).run(run)
+    assert len(store) == len(run.cluster.machines) - 1
+
+
+def test_a_serial_phase_stops_at_its_first_failing_host(run):
+    store, recorder = {}, Recorder()
+    phase = FilePhase("serial", store, recorder, role="master", fail_on=["openi-master-2"], parallel=False)
+    with pytest.raises(RunFailed):
+        PhaseRunner([phase]).run(run)
+    assert recorder.events == ["apply serial openi-master-1", "cleanup serial"]
+    assert "an earlier host of this serial phase failed" in run.output.getvalue()
+
+
+def test_should_run_false_skips_a_phase(run):
+    class Never(Phase):
+        name, title = "never", "never runs"
+
+        def should_run(self, run):
+            return False
+
+        def plan(self, run, host):  # pragma: no cover - must not be called
+            raise AssertionError("planned a skipped phase")
+
+    (outcome,) = PhaseRunner([Never()]).run(run)
+    assert outcome.skipped
+
+
+def test_after_runs_once_and_its_failure_fails_the_phase(run):
+    calls = []
+
+    class Waits(Phase):
+        name, title = "waits", "wait for the cluster"
+
+        def hosts(self, run):
+            return []
+
+        def after(self, run):
+            calls.append("after")
+            raise RuntimeError("cluster did not become healthy")
+
+    with pytest.raises(RunFailed):
+        PhaseRunner([Waits()]).run(run)
+    assert calls == ["after"]
+    assert "cluster did not become healthy" in run.output.getvalue()
