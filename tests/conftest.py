@@ -53,3 +53,19 @@ def ssh_config(tmp_path: Path, ssh_hosts: SshHosts):
         )
 
     return make
+
+
+@pytest.fixture(scope="session")
+def testbed(tmp_path_factory: pytest.TempPathFactory):
+    """One testbed for the session: 3 masters, a proxy, a worker and a bare worker.
+
+    If it cannot start, every test that uses it fails (it never skips).
+    """
+    from openi_tasks.testbed.testbed import Testbed
+
+    bed = Testbed(tmp_path_factory.mktemp("testbed"), say=lambda message: None)
+    try:
+        bed.config_dir = bed.up(masters=3, workers=2, proxy=True, bare=1)
+        yield bed
+    finally:
+        bed.down()

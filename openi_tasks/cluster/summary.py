@@ -11,8 +11,8 @@ HOST_TABLE_LIMIT = 60
 
 
 def _login(machine: Machine) -> str:
-    how = "key file" if machine.ssh_key else "password" if machine.password else "agent/default keys"
-    return f"{machine.user}, port {machine.port}, {how}"
+    ways = [w for w, used in (("key file", machine.ssh_key), ("password", machine.password)) if used]
+    return f"{machine.user}, port {machine.port}, {' or '.join(ways) or 'agent/default keys'}"
 
 
 def summarize(cluster: Cluster, reporter: Reporter, all_hosts: bool = False) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from invoke import Context
 
-from ..cli import not_implemented, task
+from ..cli import task
+from ..report import Reporter
+from .testbed import Testbed
 
 WORKDIR_HELP = "the testbed's working directory (default ./.testbed)"
 
@@ -13,23 +17,32 @@ WORKDIR_HELP = "the testbed's working directory (default ./.testbed)"
     help={
         "nodes": "number of worker nodes (default 1)",
         "masters": "number of master nodes (default 3)",
-        "proxy": "add a proxy node (default on; --no-proxy for none)",
-        "bare": "how many of the workers start without Docker",
+        "proxy": "add a proxy node as the API endpoint (default on; --no-proxy for none)",
+        "bare": "how many of the worker nodes start without Docker (default 0)",
         "workdir": WORKDIR_HELP,
     }
 )
 def up(c: Context, nodes=1, masters=3, proxy=True, bare=0, workdir=".testbed"):
     """Start a testbed: nodes with sshd and dockerd, a registry, and a configuration for it."""
-    not_implemented("testbed.up")
+    reporter = Reporter()
+    testbed = Testbed(Path(workdir), say=reporter.info)
+    config_dir = testbed.up(masters=int(masters), workers=int(nodes), proxy=proxy, bare=int(bare))
+    reporter.table("testbed", ("node", "address", "role", "container", "sshd", "dockerd"),
+                   [list(row.values()) for row in testbed.status()])
+    print(config_dir)
 
 
 @task(help={"workdir": WORKDIR_HELP})
 def status(c: Context, workdir=".testbed"):
     """List the testbed's nodes and whether sshd and dockerd answer."""
-    not_implemented("testbed.status")
+    testbed = Testbed(Path(workdir))
+    rows = testbed.status()
+    Reporter().table(f"testbed {testbed.id} ({testbed.workdir})", ("node", "address", "role", "container", "sshd", "dockerd"),
+                     [list(row.values()) for row in rows])
 
 
 @task(help={"workdir": WORKDIR_HELP})
 def down(c: Context, workdir=".testbed"):
     """Remove every container, network, volume and file the testbed made."""
-    not_implemented("testbed.down")
+    removed = Testbed(Path(workdir)).down()
+    Reporter().info(f"removed {len(removed)} things" + "".join(f"\n  {r}" for r in removed))

@@ -1,0 +1,604 @@
+"""A real multi-node cluster on one machine, for trying openi-tasks and for its tests.
+
+Nodes are Docker containers, as kind runs Kubernetes nodes, but each has systemd, its own sshd
+and (unless bare) its own dockerd with its own storage, so openi-tasks reaches them exactly as
+it reaches a server. A registry and an apt mirror of the testbed's own serve what the nodes pull
+and install, so nothing a test does leaves the testbed's network.
+
+    testbed = Testbed(Path(".testbed"))
+    config_dir = testbed.up(masters=3, workers=1, proxy=True, bare=0)
+    testbed.node("master2").disconnect()        # fault helpers for tests
+    testbed.down()
+
+Everything it creates carries the label `openi.testbed=<id>`; `down` removes exactly that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import ipaddress
+import json
+import os
+import re
+import secrets
+import shlex
+import shutil
+import socket
+import ssl
+import tarfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import docker
+from docker.errors import APIError, NotFound
+
+from ..config.generate import write_configuration
+from ..errors import OpenIError
+from ..pki import CertificateAuthority, SshKey
+from ..state import write_private
+from .images import ImageBuilder, TestbedImages
+
+LABEL = "openi.testbed"
+SUDO_USER = "openi"
+REGISTRY_PORT = 5000
+MIRROR_PORT = 8080
+HOST_CERTS = Path("/etc/docker/certs.d")
+EXPLICIT_CAPABILITIES = dict(
+    cap_add=["ALL"],
+    cap_drop=["SYS_RESOURCE"],
+    security_opt=["seccomp=unconfined", "apparmor=unconfined"],
+    device_cgroup_rules=["a *:* rwm"],
+)
+
+
+class TestbedError(OpenIError):
+    """The testbed could not be brought up, found, or changed."""
+
+
+@dataclass
+class NodeInfo:
+    hostname: str
+    address: str
+    role: str
+    bare: bool
+    container: str
+
+
+@dataclass
+class TestbedState:
+    """What `up` made, kept in <workdir>/testbed.json for `status`, `down` and the fault helpers."""
+
+    id: str
+    network: str
+    subnet: str
+    registry: str
+    mirror: str
+    run_mode: str
+    etcd_version: str
+    config_dir: str
+    nodes: list[NodeInfo] = field(default_factory=list)
+    containers: list[str] = field(default_factory=list)
+    images: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> "TestbedState":
+        data = json.loads(path.read_text())
+        data["nodes"] = [NodeInfo(**n) for n in data["nodes"]]
+        return cls(**data)
+
+
+def testbed_id(workdir: Path) -> str:
+    return hashlib.sha256(str(workdir.resolve()).encode()).hexdigest()[:8]
+
+
+class Testbed:
+    """The testbed whose working directory is `workdir`."""
+
+    def __init__(self, workdir: Path, client: docker.DockerClient | None = None, say: Callable[[str], None] = print):
+        self.workdir = Path(workdir).resolve()
+        self.id = testbed_id(self.workdir)
+        self.say = say
+        try:
+            self.client = client or docker.from_env(timeout=300)
+            self.client.ping()
+        except Exception as exc:
+            raise TestbedError(f"Docker is not reachable ({exc}); start dockerd first") from None
+        self.prefix = f"openi-tb-{self.id}"
+
+    @property
+    def state_file(self) -> Path:
+        return self.workdir / "testbed.json"
+
+    @property
+    def state(self) -> TestbedState:
+        if not self.state_file.is_file():
+            raise TestbedError(f"no testbed in {self.workdir} (start one with: inv testbed.up)")
+        return TestbedState.load(self.state_file)
+
+    # --- up ---------------------------------------------------------------------------------
+
+    def up(self, masters: int = 3, workers: int = 1, proxy: bool = True, bare: int = 0) -> Path:
+        """Bring the testbed up and return its configuration directory."""
+        if masters < 1 or workers < 0 or not 0 <= bare <= workers:
+            raise TestbedError("need at least one master, and --bare at most the number of worker nodes")
+        if masters > 1 and not proxy:
+            raise TestbedError("several masters need the proxy node as their API endpoint (drop --no-proxy)")
+        if os.geteuid() != 0:
+            raise TestbedError("the testbed needs root (it runs debootstrap and writes Docker's certs.d)")
+        layout = _layout(masters, workers, proxy, bare)
+        if self.state_file.is_file():
+            return self._resume(layout)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        images = ImageBuilder(self.client, self.say).build_all()
+        run_mode = self._run_mode(images.base)
+        network, subnet = self._network()
+        hosts = list(subnet.hosts())
+        registry_ip, mirror_ip = str(hosts[1]), str(hosts[2])
+        registry = f"{registry_ip}:{REGISTRY_PORT}"
+        secrets_dir = self.workdir / "secrets"
+        ca = CertificateAuthority.load_or_create(secrets_dir / "ca", f"openi testbed {self.id} CA")
+        ca.issue("registry", addresses=[registry_ip]).write(self.workdir / "registry-certs", "registry")
+        self._trust_on_host(registry, ca.cert_pem)
+        state = TestbedState(
+            id=self.id,
+            network=network.name,
+            subnet=str(subnet),
+            registry=registry,
+            mirror=f"http://{mirror_ip}:{MIRROR_PORT}",
+            run_mode=run_mode,
+            etcd_version=_etcd_version(self.client, images.etcd),
+            config_dir=str(self.workdir / "cluster-configuration"),
+            images=asdict(images),
+        )
+        self._save(state)  # from here on, `down` can clean up whatever exists
+        state.containers += [
+            self._service("registry", images.registry, registry_ip, network.name,
+                          volumes={f"{self.prefix}-registry": {"bind": "/var/lib/docker-registry", "mode": "rw"},
+                                   str(self.workdir / "registry-certs"): {"bind": "/certs", "mode": "ro"}}),
+            self._service("mirror", images.mirror, mirror_ip, network.name),
+        ]
+        self._save(state)
+        operator_key = SshKey.generate("openi-testbed-operator")
+        write_private(secrets_dir / "id_ed25519", operator_key.private)
+        password = secrets.token_urlsafe(18)
+        write_private(secrets_dir / "sudo-password", password + "\n")
+        state.nodes = [
+            NodeInfo(hostname, str(hosts[9 + i]), role, is_bare, f"{self.prefix}-{hostname}")
+            for i, (hostname, role, is_bare) in enumerate(layout)
+        ]
+        self._save(state)
+        host_keys = {n.hostname: SshKey.generate(n.hostname) for n in state.nodes}
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(
+                lambda n: self._start_node(n, images, state, run_mode, operator_key, host_keys[n.hostname],
+                                           password, ca.cert_pem),
+                state.nodes,
+            ))
+            list(pool.map(self._wait_ready, state.nodes))
+        self._wait_http(f"https://{registry}/v2/", ca)
+        self._push(images, state)
+        (secrets_dir / "known_hosts").write_text(
+            "".join(f"{n.address} {host_keys[n.hostname].public}\n" for n in state.nodes)
+        )
+        self._write_configuration(state, password)
+        self.say(f"testbed {self.id}: {len(state.nodes)} nodes on {state.subnet}, registry {registry}")
+        return Path(state.config_dir)
+
+    def _resume(self, layout: list[tuple[str, str, bool]]) -> Path:
+        state = self.state
+        if [(n.hostname, n.role, n.bare) for n in state.nodes] != layout:
+            raise TestbedError(
+                f"a testbed with another layout is up in {self.workdir}; run inv testbed.down first"
+            )
+        for name in state.containers + [n.container for n in state.nodes]:
+            container = self.client.containers.get(name)
+            if container.status != "running":
+                container.start()
+        list(map(self._wait_ready, state.nodes))
+        self.say(f"testbed {self.id} is already up")
+        return Path(state.config_dir)
+
+    def _save(self, state: TestbedState) -> None:
+        self.state_file.write_text(json.dumps(asdict(state), indent=2) + "\n")
+
+    def _labels(self, **extra: str) -> dict[str, str]:
+        return {LABEL: self.id, f"{LABEL}.workdir": str(self.workdir), **extra}
+
+    def _run_mode(self, base_image: str) -> str:
+        """--privileged where the kernel allows it, else the explicit capability set (said once)."""
+        try:
+            self.client.containers.run(base_image, "true", privileged=True, remove=True, labels=self._labels())
+            return "privileged"
+        except APIError as exc:
+            self.say(
+                "note: --privileged containers are refused on this machine "
+                f"({_first_line(exc.explanation or str(exc))}); nodes run with an explicit capability set instead"
+            )
+            for leftover in self.client.containers.list(all=True, filters={"label": f"{LABEL}={self.id}"}):
+                leftover.remove(force=True)
+            return "capabilities"
+
+    def _network(self):
+        taken = []
+        for net in self.client.networks.list():
+            for pool in (net.attrs.get("IPAM") or {}).get("Config") or []:
+                if pool.get("Subnet"):
+                    taken.append(ipaddress.ip_network(pool["Subnet"], strict=False))
+        taken += _host_routes()
+        for third in range(0, 256):
+            subnet = ipaddress.ip_network(f"172.30.{third}.0/24")
+            if not any(subnet.overlaps(t) for t in taken):
+                ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=str(subnet))])
+                network = self.client.networks.create(
+                    self.prefix, driver="bridge", ipam=ipam, labels=self._labels()
+                )
+                return network, subnet
+        raise TestbedError("no free /24 in 172.30.0.0/16 for the testbed network")
+
+    def _trust_on_host(self, registry: str, ca_pem: bytes) -> None:
+        """The host's Docker trusts the registry's CA (for images.push from this machine)."""
+        directory = HOST_CERTS / registry
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "ca.crt").write_bytes(ca_pem)
+        (directory / ".openi-testbed").write_text(self.id + "\n")
+
+    def _service(self, name: str, image: str, address: str, network: str, volumes: dict | None = None) -> str:
+        container_name = f"{self.prefix}-{name}"
+        for volume in volumes or {}:
+            if not volume.startswith("/"):  # a named volume: create it with our label so down finds it
+                self.client.volumes.create(volume, labels=self._labels())
+        container = self.client.containers.create(
+            image,
+            name=container_name,
+            hostname=name,
+            detach=True,
+            labels=self._labels(**{f"{LABEL}.role": name}),
+            network=network,
+            networking_config={network: self.client.api.create_endpoint_config(ipv4_address=address, aliases=[name])},
+            volumes=volumes or {},
+            restart_policy={"Name": "unless-stopped"},
+        )
+        container.start()
+        return container_name
+
+    def _start_node(
+        self,
+        node: NodeInfo,
+        images: TestbedImages,
+        state: TestbedState,
+        run_mode: str,
+        operator_key: SshKey,
+        host_key: SshKey,
+        password: str,
+        ca_pem: bytes,
+    ) -> None:
+        volumes = {
+            f"{node.container}-docker": {"bind": "/var/lib/docker", "mode": "rw"},
+            f"{node.container}-containerd": {"bind": "/var/lib/containerd", "mode": "rw"},
+            "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
+        }
+        if Path("/lib/modules").is_dir():
+            volumes["/lib/modules"] = {"bind": "/lib/modules", "mode": "ro"}
+        for volume in (f"{node.container}-docker", f"{node.container}-containerd"):
+            self.client.volumes.create(volume, labels=self._labels())
+        security = {"privileged": True} if run_mode == "privileged" else EXPLICIT_CAPABILITIES
+        container = self.client.containers.create(
+            images.bare if node.bare else images.node,
+            name=node.container,
+            hostname=node.hostname,
+            detach=True,
+            labels=self._labels(**{f"{LABEL}.role": node.role, f"{LABEL}.node": node.hostname}),
+            network=state.network,
+            networking_config={
+                state.network: self.client.api.create_endpoint_config(
+                    ipv4_address=node.address, aliases=[node.hostname]
+                )
+            },
+            volumes=volumes,
+            tmpfs={"/run": "rw,mode=755", "/run/lock": "rw", "/tmp": "rw,mode=1777"},
+            cgroupns="host",
+            **security,
+        )
+        registry_ca = f"etc/docker/certs.d/{state.registry}/ca.crt"
+        container.put_archive(
+            "/",
+            _tar(
+                {
+                    "etc/ssh/ssh_host_ed25519_key": (host_key.private, 0o600, 0),
+                    "etc/ssh/ssh_host_ed25519_key.pub": (host_key.public.encode() + b"\n", 0o644, 0),
+                    "root/.ssh/": (None, 0o700, 0),
+                    "root/.ssh/authorized_keys": (operator_key.public.encode() + b"\n", 0o600, 0),
+                    "etc/openi-testbed/": (None, 0o700, 0),
+                    "etc/openi-testbed/password": (f"{SUDO_USER}:{password}\n".encode(), 0o600, 0),
+                    registry_ca: (ca_pem, 0o644, 0),
+                    "usr/local/share/ca-certificates/openi-testbed.crt": (ca_pem, 0o644, 0),
+                    "etc/apt/sources.list.d/debian.sources": (_apt_source(state.mirror), 0o644, 0),
+                }
+            ),
+        )
+        container.start()
+
+    def _wait_ready(self, node: NodeInfo, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not sshd_answers(node.address):
+            if time.monotonic() > deadline:
+                raise TestbedError(f"{node.hostname}: sshd did not answer within {timeout:.0f}s")
+            time.sleep(0.3)
+        if node.bare:
+            return
+        container = self.client.containers.get(node.container)
+        while container.exec_run("docker info --format '{{.ServerVersion}}'").exit_code != 0:
+            if time.monotonic() > deadline:
+                raise TestbedError(f"{node.hostname}: dockerd did not answer within {timeout:.0f}s")
+            time.sleep(0.5)
+
+    def _wait_http(self, url: str, ca: CertificateAuthority, timeout: float = 60.0) -> None:
+        context = ssl.create_default_context(cadata=ca.cert_pem.decode())
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(url, context=context, timeout=2).close()
+                return
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    raise TestbedError(f"registry at {url} did not answer: {exc}") from None
+                time.sleep(0.3)
+
+    def _push(self, images: TestbedImages, state: TestbedState) -> None:
+        for repository, source, tag in (
+            ("etcd", images.etcd, state.etcd_version),
+            ("haproxy", images.haproxy, "testbed"),
+            ("debian", images.base, "bookworm"),
+        ):
+            target = f"{state.registry}/{repository}"
+            self.client.images.get(source).tag(target, tag)
+            for line in self.client.images.push(target, tag=tag, stream=True, decode=True):
+                if "error" in line:
+                    raise TestbedError(f"pushing {target}:{tag} to the testbed registry failed: {line['error']}")
+
+    def _write_configuration(self, state: TestbedState, password: str) -> None:
+        masters = [n for n in state.nodes if n.role == "master"]
+        proxies = [n for n in state.nodes if n.role == "proxy"]
+        machines = []
+        for node in state.nodes:
+            entry = {"hostname": node.hostname, "hostip": node.address, "machine-type": "testbed", "k8s-role": node.role}
+            if node.role == "master":
+                entry["etcdid"] = f"etcd{masters.index(node) + 1}"
+            if node.role == "worker":
+                # Workers log in as a user who needs the password for sudo: that path is exercised too.
+                entry.update({"username": SUDO_USER, "password": password, "pai-worker": "true"})
+            machines.append(entry)
+        kubernetes = {
+            "docker-registry": state.registry,
+            "etcd-version": state.etcd_version,
+            "haproxy-image": f"{state.registry}/haproxy:testbed",
+            "docker-install-source": "os-package",
+        }
+        if proxies:
+            kubernetes["load-balance-ip"] = proxies[0].address
+        directory = write_configuration(
+            Path(state.config_dir),
+            machines,
+            clusterid=f"testbed-{self.id}",
+            defaults={"username": "root", "sshport": 22, "ssh-key": str(self.workdir / "secrets" / "id_ed25519")},
+            skus={"testbed": {"mem": 2, "cpu": {"vcore": 1}, "os": "debian12"}},
+            operator={
+                "known-hosts": str(self.workdir / "secrets" / "known_hosts"),
+                "host-key-policy": "strict",
+                "state-dir": str(self.workdir / "state"),
+                "connect-timeout": 5,
+            },
+            kubernetes=kubernetes,
+            services={
+                "cluster": {
+                    "docker-registry-info": {
+                        "docker-namespace": "openi",
+                        "docker-registry-domain": state.registry,
+                        "docker-username": "",
+                        "docker-password": "",
+                        "docker-tag": "testbed",
+                        "secret-name": "openi-regsecret",
+                    }
+                }
+            },
+            header=f"# Written by `inv testbed.up` for the testbed in {self.workdir}.\n",
+        )
+        (directory / "cluster-configuration.yaml").chmod(0o600)
+
+    # --- down -------------------------------------------------------------------------------
+
+    def down(self) -> list[str]:
+        """Remove every container, volume, network and file this testbed made; say what."""
+        removed = []
+        selector = {"label": f"{LABEL}={self.id}"}
+        for container in self.client.containers.list(all=True, filters=selector):
+            container.remove(force=True, v=True)
+            removed.append(f"container {container.name}")
+        for volume in self.client.volumes.list(filters=selector):
+            volume.remove(force=True)
+            removed.append(f"volume {volume.name}")
+        for network in self.client.networks.list(filters=selector):
+            network.remove()
+            removed.append(f"network {network.name}")
+        if HOST_CERTS.is_dir():
+            for marker in HOST_CERTS.glob("*/.openi-testbed"):
+                if marker.read_text().strip() == self.id:
+                    shutil.rmtree(marker.parent)
+                    removed.append(f"directory {marker.parent}")
+        for name in ("testbed.json", "secrets", "registry-certs", "cluster-configuration", "state"):
+            path = self.workdir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+                removed.append(f"{path}")
+            elif path.exists():
+                path.unlink()
+                removed.append(f"{path}")
+        if self.workdir.is_dir() and not any(self.workdir.iterdir()):
+            self.workdir.rmdir()
+        return removed
+
+    # --- status and faults ------------------------------------------------------------------
+
+    def status(self) -> list[dict]:
+        """Per node: address, role, container state, and whether sshd and dockerd answer."""
+        rows = []
+        for node in self.state.nodes:
+            try:
+                container = self.client.containers.get(node.container)
+                state = container.status
+            except NotFound:
+                container, state = None, "missing"
+            docker_state = "not installed" if node.bare else "no"
+            if container is not None and state == "running":
+                probe = container.exec_run("docker info --format '{{.ServerVersion}}'")
+                if probe.exit_code == 0:
+                    docker_state = "yes " + probe.output.decode().strip()
+                elif node.bare and b"not found" not in probe.output:
+                    docker_state = "no"
+            rows.append(
+                {
+                    "node": node.hostname,
+                    "address": node.address,
+                    "role": node.role + (" (bare)" if node.bare else ""),
+                    "container": state,
+                    "sshd": "yes" if state == "running" and sshd_answers(node.address, timeout=2) else "no",
+                    "dockerd": docker_state,
+                }
+            )
+        return rows
+
+    def node(self, hostname: str) -> "Node":
+        state = self.state
+        for info in state.nodes:
+            if info.hostname == hostname:
+                return Node(self, info, state.network)
+        raise TestbedError(f"no node {hostname} in this testbed")
+
+
+class Node:
+    """Fault helpers for one testbed node."""
+
+    def __init__(self, testbed: Testbed, info: NodeInfo, network: str) -> None:
+        self.testbed = testbed
+        self.info = info
+        self.network = network
+
+    @property
+    def container(self):
+        return self.testbed.client.containers.get(self.info.container)
+
+    def exec(self, command: str) -> tuple[int, str]:
+        result = self.container.exec_run(["sh", "-c", command])
+        return result.exit_code, result.output.decode(errors="replace")
+
+    def stop(self) -> None:
+        self.container.stop(timeout=10)
+
+    def start(self) -> None:
+        self.container.start()
+        self.testbed._wait_ready(self.info)
+
+    def pause(self) -> None:
+        self.container.pause()
+
+    def unpause(self) -> None:
+        self.container.unpause()
+
+    def disconnect(self) -> None:
+        """Cut the node off the network (its address stops answering)."""
+        self.testbed.client.networks.get(self.network).disconnect(self.info.container)
+
+    def connect(self) -> None:
+        self.testbed.client.networks.get(self.network).connect(
+            self.info.container, ipv4_address=self.info.address, aliases=[self.info.hostname]
+        )
+
+    def kill(self, process: str) -> int:
+        """SIGKILL every process with this exact name; returns how many were found."""
+        code, out = self.exec(f"pgrep -x {shlex.quote(process)} | wc -l; pkill -9 -x {shlex.quote(process)}")
+        return int(out.split()[0]) if out.split() else 0
+
+    def fill_disk(self, path: str = "/var/lib/openi", size_mb: int = 64) -> None:
+        """Make `path` a small filesystem (its content kept) and fill it: writes there fail with ENOSPC.
+
+        The filesystem is a tmpfs, so its content does not survive a restart of the node.
+        """
+        quoted = shlex.quote(path)
+        code, out = self.exec(
+            f"set -e; mkdir -p {quoted}; keep=$(mktemp -d); cp -a {quoted}/. \"$keep\"/; "
+            f"mount -t tmpfs -o size={int(size_mb)}m openi-fill {quoted}; cp -a \"$keep\"/. {quoted}/; rm -rf \"$keep\"; "
+            f"dd if=/dev/zero of={quoted}/.openi-fill bs=1M 2>/dev/null || true; df -k {quoted} | tail -1"
+        )
+        if code != 0:
+            raise TestbedError(f"{self.info.hostname}: could not fill {path}: {out.strip()}")
+
+    def free_disk(self, path: str = "/var/lib/openi") -> None:
+        self.exec(f"rm -f {shlex.quote(path)}/.openi-fill")
+
+
+def sshd_answers(address: str, port: int = 22, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=timeout) as connection:
+            connection.settimeout(timeout)
+            return connection.recv(16).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def _layout(masters: int, workers: int, proxy: bool, bare: int) -> list[tuple[str, str, bool]]:
+    nodes = [(f"master{i + 1}", "master", False) for i in range(masters)]
+    if proxy:
+        nodes.append(("proxy", "proxy", False))
+    nodes += [(f"worker{i + 1}", "worker", i >= workers - bare) for i in range(workers)]
+    return nodes
+
+
+def _etcd_version(client: docker.DockerClient, image: str) -> str:
+    output = client.containers.run(image, ["etcd", "--version"], remove=True).decode()
+    match = re.search(r"etcd Version: (\S+)", output)
+    if not match:
+        raise TestbedError(f"cannot read the etcd version of {image}: {output.strip()}")
+    return match.group(1)
+
+
+def _apt_source(mirror: str) -> bytes:
+    return f"Types: deb\nURIs: {mirror}/\nSuites: ./\nTrusted: yes\n".encode()
+
+
+def _tar(files: dict[str, tuple[bytes | None, int, int]]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, (content, mode, uid) in files.items():
+            info = tarfile.TarInfo(name.rstrip("/"))
+            info.mode, info.uid, info.gid, info.mtime = mode, uid, uid, int(time.time())
+            if content is None:
+                info.type = tarfile.DIRTYPE
+                archive.addfile(info)
+            else:
+                info.size = len(content)
+                archive.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def _host_routes() -> list[ipaddress.IPv4Network]:
+    routes = []
+    try:
+        for line in Path("/proc/net/route").read_text().splitlines()[1:]:
+            fields = line.split()
+            destination = ipaddress.IPv4Address(int(fields[1], 16).to_bytes(4, "little"))
+            mask = bin(int(fields[7], 16)).count("1")
+            if mask:
+                routes.append(ipaddress.ip_network(f"{destination}/{mask}", strict=False))
+    except OSError:
+        pass
+    return routes
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text
+
