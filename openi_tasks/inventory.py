@@ -137,8 +137,9 @@ class Host(Connection):
             connect_timeout=connect_timeout,
             connect_kwargs=connect_kwargs,
         )
-        self.machine = machine
-        self.command_timeout = command_timeout
+        # A Connection is an Invoke DataProxy: plain assignment would store these in its config
+        # (and hand back copies). _set makes them real attributes.
+        self._set(machine=machine, command_timeout=command_timeout)
         known_hosts.prepare(self)
 
     @property
@@ -189,11 +190,13 @@ class Host(Connection):
         text = result.stdout.strip()
         return None if text == "MISSING" else base64.b64decode(text)
 
-    def write_file(self, path: str, content: bytes | str, mode: int = 0o644) -> None:
+    def write_file(self, path: str, content: bytes | str, mode: int = 0o644, in_place: bool = False) -> None:
         """Write a file owned by root with `mode`, replacing the old one atomically.
 
         The content goes over SFTP into a private (0600) file in the login user's home and is
-        installed from there as root: it never appears on a command line or in `ps`.
+        installed from there as root: it never appears on a command line or in `ps`. With
+        `in_place`, the existing file is overwritten instead of replaced (for files that are
+        mount points, such as /etc/hosts in a container).
         """
         data = content.encode() if isinstance(content, str) else content
         staging = f".openi-upload-{uuid.uuid4().hex}"
@@ -204,10 +207,12 @@ class Host(Connection):
         staged = shlex.quote(f"{sftp.normalize('.')}/{staging}")
         target = shlex.quote(path)
         temporary = shlex.quote(f"{path}.openi-tmp")
+        if in_place:
+            install = f"cat {staged} > {target} && chmod {mode:o} {target}"
+        else:
+            install = f"install -m {mode:o} -o 0 -g 0 {staged} {temporary} && mv -f {temporary} {target}"
         self.sh(
-            f"mkdir -p {shlex.quote(str(Path(path).parent))} && "
-            f"install -m {mode:o} -o 0 -g 0 {staged} {temporary} && mv -f {temporary} {target}; "
-            f"rc=$?; rm -f {staged}; exit $rc",
+            f"mkdir -p {shlex.quote(str(Path(path).parent))} && {install}; rc=$?; rm -f {staged}; exit $rc",
             check=True,
         )
 

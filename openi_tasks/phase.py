@@ -61,6 +61,7 @@ class Phase:
     name: str = ""
     title: str = ""
     parallel: bool = True
+    bookkeeping: bool = False  # its changes (a lock) do not count as changing the cluster
 
     def hosts(self, run: Run) -> list[Host]:
         return run.inventory.hosts()

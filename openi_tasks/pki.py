@@ -27,7 +27,7 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
 
 
@@ -59,6 +59,15 @@ class CertificateAuthority:
             cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
             key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
             return cls(cert, key)  # type: ignore[arg-type]
+        ca = cls.create(common_name)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        cert_path.write_bytes(ca.cert_pem)
+        write_private(key_path, key_pem(ca.key))
+        return ca
+
+    @classmethod
+    def create(cls, common_name: str) -> "CertificateAuthority":
+        """A new CA, in memory only."""
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
         cert = (
@@ -76,9 +85,6 @@ class CertificateAuthority:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .sign(key, hashes.SHA256())
         )
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        (directory / "ca.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        write_private(key_path, _key_pem(key))
         return cls(cert, key)
 
     @property
@@ -117,7 +123,7 @@ class CertificateAuthority:
         if alt_names:
             builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
         cert = builder.sign(self.key, hashes.SHA256())
-        return Issued(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+        return Issued(cert.public_bytes(serialization.Encoding.PEM), key_pem(key))
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,7 @@ class Reporter:
                 table.add_row(outcome.phase.name, "-", "-", "-", "-", "skipped")
                 continue
             changed = outcome.count("planned" if dry_run else "changed")
-            total += changed
+            total += 0 if outcome.phase.bookkeeping else changed
             failed = outcome.count("failed") + (1 if outcome.error else 0)
             table.add_row(
                 outcome.phase.name,

@@ -237,7 +237,11 @@ class KubernetesSettings(FileModel):
     api_port: Port = 6443
     haproxy_image: Image = "docker.io/library/haproxy:2.8"
     network_plugin: Literal["flannel", "none"] = "flannel"
+    flannel_image: Image = "ghcr.io/flannel-io/flannel:v0.26.7"
+    flannel_cni_plugin_image: Image = "ghcr.io/flannel-io/flannel-cni-plugin:v1.7.1-flannel1"
     dashboard_version: Version = "v2.7.0"
+    dashboard_image: Optional[Image] = None
+    dashboard_metrics_scraper_image: Image = "docker.io/kubernetesui/metrics-scraper:v1.0.8"
     package_source: Literal["repository", "binaries"] = "repository"
     package_repository: Optional[Url] = None
     binaries_dir: Optional[OperatorPath] = None

@@ -131,6 +131,11 @@ class Cluster:
         return ",".join(m.client_url for m in self.etcd_members)
 
     @property
+    def dashboard_image(self) -> str:
+        k = self.kubernetes
+        return k.dashboard_image or f"docker.io/kubernetesui/dashboard:{k.dashboard_version}"
+
+    @property
     def etcd_image(self) -> str:
         k = self.kubernetes
         return k.etcd_image or f"{k.docker_registry}/etcd:{k.etcd_version}"

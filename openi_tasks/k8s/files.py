@@ -1,4 +1,4 @@
-"""Which rendered files a deploy puts on each host, and which stay on the operator's machine.
+"""Which files a deploy puts on each host, and which stay on the operator's machine.
 
 The deploy phases and `inv cluster.render` both use this table, so what render shows is
 exactly what a deploy writes.
@@ -9,14 +9,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import Cluster, Machine
+from ..config import Cluster, EtcdMember, Machine
 from ..render import RenderedFile, render
+from .facts import SYSCTLS
+from .pki import ClusterPki
 
 ETCD_PKI = "/etc/openi/etcd/pki"
 ETCD_CONTAINER = "/etc/openi/containers/etcd.yaml"
-HAPROXY_CONFIG = "/etc/openi/haproxy/haproxy.cfg"
+HAPROXY_DIR = "/etc/openi/haproxy"
+HAPROXY_CONFIG = f"{HAPROXY_DIR}/haproxy.cfg"
 HAPROXY_CONTAINER = "/etc/openi/containers/haproxy.yaml"
+MODULES_LOAD = "/etc/modules-load.d/openi-kubernetes.conf"
+SYSCTL_CONF = "/etc/sysctl.d/99-openi-kubernetes.conf"
+CONTAINERD_CONFIG = "/etc/containerd/config.toml"
 OPERATOR = "_operator"
+ALL_ROLES = ("master", "worker", "proxy")
 
 
 @dataclass(frozen=True)
@@ -28,10 +35,17 @@ class HostTemplate:
 
 
 HOST_TEMPLATES = (
+    HostTemplate("k8s/host/modules-load.conf.j2", MODULES_LOAD, ALL_ROLES),
+    HostTemplate("k8s/host/sysctl.conf.j2", SYSCTL_CONF, ALL_ROLES),
+    HostTemplate("k8s/containerd/config.toml.j2", CONTAINERD_CONFIG, ALL_ROLES),
     HostTemplate("k8s/etcd/etcd-container.yaml.j2", ETCD_CONTAINER, ("master",)),
     HostTemplate("k8s/haproxy/haproxy.cfg.j2", HAPROXY_CONFIG, ("proxy",)),
     HostTemplate("k8s/haproxy/haproxy-container.yaml.j2", HAPROXY_CONTAINER, ("proxy",)),
 )
+
+
+def member_of(cluster: Cluster, machine: Machine) -> EtcdMember | None:
+    return next((m for m in cluster.etcd_members if m.machine is machine), None)
 
 
 def host_files(cluster: Cluster, machine: Machine, initial_cluster_state: str = "new") -> list[RenderedFile]:
@@ -41,15 +55,28 @@ def host_files(cluster: Cluster, machine: Machine, initial_cluster_state: str = 
         "machine": machine,
         "k8s": cluster.kubernetes,
         "pki": ETCD_PKI,
-        "member": next((m for m in cluster.etcd_members if m.machine is machine), None),
+        "member": member_of(cluster, machine),
         "initial_cluster": cluster.etcd_initial_cluster,
         "initial_cluster_state": initial_cluster_state,
+        "sysctls": SYSCTLS,
     }
     return [
         RenderedFile(t.target, render(t.template, **context), t.mode)
         for t in HOST_TEMPLATES
         if machine.role in t.roles
     ]
+
+
+def etcd_pki_files(pki: ClusterPki, member: EtcdMember) -> list[RenderedFile]:
+    """A member's certificates and keys as they go to /etc/openi/etcd/pki (keys 0600)."""
+    return [
+        RenderedFile(f"{ETCD_PKI}/{name}", content.decode(), 0o600 if name.endswith(".key") else 0o644)
+        for name, content in sorted(pki.member_files(member).items())
+    ]
+
+
+def file_at(files: list[RenderedFile], path: str) -> RenderedFile:
+    return next(f for f in files if f.path == path)
 
 
 def operator_files(cluster: Cluster, state_dir: Path) -> list[RenderedFile]:
@@ -63,7 +90,13 @@ def operator_files(cluster: Cluster, state_dir: Path) -> list[RenderedFile]:
 
 
 def render_cluster(cluster: Cluster, state_dir: Path) -> dict[str, list[RenderedFile]]:
-    """Everything a deploy would write, by hostname, plus `_operator`."""
-    files = {m.hostname: host_files(cluster, m) for m in cluster.machines}
+    """Everything a deploy would write, by hostname, plus `_operator`. Writes no state."""
+    pki = ClusterPki(cluster, state_dir, persist=False)
+    files = {}
+    for machine in cluster.machines:
+        files[machine.hostname] = host_files(cluster, machine)
+        member = member_of(cluster, machine)
+        if member is not None:
+            files[machine.hostname] += etcd_pki_files(pki, member)
     files[OPERATOR] = operator_files(cluster, state_dir)
     return files

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from invoke import Context
 
-from ..cli import PATH_HELP, not_implemented, task
+from ..cli import PATH_HELP, load, not_implemented, split_list, task
+from ..report import Reporter
+from .deploy import deploy as run_deploy
 
 NODES_HELP = "nodes file: machine-list entries of the hosts to act on (same format as machine-list)"
 
@@ -20,7 +22,9 @@ NODES_HELP = "nodes file: machine-list entries of the hosts to act on (same form
 )
 def deploy(c: Context, path=None, dry_run=False, only=None, skip=None, break_lock=False):
     """Deploy Kubernetes: Docker, etcd (TLS), API endpoint, control plane, workers, add-ons."""
-    not_implemented("k8s.deploy")
+    reporter = Reporter()
+    cluster = load(c, path, reporter)
+    run_deploy(cluster, reporter, dry_run=dry_run, only=split_list(only), skip=split_list(skip), break_lock=break_lock)
 
 
 @task(help={"path": PATH_HELP, "yes": "do not ask for confirmation"})

@@ -301,6 +301,9 @@ class Testbed:
             },
             volumes=volumes,
             tmpfs={"/run": "rw,mode=755", "/run/lock": "rw", "/tmp": "rw,mode=1777"},
+            # /proc/sys is read-only in a container: set what Kubernetes needs at creation, as the
+            # network namespace's own values, so deploy finds them already right.
+            sysctls={"net.ipv4.ip_forward": "1"},
             cgroupns="host",
             **security,
         )

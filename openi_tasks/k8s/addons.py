@@ -1,0 +1,41 @@
+"""What the addons phase applies: the pod network, the dashboard, and the machines' flags as node labels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from ..config import Cluster
+from ..render import render
+
+
+def addon_objects(cluster: Cluster) -> list[dict[str, Any]]:
+    """Every object to apply, in order (namespaces first, as the manifests list them)."""
+    objects: list[dict[str, Any]] = []
+    context = {"cluster": cluster, "k8s": cluster.kubernetes}
+    if cluster.kubernetes.network_plugin == "flannel":
+        objects += _documents(render("k8s/addons/flannel.yaml.j2", **context))
+    if any(m.labels.get("dashboard") == "true" for m in cluster.machines):
+        objects += _documents(render("k8s/addons/dashboard.yaml.j2", **context))
+    objects += node_labels(cluster)
+    return objects
+
+
+def node_labels(cluster: Cluster) -> list[dict[str, Any]]:
+    """Each machine's flags (dashboard, zkid, pai-master, ...) as labels of its Node."""
+    return [
+        {"apiVersion": "v1", "kind": "Node", "metadata": {"name": m.hostname.lower(), "labels": dict(m.labels)}}
+        for m in cluster.machines
+        if m.labels
+    ]
+
+
+def describe(obj: dict[str, Any]) -> str:
+    meta = obj["metadata"]
+    where = f"{meta['namespace']}/" if meta.get("namespace") else ""
+    return f"{obj['kind']} {where}{meta['name']}"
+
+
+def _documents(text: str) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(text) if doc]

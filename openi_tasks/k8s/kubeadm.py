@@ -1,0 +1,251 @@
+"""kubeadm's configuration (API kubeadm.k8s.io/v1beta4), built from typed data.
+
+The first master runs `kubeadm init` with an InitConfiguration and a ClusterConfiguration
+(external etcd, the API endpoint, the networks); the other masters join as control plane and
+the workers join, each with a JoinConfiguration. The Kubernetes CA is made by openi-tasks and
+placed on the masters before kubeadm runs, so its hash, and with it every join configuration,
+is known before the cluster exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from ..config import Cluster, Machine
+from ..state import write_private
+
+API_VERSION = "kubeadm.k8s.io/v1beta4"
+CRI_SOCKET = "unix:///run/containerd/containerd.sock"
+PKI = "/etc/kubernetes/pki"
+ETCD_CA = f"{PKI}/etcd/ca.crt"
+ETCD_CLIENT_CERT = f"{PKI}/apiserver-etcd-client.crt"
+ETCD_CLIENT_KEY = f"{PKI}/apiserver-etcd-client.key"
+CONFIG_DIR = "/etc/openi/kubeadm"
+TOKEN_TTL = "24h0m0s"
+
+
+@dataclass(frozen=True)
+class Arg:
+    """A structured extra argument (v1beta4 replaced string maps with name/value lists)."""
+
+    name: str
+    value: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "value": self.value}
+
+
+@dataclass(frozen=True)
+class NodeRegistration:
+    name: str
+    kubelet_args: tuple[Arg, ...] = ()
+    cri_socket: str = CRI_SOCKET
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "criSocket": self.cri_socket}
+        if self.kubelet_args:
+            data["kubeletExtraArgs"] = [a.to_dict() for a in self.kubelet_args]
+        return data
+
+
+@dataclass(frozen=True)
+class APIEndpoint:
+    advertise_address: str
+    bind_port: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"advertiseAddress": self.advertise_address, "bindPort": self.bind_port}
+
+
+@dataclass(frozen=True)
+class BootstrapToken:
+    token: str
+    ttl: str = TOKEN_TTL
+    usages: tuple[str, ...] = ("signing", "authentication")
+    groups: tuple[str, ...] = ("system:bootstrappers:kubeadm:default-node-token",)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"token": self.token, "ttl": self.ttl, "usages": list(self.usages), "groups": list(self.groups)}
+
+
+@dataclass(frozen=True)
+class InitConfiguration:
+    node_registration: NodeRegistration
+    local_api_endpoint: APIEndpoint
+    bootstrap_tokens: tuple[BootstrapToken, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "apiVersion": API_VERSION,
+            "kind": "InitConfiguration",
+            "bootstrapTokens": [t.to_dict() for t in self.bootstrap_tokens],
+            "nodeRegistration": self.node_registration.to_dict(),
+            "localAPIEndpoint": self.local_api_endpoint.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class ExternalEtcd:
+    endpoints: tuple[str, ...]
+    ca_file: str = ETCD_CA
+    cert_file: str = ETCD_CLIENT_CERT
+    key_file: str = ETCD_CLIENT_KEY
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"external": {"endpoints": list(self.endpoints), "caFile": self.ca_file,
+                             "certFile": self.cert_file, "keyFile": self.key_file}}
+
+
+@dataclass(frozen=True)
+class ClusterConfiguration:
+    cluster_name: str
+    kubernetes_version: str
+    control_plane_endpoint: str
+    image_repository: str
+    pod_subnet: str
+    service_subnet: str
+    etcd: ExternalEtcd
+    cert_sans: tuple[str, ...]
+    api_server_args: tuple[Arg, ...] = ()
+    encryption_algorithm: str = "ECDSA-P256"
+
+    def to_dict(self) -> dict[str, Any]:
+        api_server: dict[str, Any] = {"certSANs": list(self.cert_sans)}
+        if self.api_server_args:
+            api_server["extraArgs"] = [a.to_dict() for a in self.api_server_args]
+        return {
+            "apiVersion": API_VERSION,
+            "kind": "ClusterConfiguration",
+            "clusterName": self.cluster_name,
+            "kubernetesVersion": self.kubernetes_version,
+            "controlPlaneEndpoint": self.control_plane_endpoint,
+            "imageRepository": self.image_repository,
+            "encryptionAlgorithm": self.encryption_algorithm,
+            "networking": {"podSubnet": self.pod_subnet, "serviceSubnet": self.service_subnet},
+            "etcd": self.etcd.to_dict(),
+            "apiServer": api_server,
+        }
+
+
+@dataclass(frozen=True)
+class JoinConfiguration:
+    node_registration: NodeRegistration
+    api_server_endpoint: str
+    token: str
+    ca_cert_hashes: tuple[str, ...]
+    control_plane: APIEndpoint | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "apiVersion": API_VERSION,
+            "kind": "JoinConfiguration",
+            "discovery": {"bootstrapToken": {"apiServerEndpoint": self.api_server_endpoint, "token": self.token,
+                                             "caCertHashes": list(self.ca_cert_hashes)}},
+            "nodeRegistration": self.node_registration.to_dict(),
+        }
+        if self.control_plane is not None:
+            data["controlPlane"] = {"localAPIEndpoint": self.control_plane.to_dict()}
+        return data
+
+
+@dataclass(frozen=True)
+class KubeletConfiguration:
+    cgroup_driver: str = "systemd"
+    fail_swap_on: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
+                "cgroupDriver": self.cgroup_driver, "failSwapOn": self.fail_swap_on}
+
+
+@dataclass(frozen=True)
+class JoinSecrets:
+    """The bootstrap token and the Kubernetes CA's hash that every join needs."""
+
+    token: str
+    ca_cert_hash: str = field(repr=False)
+
+
+def ca_cert_hash(ca_pem: bytes) -> str:
+    """kubeadm's discovery hash: sha256 of the CA's DER-encoded SubjectPublicKeyInfo."""
+    cert = x509.load_pem_x509_certificate(ca_pem)
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "sha256:" + hashlib.sha256(spki).hexdigest()
+
+
+def bootstrap_token(state_dir: Path, persist: bool) -> str:
+    """The cluster's join token `[a-z0-9]{6}.[a-z0-9]{16}`, kept (0600) in the state directory."""
+    path = state_dir / "kubeadm" / "bootstrap-token"
+    if path.is_file():
+        return path.read_text().strip()
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    token = "".join(secrets.choice(alphabet) for _ in range(6)) + "." + "".join(secrets.choice(alphabet) for _ in range(16))
+    if persist:
+        write_private(path, token + "\n")
+    return token
+
+
+def _registration(machine: Machine) -> NodeRegistration:
+    return NodeRegistration(machine.hostname, (Arg("node-ip", machine.address),))
+
+
+def endpoint_address(cluster: Cluster) -> str:
+    host = cluster.endpoint.address
+    return f"[{host}]:{cluster.endpoint.port}" if ":" in host else f"{host}:{cluster.endpoint.port}"
+
+
+def cluster_configuration(cluster: Cluster) -> ClusterConfiguration:
+    k = cluster.kubernetes
+    sans = [cluster.endpoint.address] + [m.address for m in cluster.masters] + [m.hostname for m in cluster.masters]
+    return ClusterConfiguration(
+        cluster_name=cluster.id,
+        kubernetes_version=k.kubernetes_version,
+        control_plane_endpoint=endpoint_address(cluster),
+        image_repository=k.docker_registry,
+        pod_subnet=str(k.pod_network_cidr),
+        service_subnet=str(k.service_cluster_ip_range),
+        etcd=ExternalEtcd(tuple(m.client_url for m in cluster.etcd_members)),
+        cert_sans=tuple(dict.fromkeys(sans)),
+        api_server_args=(Arg("profiling", "false"),),
+    )
+
+
+def init_configuration(cluster: Cluster, machine: Machine, join: JoinSecrets) -> InitConfiguration:
+    return InitConfiguration(
+        node_registration=_registration(machine),
+        local_api_endpoint=APIEndpoint(machine.address, cluster.kubernetes.api_port),
+        bootstrap_tokens=(BootstrapToken(join.token),),
+    )
+
+
+def join_configuration(cluster: Cluster, machine: Machine, join: JoinSecrets) -> JoinConfiguration:
+    control_plane = APIEndpoint(machine.address, cluster.kubernetes.api_port) if machine.is_master else None
+    return JoinConfiguration(
+        node_registration=_registration(machine),
+        api_server_endpoint=endpoint_address(cluster),
+        token=join.token,
+        ca_cert_hashes=(join.ca_cert_hash,),
+        control_plane=control_plane,
+    )
+
+
+def config_file(cluster: Cluster, machine: Machine, join: JoinSecrets) -> tuple[str, str]:
+    """(path, YAML) of the kubeadm configuration this host runs with. Holds the token: 0600."""
+    if machine is cluster.masters[0]:
+        documents = [init_configuration(cluster, machine, join), cluster_configuration(cluster), KubeletConfiguration()]
+        path = f"{CONFIG_DIR}/init.yaml"
+    else:
+        documents = [join_configuration(cluster, machine, join), KubeletConfiguration()]
+        path = f"{CONFIG_DIR}/join.yaml"
+    text = "# kubeadm configuration written by openi-tasks\n" + yaml.safe_dump_all(
+        [d.to_dict() for d in documents], sort_keys=False
+    )
+    return path, text

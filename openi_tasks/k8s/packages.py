@@ -1,0 +1,72 @@
+"""kubeadm, kubelet and kubectl on a host: from the package repository, or from a directory of
+binaries on the operator's machine (air-gapped clusters)."""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from pathlib import Path
+
+from ..errors import OpenIError
+from ..inventory import Host
+from ..operations import ensure_file
+from ..phase import Change, Run
+from ..render import RenderedFile, render
+from .facts import HostFacts
+
+APT = "DEBIAN_FRONTEND=noninteractive apt-get -q -o Dpkg::Options::=--force-confold"
+BINARIES = ("kubeadm", "kubelet", "kubectl")
+KUBELET_UNIT = "/etc/systemd/system/kubelet.service"
+KUBEADM_DROP_IN = "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"
+
+
+def repository_url(run: Run) -> str:
+    k = run.cluster.kubernetes
+    minor = ".".join(k.kubernetes_version.lstrip("v").split(".")[:2])
+    return (k.package_repository or f"https://pkgs.k8s.io/core:/stable:/v{minor}/deb").rstrip("/")
+
+
+def kubernetes_packages(run: Run, host: Host, facts: HostFacts) -> list[Change]:
+    """Make it so: the configured Kubernetes version's kubeadm, kubelet and kubectl."""
+    k = run.cluster.kubernetes
+    if facts.kubeadm == k.kubernetes_version:
+        return []
+    if k.package_source == "binaries":
+        return _from_binaries(run, host)
+    repo = repository_url(run)
+    version = k.kubernetes_version.lstrip("v")
+    source = f"deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] {repo}/ /"
+    pinned = " ".join(f"{name}={version}-*" for name in BINARIES)
+    command = (
+        f"{APT} update && {APT} install -y ca-certificates curl gpg conntrack socat && "
+        f"install -m 0755 -d /etc/apt/keyrings && "
+        f"curl -fsSL {shlex.quote(repo + '/Release.key')} | gpg --batch --yes --dearmor -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg && "
+        f"printf '%s\\n' {shlex.quote(source)} > /etc/apt/sources.list.d/kubernetes.list && "
+        f"{APT} update && {APT} install -y --allow-change-held-packages {pinned} && "
+        f"apt-mark hold {' '.join(BINARIES)} && systemctl enable kubelet"
+    )
+    return [Change(f"install kubeadm, kubelet and kubectl {k.kubernetes_version} from {repo}: {command}",
+                   lambda: host.sh(command, check=True))]
+
+
+def _from_binaries(run: Run, host: Host) -> list[Change]:
+    directory = Path(run.cluster.kubernetes.binaries_dir or "").expanduser()
+    changes = []
+    for name in BINARIES:
+        local = directory / name
+        if not local.is_file():
+            raise OpenIError(f"{local} does not exist (kubernetes.binaries-dir must hold {', '.join(BINARIES)})")
+        data = local.read_bytes()
+        remote = f"/usr/local/bin/{name}"
+        current = host.sh(f"sha256sum {remote} 2>/dev/null").stdout.split()[:1]
+        if current != [hashlib.sha256(data).hexdigest()]:
+            changes.append(Change(f"upload {local} to {remote}",
+                                  lambda data=data, remote=remote: host.write_file(remote, data, 0o755)))
+    for template, target in (("k8s/kubelet/kubelet.service.j2", KUBELET_UNIT),
+                             ("k8s/kubelet/10-kubeadm.conf.j2", KUBEADM_DROP_IN)):
+        changes += ensure_file(host, RenderedFile(target, render(template)))
+    if changes:
+        command = f"{APT} update && {APT} install -y conntrack socat && systemctl daemon-reload && systemctl enable kubelet"
+        changes.append(Change(f"install kubelet's prerequisites and enable it: {command}",
+                              lambda: host.sh(command, check=True)))
+    return changes

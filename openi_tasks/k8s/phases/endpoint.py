@@ -1,0 +1,78 @@
+"""endpoint: the API endpoint. In proxy mode, haproxy as a Docker container on the proxy node,
+balancing every master's API port; external and single modes need nothing on the hosts."""
+
+from __future__ import annotations
+
+import shlex
+import time
+
+from ...errors import OpenIError
+from ...inventory import CommandFailed, Host
+from ...operations import ensure_file
+from ...phase import Change, Phase, Run
+from ...render import RenderedFile
+from ..containers import ContainerSpec, digest, ensure_container, inspect
+from ..files import HAPROXY_CONFIG, HAPROXY_CONTAINER, HAPROXY_DIR, file_at, host_files
+
+CONTAINER_CONFIG_DIR = "/usr/local/etc/haproxy"
+
+
+def check_haproxy_config(host: Host, config: RenderedFile, image: str) -> None:
+    """Run `haproxy -c` on the new configuration, with the image that will load it."""
+    staged = f"{HAPROXY_CONFIG}.new"
+    host.write_file(staged, config.content, config.mode)
+    command = (
+        f"docker run --rm -v {shlex.quote(HAPROXY_DIR + ':' + CONTAINER_CONFIG_DIR + ':ro')} {shlex.quote(image)} "
+        f"haproxy -c -f {CONTAINER_CONFIG_DIR}/haproxy.cfg.new"
+    )
+    result = host.sh(command)
+    host.sh(f"rm -f {shlex.quote(staged)}")
+    if result.exited != 0:
+        raise CommandFailed(host.name, "haproxy -c (the new configuration was not installed)", result)
+
+
+class Endpoint(Phase):
+    name = "endpoint"
+    title = "API endpoint (haproxy on the proxy node)"
+
+    def should_run(self, run: Run) -> bool:
+        return run.cluster.endpoint.mode == "proxy"
+
+    def hosts(self, run: Run) -> list[Host]:
+        return run.inventory.hosts(role="proxy")
+
+    def plan(self, run: Run, host: Host) -> list[Change]:
+        files = host_files(run.cluster, host.machine)
+        config, definition = file_at(files, HAPROXY_CONFIG), file_at(files, HAPROXY_CONTAINER)
+        image = run.cluster.kubernetes.haproxy_image
+        changes = []
+        config_changes = ensure_file(host, config)
+        if config_changes:
+            changes.append(Change(f"check the new haproxy.cfg with haproxy -c ({image})",
+                                  lambda: check_haproxy_config(host, config, image)))
+            changes += config_changes
+        changes += ensure_file(host, definition)
+        spec = ContainerSpec.from_yaml(definition.content, "haproxy", depends=(digest(config.content),))
+        return changes + ensure_container(host, spec, inspect(host, spec.name))
+
+    def after(self, run: Run) -> None:
+        for host in self.hosts(run):
+            definition = file_at(host_files(run.cluster, host.machine), HAPROXY_CONTAINER)
+            wait_serving(host, ContainerSpec.from_yaml(definition.content, "haproxy").name, run.cluster.kubernetes.api_port)
+
+
+def wait_serving(host: Host, name: str, port: int, timeout: float = 30.0) -> None:
+    """Wait until the container runs, its port listens, and it is still the same run 2 s later."""
+    probe = (f"docker inspect -f '{{{{.State.Running}}}} {{{{.State.StartedAt}}}}' {shlex.quote(name)} && "
+             f"ss -Htln 'sport = :{port}' | grep -q .")
+    deadline = time.monotonic() + timeout
+    seen = None
+    while time.monotonic() < deadline:
+        result = host.sh(probe)
+        current = result.stdout.split()[1] if result.exited == 0 and result.stdout.startswith("true") else None
+        if current is not None and current == seen:
+            return
+        seen = current
+        time.sleep(2)
+    logs = host.sh(f"docker logs --tail 20 {shlex.quote(name)} 2>&1").stdout.strip()
+    raise OpenIError(f"{host.name}: {name} does not keep serving port {port}:\n    {logs}")

@@ -1,0 +1,32 @@
+"""kubeconfig: the cluster's admin kubeconfig for the operator, in the state directory.
+
+`inv k8s.install-kubectl` merges it into ~/.kube/config.
+"""
+
+from __future__ import annotations
+
+from ...inventory import Host
+from ...phase import Change, Phase, Run
+from ...state import write_private
+from ..kubeconfig import ADMIN_CONF, admin_path, for_operator
+
+
+class Kubeconfig(Phase):
+    name = "kubeconfig"
+    title = "Admin kubeconfig for the operator"
+    parallel = False
+
+    def hosts(self, run: Run) -> list[Host]:
+        return [run.inventory.host(run.cluster.masters[0].hostname)]
+
+    def plan(self, run: Run, host: Host) -> list[Change]:
+        target = admin_path(run.state_dir)
+        admin = host.read_file(ADMIN_CONF)
+        if admin is None:
+            if run.dry_run:
+                return [Change(f"fetch {ADMIN_CONF} from {host.name} into {target} (after kubeadm init)", lambda: None)]
+            raise FileNotFoundError(f"{host.name}: {ADMIN_CONF} is missing: the control plane is not initialised")
+        wanted = for_operator(run.cluster, admin)
+        if target.is_file() and target.read_text() == wanted:
+            return []
+        return [Change(f"write {target} (0600)", lambda: write_private(target, wanted))]

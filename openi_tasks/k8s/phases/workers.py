@@ -1,0 +1,29 @@
+"""workers: every worker (and the proxy node) joins the cluster, all at once."""
+
+from __future__ import annotations
+
+import shlex
+
+from ...inventory import Host
+from ...phase import Change, Phase, Run
+from ..packages import kubernetes_packages
+from .control_plane import kubeadm_config_changes
+from .facts import facts_of
+
+
+class Workers(Phase):
+    name = "workers"
+    title = "Join the workers"
+
+    def hosts(self, run: Run) -> list[Host]:
+        return [h for h in run.inventory.hosts() if not h.machine.is_master]
+
+    def plan(self, run: Run, host: Host) -> list[Change]:
+        facts = facts_of(run, host)
+        changes = kubernetes_packages(run, host, facts)
+        path, config_changes = kubeadm_config_changes(run, host)
+        changes += config_changes
+        if not facts.kubelet_joined:
+            command = f"kubeadm join --config {shlex.quote(path)}"
+            changes.append(Change(f"join the cluster: {command}", lambda: host.sh(command, check=True)))
+        return changes

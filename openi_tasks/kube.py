@@ -1,0 +1,61 @@
+"""The Kubernetes API, through the `kubernetes` client: server-side apply and a few reads.
+
+One small interface, so that everything that applies objects (add-ons, services) says what it
+would change by asking the API server itself: a dry-run apply compared with the live object.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+FIELD_MANAGER = "openi-tasks"
+_VOLATILE = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid")
+
+
+class KubeApi:
+    """A cluster reached with a kubeconfig file."""
+
+    def __init__(self, kubeconfig: Path, context: str | None = None) -> None:
+        # Imported here: the kubernetes client takes about a second to import, which commands
+        # that never talk to the API (cluster.check, render) should not pay.
+        from kubernetes import config, dynamic
+
+        api_client = config.new_client_from_config(config_file=str(kubeconfig), context=context)
+        self.client = dynamic.DynamicClient(api_client)
+
+    def _resource(self, obj: dict[str, Any]):
+        return self.client.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+
+    def get(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        from kubernetes.client.exceptions import ApiException
+
+        meta = obj["metadata"]
+        try:
+            return self._resource(obj).get(name=meta["name"], namespace=meta.get("namespace")).to_dict()
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def apply(self, obj: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
+        meta = obj["metadata"]
+        result = self._resource(obj).server_side_apply(
+            body=obj, name=meta["name"], namespace=meta.get("namespace"),
+            field_manager=FIELD_MANAGER, force_conflicts=True, dry_run="All" if dry_run else None,
+        )
+        return result.to_dict()
+
+    def would_change(self, obj: dict[str, Any]) -> bool:
+        """Whether applying `obj` would change the live object (or create it)."""
+        live = self.get(obj)
+        return live is None or _comparable(live) != _comparable(self.apply(obj, dry_run=True))
+
+
+def _comparable(obj: dict[str, Any]) -> dict[str, Any]:
+    data = copy.deepcopy(obj)
+    data.pop("status", None)
+    for key in _VOLATILE:
+        data.get("metadata", {}).pop(key, None)
+    return data

@@ -1,0 +1,71 @@
+"""Remote operations in the "make it so" style: compare with the host, then change only the difference.
+
+Each returns the `Change`s needed (none when the host is already as wanted), so a phase's plan,
+its dry run and its idempotent re-run are one code path.
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import shlex
+
+from .inventory import CommandFailed, Host
+from .phase import Change
+from .render import RenderedFile
+
+
+def file_state(host: Host, path: str) -> tuple[bytes | None, int | None]:
+    """A file's content and mode on the host, or (None, None) when it does not exist."""
+    quoted = shlex.quote(path)
+    result = host.sh(f"if test -f {quoted}; then stat -c %a {quoted}; base64 -w0 < {quoted}; echo; else echo MISSING; fi")
+    if result.exited != 0:
+        raise CommandFailed(host.name, f"read {path}", result)
+    lines = result.stdout.splitlines()
+    if not lines or lines[0] == "MISSING":
+        return None, None
+    return base64.b64decode(lines[1] if len(lines) > 1 else ""), int(lines[0], 8)
+
+
+def ensure_file(host: Host, file: RenderedFile, current: tuple[bytes | None, int | None] | None = None) -> list[Change]:
+    """The file exists with exactly this content and mode. Secrets (0600 files) are never shown."""
+    content, mode = current if current is not None else file_state(host, file.path)
+    wanted = file.content.encode()
+    if content == wanted and mode == file.mode:
+        return []
+    if content == wanted:
+        return [
+            Change(
+                f"set the mode of {file.path} to {file.mode:o} (was {mode:o})",
+                lambda: host.sh(f"chmod {file.mode:o} {shlex.quote(file.path)}", check=True),
+            )
+        ]
+    verb = "create" if content is None else "update"
+    return [
+        Change(
+            f"{verb} {file.path} (mode {file.mode:o})",
+            lambda: host.write_file(file.path, wanted, file.mode),
+            diff=_diff(file, content),
+        )
+    ]
+
+
+def ensure_absent(host: Host, path: str) -> list[Change]:
+    """Nothing exists at `path` (file or directory, removed recursively)."""
+    quoted = shlex.quote(path)
+    if host.sh(f"test -e {quoted} || test -L {quoted}").exited != 0:
+        return []
+    return [Change(f"remove {path}", lambda: host.sh(f"rm -rf {quoted}", check=True))]
+
+
+def _diff(file: RenderedFile, old: bytes | None) -> str:
+    if file.secret:
+        return "    (secret: content not shown)"
+    try:
+        before = old.decode().splitlines(keepends=True) if old is not None else []
+    except UnicodeDecodeError:
+        return "    (binary content replaced)"
+    lines = difflib.unified_diff(
+        before, file.content.splitlines(keepends=True), f"{file.path} (on host)", f"{file.path} (wanted)"
+    )
+    return "".join(f"    {line}" if line.endswith("\n") else f"    {line}\n" for line in lines).rstrip("\n")
