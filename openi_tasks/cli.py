@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -11,7 +12,7 @@ import invoke
 from invoke import Context, Exit
 
 from .config import Cluster, load_cluster
-from .errors import NotImplementedYet, OpenIError
+from .errors import NotImplementedYet, OpenIError, UsageError
 from .report import Reporter
 
 DEFAULT_CONFIG = "./cluster-configuration"
@@ -69,6 +70,15 @@ def task(**kwargs: Any) -> Callable[[Callable], invoke.Task]:
 
 def not_implemented(what: str) -> None:
     raise NotImplementedYet(f"{what} is not implemented yet")
+
+
+def confirm(warning: str, answer: str) -> None:
+    """Ask the operator to type `answer`; refuse without a terminal (use --yes there)."""
+    if not sys.stdin.isatty():
+        raise UsageError(f"{warning} Refusing without a terminal to confirm on; pass --yes")
+    typed = input(f"{warning}\nType {answer} to go on: ").strip()
+    if typed != answer:
+        raise UsageError("not confirmed; nothing was changed")
 
 
 def split_list(value: str | None) -> list[str]:

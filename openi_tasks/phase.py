@@ -153,8 +153,7 @@ class PhaseRunner:
             outcome.error = describe_error(exc)
         finally:
             outcome.seconds = time.monotonic() - start
-        if run.dry_run:
-            run.reporter.plan(outcome)
+        run.reporter.changes(outcome, run.dry_run)
         return outcome
 
     def _run_hosts(self, run: Run, phase: Phase, hosts: list[Host], progress: Callable) -> list[HostOutcome]:

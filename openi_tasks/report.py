@@ -81,14 +81,17 @@ class Reporter:
             table.add_row("(cluster)", "[red]failed[/]", f"{outcome.seconds:.1f}", escape(outcome.error))
         self.console.print(table)
 
-    def plan(self, outcome: "PhaseOutcome") -> None:
-        """A dry run's plan: per host, what would change, with file diffs."""
+    def changes(self, outcome: "PhaseOutcome", dry_run: bool) -> None:
+        """Per host, what changed (or in a dry run: what would, with file diffs)."""
+        verb = "would " if dry_run else ""
         for host in outcome.hosts:
-            if host.status == "failed":
+            if host.status == "failed" and dry_run:
                 self.console.print(f"  [red]{escape(host.host)}: {escape(host.error)}[/]")
+            if host.status not in ("changed", "planned"):
+                continue
             for change in host.changes:
-                self.console.print(f"  [cyan]{escape(host.host)}[/]: would {escape(change.description)}")
-                if change.diff:
+                self.console.print(f"  [cyan]{escape(host.host)}[/]: {verb}{escape(change.description)}")
+                if dry_run and change.diff:
                     self.console.print(escape(change.diff), style="dim", soft_wrap=True)
 
     def summary(self, outcomes: Sequence["PhaseOutcome"], dry_run: bool) -> None:

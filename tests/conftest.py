@@ -55,10 +55,11 @@ def ssh_config(tmp_path: Path, ssh_hosts: SshHosts):
     return make
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def testbed(tmp_path_factory: pytest.TempPathFactory):
-    """One testbed for the session: 3 masters, a proxy, a worker and a bare worker.
+    """A testbed for one test module: 3 masters, a proxy, a worker and a bare worker.
 
+    Per module, so that a module that deploys onto it cannot disturb another's assumptions.
     If it cannot start, every test that uses it fails (it never skips).
     """
     from openi_tasks.testbed.testbed import Testbed

@@ -14,7 +14,8 @@ import pytest
 from .conftest import EXAMPLE, ORIGINAL, ROOT
 
 NAMESPACES = {"cluster", "k8s", "hadoop", "services", "images", "testbed"}
-IMPLEMENTED = {"cluster.check", "cluster.render", "cluster.exec"}
+IMPLEMENTED = {"cluster.check", "cluster.render", "cluster.exec", "k8s.deploy", "k8s.clean", "k8s.status",
+               "k8s.install-kubectl"}
 
 
 def inv(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -112,12 +113,12 @@ def test_render_writes_every_host_file_offline(tmp_path):
     out = tmp_path / "out"
     result = inv("cluster.render", "-p", str(EXAMPLE), "--out", str(out), env={"OPENI_STATE_DIR": str(tmp_path / "s")})
     assert result.returncode == 0, result.stderr
-    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-    assert written == sorted(
-        [f"openi-master-{i}/etc/openi/containers/etcd.yaml" for i in (1, 2, 3)]
-        + ["openi-proxy/etc/openi/containers/haproxy.yaml", "openi-proxy/etc/openi/haproxy/haproxy.cfg",
-           "_operator/etcd/etcdctl.env"]
-    )
+    written = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    assert {f"openi-master-{i}/etc/openi/containers/etcd.yaml" for i in (1, 2, 3)} <= written
+    assert {f"openi-master-{i}/etc/openi/etcd/pki/server.key" for i in (1, 2, 3)} <= written
+    assert {"openi-proxy/etc/openi/containers/haproxy.yaml", "openi-proxy/etc/openi/haproxy/haproxy.cfg",
+            "_operator/etcd/etcdctl.env", "openi-worker-1/etc/containerd/config.toml"} <= written
+    assert not any(name.startswith("openi-worker-1/etc/openi") for name in written)
 
 
 @pytest.mark.parametrize("args, message", [

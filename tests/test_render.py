@@ -10,7 +10,16 @@ import pytest
 import yaml
 
 from openi_tasks.config import load_cluster
-from openi_tasks.k8s.files import ETCD_CONTAINER, HAPROXY_CONFIG, HAPROXY_CONTAINER, host_files, render_cluster
+from openi_tasks.k8s.files import (
+    CONTAINERD_CONFIG,
+    ETCD_CONTAINER,
+    HAPROXY_CONFIG,
+    HAPROXY_CONTAINER,
+    MODULES_LOAD,
+    SYSCTL_CONF,
+    host_files,
+    render_cluster,
+)
 from openi_tasks.render import TemplateError, render, shell_quote, write_tree
 
 from .conftest import EXAMPLE, ORIGINAL
@@ -23,15 +32,16 @@ def cluster():
 
 def test_each_role_gets_its_files(cluster):
     paths = {m.hostname: sorted(f.path for f in host_files(cluster, m)) for m in cluster.machines}
+    common = [CONTAINERD_CONFIG, MODULES_LOAD, SYSCTL_CONF]
     for master in cluster.masters:
-        assert paths[master.hostname] == [ETCD_CONTAINER]
-    assert paths["openi-proxy"] == sorted([HAPROXY_CONFIG, HAPROXY_CONTAINER])
-    assert paths["openi-worker-1"] == []
+        assert paths[master.hostname] == sorted(common + [ETCD_CONTAINER])
+    assert paths["openi-proxy"] == sorted(common + [HAPROXY_CONFIG, HAPROXY_CONTAINER])
+    assert paths["openi-worker-1"] == sorted(common)
 
 
 def test_etcd_container_definition(cluster):
     master = cluster.by_name["openi-master-2"]
-    (file,) = host_files(cluster, master)
+    file = next(f for f in host_files(cluster, master) if f.path == ETCD_CONTAINER)
     spec = yaml.safe_load(file.content)
     assert spec["name"] == "etcd-etcdid2"
     assert spec["image"] == "registry.k8s.io/etcd:3.5.21-0"
@@ -96,7 +106,12 @@ def test_shell_quote_of_a_list():
 def test_render_tree_mirrors_target_paths(cluster, tmp_path):
     files = render_cluster(cluster, tmp_path / "state")
     count = write_tree(tmp_path / "out", files)
-    assert count == 3 + 2 + 1
+    # 3 files on every host, the etcd definition and 5 certificate files on each master,
+    # haproxy's 2 on the proxy, and the operator's etcdctl.env
+    assert count == 6 * 3 + 3 * 6 + 2 + 1
+    key = tmp_path / "out" / "openi-master-2" / "etc/openi/etcd/pki/server.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert not (tmp_path / "state").exists(), "render writes no state"
     assert (tmp_path / "out" / "openi-master-1" / "etc/openi/containers/etcd.yaml").is_file()
     assert (tmp_path / "out" / "openi-proxy" / "etc/openi/haproxy/haproxy.cfg").is_file()
     env = (tmp_path / "out" / "_operator" / "etcd/etcdctl.env").read_text()
@@ -107,6 +122,6 @@ def test_render_tree_mirrors_target_paths(cluster, tmp_path):
 def test_the_original_configuration_renders(tmp_path):
     cluster = load_cluster(ORIGINAL)
     files = render_cluster(cluster, tmp_path)
-    spec = yaml.safe_load(files["master1"][0].content)
+    spec = yaml.safe_load(next(f for f in files["master1"] if f.path == ETCD_CONTAINER).content)
     assert spec["image"] == "gcr.io/google_containers/etcd:3.2.17"
-    assert not any(f for name, fs in files.items() if name not in ("master1", "master2", "master3", "_operator") for f in fs)
+    assert [f.path for f in files["worker1"]] == [MODULES_LOAD, SYSCTL_CONF, CONTAINERD_CONFIG]

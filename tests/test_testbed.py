@@ -12,12 +12,13 @@ import pytest
 from openi_tasks.config import load_cluster
 from openi_tasks.config.generate import write_configuration
 from openi_tasks.inventory import Inventory
-from openi_tasks.testbed.testbed import LABEL, SUDO_USER, Testbed, TestbedError, sshd_answers
+from openi_tasks.testbed import testbed as tb
+from openi_tasks.testbed.testbed import LABEL, SUDO_USER, sshd_answers
 
 pytestmark = pytest.mark.testbed
 
 
-def _configuration(testbed: Testbed, tmp_path: Path, as_sudo_user: bool) -> Path:
+def _configuration(testbed: tb.Testbed, tmp_path: Path, as_sudo_user: bool) -> Path:
     """The testbed's machines, all logging in as root with the key, or all as the sudo user."""
     cluster = load_cluster(testbed.config_dir)
     password = (testbed.workdir / "secrets" / "sudo-password").read_text().strip()
@@ -124,7 +125,7 @@ def test_up_again_reuses_the_running_testbed_and_refuses_another_layout(testbed)
     start = time.monotonic()
     assert testbed.up(masters=3, workers=2, proxy=True, bare=1) == Path(testbed.config_dir)
     assert time.monotonic() - start < 60
-    with pytest.raises(TestbedError, match="another layout"):
+    with pytest.raises(tb.TestbedError, match="another layout"):
         testbed.up(masters=1, workers=0, proxy=False)
 
 
@@ -170,7 +171,7 @@ def test_down_removes_everything_it_made_and_nothing_else(tmp_path):
         )
 
     before = inventory()
-    bed = Testbed(tmp_path / "small", say=lambda message: None)
+    bed = tb.Testbed(tmp_path / "small", say=lambda message: None)
     config_dir = bed.up(masters=1, workers=0, proxy=False)
     assert load_cluster(config_dir).endpoint.mode == "single"
     during = inventory()

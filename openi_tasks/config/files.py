@@ -245,6 +245,7 @@ class KubernetesSettings(FileModel):
     package_source: Literal["repository", "binaries"] = "repository"
     package_repository: Optional[Url] = None
     binaries_dir: Optional[OperatorPath] = None
+    kubectl_download_url: Url = "https://dl.k8s.io/release"
     docker_install_source: Literal["docker-repository", "os-package"] = "docker-repository"
     docker_repository: Url = "https://download.docker.com/linux"
     # Legacy (hyperkube era): read, ignored, reported as a warning.

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from invoke import Context
+from pathlib import Path
 
-from ..cli import PATH_HELP, load, not_implemented, split_list, task
+from invoke import Context, Exit
+
+from ..cli import PATH_HELP, confirm, load, not_implemented, split_list, task
 from ..report import Reporter
+from .clean import clean as run_clean
 from .deploy import deploy as run_deploy
+from .kubectl import install_kubectl as run_install_kubectl
+from .status import show_status
 
 NODES_HELP = "nodes file: machine-list entries of the hosts to act on (same format as machine-list)"
 
@@ -27,22 +32,46 @@ def deploy(c: Context, path=None, dry_run=False, only=None, skip=None, break_loc
     run_deploy(cluster, reporter, dry_run=dry_run, only=split_list(only), skip=split_list(skip), break_lock=break_lock)
 
 
-@task(help={"path": PATH_HELP, "yes": "do not ask for confirmation"})
-def clean(c: Context, path=None, yes=False):
+@task(
+    help={
+        "path": PATH_HELP,
+        "yes": "do not ask for confirmation",
+        "dry-run": "show what would be removed from each host; remove nothing",
+        "break-lock": "remove a stale cluster lock left by an interrupted run",
+    }
+)
+def clean(c: Context, path=None, yes=False, dry_run=False, break_lock=False):
     """Remove everything deploy put on the hosts (containers, files, data, kubeadm state)."""
-    not_implemented("k8s.clean")
+    reporter = Reporter()
+    cluster = load(c, path, reporter)
+    if not (yes or dry_run):
+        confirm(f"This removes Kubernetes and etcd's data from {len(cluster.machines)} hosts of {cluster.id}.",
+                cluster.id)
+    run_clean(cluster, reporter, dry_run=dry_run, break_lock=break_lock)
 
 
-@task(name="install-kubectl", help={"path": PATH_HELP})
-def install_kubectl(c: Context, path=None):
+@task(
+    name="install-kubectl",
+    help={
+        "path": PATH_HELP,
+        "bin-dir": "where to put kubectl (default ~/.local/bin)",
+        "kubeconfig": "the kubeconfig file to merge the cluster's context into (default ~/.kube/config)",
+    },
+)
+def install_kubectl(c: Context, path=None, bin_dir="~/.local/bin", kubeconfig="~/.kube/config"):
     """Install kubectl here and merge the cluster's admin kubeconfig into ~/.kube/config."""
-    not_implemented("k8s.install-kubectl")
+    reporter = Reporter()
+    cluster = load(c, path, reporter)
+    for line in run_install_kubectl(cluster, Path(bin_dir).expanduser(), Path(kubeconfig).expanduser()):
+        reporter.info(line)
 
 
 @task(help={"path": PATH_HELP})
 def status(c: Context, path=None):
-    """Show hosts, etcd members, the API endpoint's backends and Kubernetes nodes."""
-    not_implemented("k8s.status")
+    """Show hosts, etcd members, the API endpoint's backends and Kubernetes nodes (exit 1 if unhealthy)."""
+    reporter = Reporter()
+    if not show_status(load(c, path, reporter), reporter):
+        raise Exit(code=1)
 
 
 @task(help={"path": PATH_HELP, "nodes": NODES_HELP, "force": "act even on a member that looks healthy"})

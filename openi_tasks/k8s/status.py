@@ -1,0 +1,101 @@
+"""`inv k8s.status`: hosts, etcd members, the endpoint's backends and Kubernetes nodes, as tables.
+
+Returns whether everything is healthy, so the task can exit non-zero when it is not.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import socket
+
+from ..config import Cluster
+from ..inventory import Host, Inventory, describe_error
+from ..report import Reporter
+from ..state import state_dir
+from .etcd import member_health
+from .kubeconfig import admin_path
+from .pki import ClusterPki
+
+STATS = "curl -fsS 'http://127.0.0.1:8404/stats;csv'"
+
+
+def host_rows(inventory: Inventory) -> list[tuple]:
+    def one(host: Host) -> tuple:
+        docker = host.sh("docker version --format '{{.Server.Version}}' 2>/dev/null")
+        containers = host.sh("docker ps -a --filter label=openi.managed=true --format '{{.Names}}: {{.Status}}' 2>/dev/null")
+        return (host.name, host.machine.role, "yes",
+                docker.stdout.strip() if docker.exited == 0 else "missing",
+                "; ".join(containers.stdout.strip().splitlines()) or "-")
+
+    hosts = inventory.hosts()
+    done = inventory.group(hosts).map(one)
+    return [done[h] if not isinstance(done[h], Exception) else (h.name, h.machine.role, describe_error(done[h]), "-", "-")
+            for h in hosts]
+
+
+def endpoint_rows(cluster: Cluster, inventory: Inventory) -> list[tuple]:
+    """(backend, status) of the API endpoint: haproxy's view in proxy mode, else a TCP probe."""
+    endpoint = cluster.endpoint
+    if endpoint.mode != "proxy":
+        try:
+            socket.create_connection((endpoint.address, endpoint.port), timeout=3).close()
+            return [(endpoint.url, "answers")]
+        except OSError as exc:
+            return [(endpoint.url, f"does not answer ({exc})")]
+    result = inventory.host(endpoint.host).sh(STATS)
+    if result.exited != 0:
+        return [(f"haproxy on {endpoint.host}", "not answering (is the endpoint phase deployed?)")]
+    rows = []
+    for record in csv.DictReader(io.StringIO(result.stdout.lstrip("# "))):
+        if record["pxname"] == "kube-apiserver" and record["svname"] not in ("FRONTEND", "BACKEND"):
+            rows.append((record["svname"], record["status"]))
+    return rows
+
+
+def node_rows(cluster: Cluster) -> list[tuple] | str:
+    """Kubernetes' nodes, or why they cannot be listed."""
+    kubeconfig = admin_path(state_dir(cluster))
+    if not kubeconfig.is_file():
+        return f"no admin kubeconfig at {kubeconfig} (the control plane has not been deployed)"
+    try:
+        from kubernetes import client, config  # imported on use: slow to import
+
+        api = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
+        nodes = api.list_node(_request_timeout=5).items
+    except Exception as exc:  # the API being down is a status to show, not a crash
+        return f"the API server does not answer: {str(exc).splitlines()[0][:200]}"
+    rows = []
+    for node in nodes:
+        ready = next((c.status for c in node.status.conditions or [] if c.type == "Ready"), "Unknown")
+        roles = ",".join(k.split("/", 1)[1] for k in node.metadata.labels or {} if k.startswith("node-role.kubernetes.io/"))
+        rows.append((node.metadata.name, "Ready" if ready == "True" else "NotReady", roles or "-", node.status.node_info.kubelet_version))
+    return rows
+
+
+def show_status(cluster: Cluster, reporter: Reporter) -> bool:
+    healthy = True
+    with Inventory(cluster) as inventory:
+        hosts = host_rows(inventory)
+        reporter.table("hosts", ("host", "role", "reachable", "docker", "containers"), hosts)
+        healthy &= all(row[2] == "yes" for row in hosts)
+        pki = ClusterPki(cluster, state_dir(cluster), persist=False)
+        if (pki.etcd_dir / "operator.crt").is_file():
+            members = member_health(cluster, pki)
+            reporter.table("etcd members", ("member", "client URL", "healthy", "leader", "version", "raft index", "error"),
+                           [(m.name, m.url, "yes" if m.healthy else "no", "leader" if m.leader else "",
+                             m.version, m.raft_index or "", m.error) for m in members])
+            healthy &= all(m.healthy for m in members)
+        else:
+            reporter.info(f"etcd: no client certificate in {pki.etcd_dir} (etcd has not been deployed from here)")
+        endpoint = endpoint_rows(cluster, inventory)
+        reporter.info(f"API endpoint: {cluster.endpoint.mode}, {cluster.endpoint.url}")
+        reporter.table("API endpoint backends", ("backend", "status"), endpoint)
+        healthy &= any(status in ("UP", "answers") for _, status in endpoint)
+    nodes = node_rows(cluster)
+    if isinstance(nodes, str):
+        reporter.info(f"Kubernetes nodes: {nodes}")
+    else:
+        reporter.table("Kubernetes nodes", ("node", "ready", "roles", "kubelet"), nodes)
+        healthy &= all(row[1] == "Ready" for row in nodes)
+    return healthy

@@ -1,0 +1,62 @@
+"""Add-on manifests against the official schema of the configured Kubernetes version."""
+
+from __future__ import annotations
+
+import kubernetes_validate
+import pytest
+
+from openi_tasks.config import load_cluster
+from openi_tasks.k8s.addons import addon_objects
+
+from .conftest import EXAMPLE
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    return load_cluster(EXAMPLE)
+
+
+def _schema_version(cluster) -> str:
+    return cluster.kubernetes.kubernetes_version.lstrip("v")
+
+
+def test_every_addon_object_validates_against_the_official_schema(cluster):
+    objects = addon_objects(cluster)
+    kinds = {o["kind"] for o in objects}
+    assert {"DaemonSet", "Deployment", "Namespace", "ClusterRole", "ConfigMap", "Node"} <= kinds
+    for obj in objects:
+        kubernetes_validate.validate(obj, _schema_version(cluster), strict=True)
+
+
+def test_the_validator_rejects_a_broken_object(cluster):
+    broken = next(o for o in addon_objects(cluster) if o["kind"] == "DaemonSet")
+    broken = {**broken, "spec": {**broken["spec"], "template": {"spec": {"containers": "not a list"}}}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, _schema_version(cluster), strict=True)
+
+
+def test_flannel_uses_the_pod_network_and_configured_images(cluster):
+    objects = addon_objects(cluster)
+    config = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "kube-flannel-cfg")
+    assert '"Network": "10.244.0.0/16"' in config["data"]["net-conf.json"]
+    daemonset = next(o for o in objects if o["kind"] == "DaemonSet")
+    images = {c["image"] for c in daemonset["spec"]["template"]["spec"]["containers"] + daemonset["spec"]["template"]["spec"]["initContainers"]}
+    assert images == {cluster.kubernetes.flannel_image, cluster.kubernetes.flannel_cni_plugin_image}
+
+
+def test_dashboard_is_placed_by_the_dashboard_flag(cluster):
+    deployments = [o for o in addon_objects(cluster) if o["kind"] == "Deployment"]
+    assert {d["metadata"]["name"] for d in deployments} == {"kubernetes-dashboard", "dashboard-metrics-scraper"}
+    for deployment in deployments:
+        assert deployment["spec"]["template"]["spec"]["nodeSelector"]["dashboard"] == "true"
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            assert container["readinessProbe"]
+    flagged = [m.hostname for m in cluster.machines if m.labels.get("dashboard") == "true"]
+    assert flagged == ["openi-master-1"]
+
+
+def test_node_labels_come_from_machine_flags(cluster):
+    nodes = {o["metadata"]["name"]: o["metadata"]["labels"] for o in addon_objects(cluster) if o["kind"] == "Node"}
+    assert nodes["openi-master-1"] == {"dashboard": "true", "zkid": "1", "pai-master": "true"}
+    assert nodes["openi-worker-2"] == {"pai-worker": "true", "node-exporter": "true"}
+    assert "openi-proxy" not in nodes  # no flags, no object

@@ -1,0 +1,139 @@
+"""Host-side rules of deploy that need no host: /etc/hosts, facts checks, kubeconfig merge."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import yaml
+
+from openi_tasks.config import load_cluster
+from openi_tasks.config.generate import write_configuration
+from openi_tasks.errors import OpenIError
+from openi_tasks.k8s.facts import HostFacts, problems
+from openi_tasks.k8s.kubeconfig import for_operator
+from openi_tasks.k8s.kubectl import install_kubectl, merge_kubeconfig
+from openi_tasks.k8s.phases.prepare import fixed_hosts_file
+
+from .conftest import EXAMPLE
+
+
+def test_hosts_file_comments_the_loopback_name_and_adds_the_address():
+    before = "127.0.0.1\tlocalhost\n127.0.1.1\tnode1.example node1\n::1 localhost ip6-localhost\n"
+    after = fixed_hosts_file(before, "10.0.0.5", "node1")
+    lines = after.splitlines()
+    assert lines[0] == "127.0.0.1\tlocalhost"
+    assert lines[1].startswith("# 127.0.1.1\tnode1.example node1") and "commented out by openi-tasks" in lines[1]
+    assert lines[-1] == "10.0.0.5 node1"
+    assert fixed_hosts_file(after, "10.0.0.5", "node1") == after  # a second run changes nothing
+
+
+def test_hosts_file_already_right_is_left_alone():
+    text = "127.0.0.1 localhost\n10.0.0.5 node1 node1.example\n"
+    assert fixed_hosts_file(text, "10.0.0.5", "node1") == text
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    return load_cluster(EXAMPLE)
+
+
+GOOD = HostFacts(
+    os_id="ubuntu", os_version="22.04", os_codename="jammy", arch="x86_64", hostname="openi-master-1",
+    resolves=("10.10.0.11",), swap=False, overlay="yes", br_netfilter="yes",
+    sysctls={}, free_bytes=50 * 2**30, listening=(22,), systemd=True, docker=True, docker_active=True,
+    managed=(), kubelet_joined=False, apiserver=False, kubeadm="none",
+)
+
+
+def test_a_good_host_has_no_problems(cluster):
+    assert problems(cluster, cluster.masters[0], GOOD) == []
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ({"os_id": "centos", "os_version": "7"}, "unsupported OS centos 7"),
+    ({"arch": "ppc64le"}, "unsupported architecture ppc64le"),
+    ({"hostname": "other"}, "the host calls itself 'other' but the configuration says 'openi-master-1'"),
+    ({"systemd": False}, "systemd is not running"),
+    ({"overlay": "no"}, "no overlay filesystem"),
+    ({"br_netfilter": "no"}, "no bridge netfilter"),
+    ({"free_bytes": 2**29}, "only 0.5 GiB free"),
+    ({"listening": (22, 2379)}, "port 2379 (needed for etcd) is already in use by another program"),
+    ({"listening": None}, "cannot list listening ports"),
+])
+def test_host_problems(cluster, change, fragment):
+    found = problems(cluster, cluster.masters[0], dataclasses.replace(GOOD, **change))
+    assert len(found) == 1 and fragment in found[0]
+
+
+def test_ports_held_by_a_previous_deploy_are_fine(cluster):
+    rerun = dataclasses.replace(GOOD, listening=(22, 2379, 2380, 6443, 10250), managed=("etcd-etcdid1",),
+                                kubelet_joined=True, apiserver=True)
+    assert problems(cluster, cluster.masters[0], rerun) == []
+
+
+ADMIN = """
+apiVersion: v1
+kind: Config
+clusters:
+- name: kubernetes
+  cluster: {certificate-authority-data: Q0E=, server: "https://10.10.0.11:6443"}
+users:
+- name: kubernetes-admin
+  user: {client-certificate-data: Q0VSVA==, client-key-data: S0VZ}
+contexts:
+- name: kubernetes-admin@kubernetes
+  context: {cluster: kubernetes, user: kubernetes-admin}
+current-context: kubernetes-admin@kubernetes
+"""
+
+
+def test_admin_kubeconfig_points_at_the_endpoint_and_is_named_after_the_cluster(cluster):
+    data = yaml.safe_load(for_operator(cluster, ADMIN.encode()))
+    assert data["clusters"][0]["name"] == "openi-example"
+    assert data["clusters"][0]["cluster"]["server"] == "https://10.10.0.10:6443"
+    assert data["contexts"] == [{"name": "openi-example", "context": {"cluster": "openi-example", "user": "openi-example-admin"}}]
+    assert data["users"][0]["user"]["client-key-data"] == "S0VZ"
+
+
+def test_merge_keeps_other_contexts_and_backs_up(cluster, tmp_path):
+    admin = tmp_path / "admin.conf"
+    admin.write_text(for_operator(cluster, ADMIN.encode()))
+    existing = {
+        "apiVersion": "v1", "kind": "Config", "current-context": "prod",
+        "clusters": [{"name": "prod", "cluster": {"server": "https://prod:6443"}}],
+        "users": [{"name": "prod-admin", "user": {"token": "t"}}],
+        "contexts": [{"name": "prod", "context": {"cluster": "prod", "user": "prod-admin"}}],
+    }
+    config = tmp_path / "kube" / "config"
+    config.parent.mkdir()
+    config.write_text(yaml.safe_dump(existing))
+    merge_kubeconfig(config, admin)
+    merged = yaml.safe_load(config.read_text())
+    assert [c["name"] for c in merged["contexts"]] == ["prod", "openi-example"]
+    assert merged["current-context"] == "prod"
+    assert merged["clusters"][0] == existing["clusters"][0]
+    assert config.stat().st_mode & 0o077 == 0
+    assert yaml.safe_load((tmp_path / "kube" / "config.openi-backup").read_text()) == existing
+    merge_kubeconfig(config, admin)  # again: refreshed, not duplicated
+    assert [c["name"] for c in yaml.safe_load(config.read_text())["contexts"]] == ["prod", "openi-example"]
+
+
+def test_install_kubectl_from_a_binaries_directory(tmp_path, monkeypatch):
+    binaries = tmp_path / "binaries"
+    binaries.mkdir()
+    fake = binaries / "kubectl"  # a FAKE kubectl: real Kubernetes binaries cannot be had here
+    fake.write_text("#!/bin/sh\nprintf 'clientVersion:\\n  gitVersion: v1.36.0\\n'\n")
+    fake.chmod(0o755)
+    machines = [{"hostname": "m1", "hostip": "10.1.0.1", "machine-type": "standard", "k8s-role": "master", "etcdid": "e1"}]
+    directory = write_configuration(tmp_path / "c", machines, kubernetes={"package-source": "binaries", "binaries-dir": str(binaries)})
+    cluster = load_cluster(directory)
+    monkeypatch.setenv("OPENI_STATE_DIR", str(tmp_path / "state"))
+    with pytest.raises(OpenIError, match="deploy the cluster first"):
+        install_kubectl(cluster, tmp_path / "bin", tmp_path / "kubeconfig")
+    assert (tmp_path / "bin" / "kubectl").read_bytes() == fake.read_bytes()
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "admin.conf").write_text(for_operator(cluster, ADMIN.encode()))
+    lines = install_kubectl(cluster, tmp_path / "bin", tmp_path / "kubeconfig")
+    assert lines[0].endswith("is already v1.36.0")
+    assert yaml.safe_load((tmp_path / "kubeconfig").read_text())["current-context"] == cluster.id

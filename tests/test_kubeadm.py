@@ -1,0 +1,125 @@
+"""kubeadm's configuration, checked field by field, and what the control-plane phases would write."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+import yaml
+
+from openi_tasks.config import load_cluster
+from openi_tasks.k8s import kubeadm
+from openi_tasks.k8s.pki import ClusterPki
+
+from .conftest import EXAMPLE, ORIGINAL
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    return load_cluster(EXAMPLE)
+
+
+@pytest.fixture(scope="module")
+def join(cluster, tmp_path_factory):
+    pki = ClusterPki(cluster, tmp_path_factory.mktemp("state"))
+    return kubeadm.JoinSecrets("abcdef.0123456789abcdef", kubeadm.ca_cert_hash(pki.kubernetes_ca.cert_pem)), pki
+
+
+def test_init_configuration(cluster, join):
+    secrets, _ = join
+    data = kubeadm.init_configuration(cluster, cluster.masters[0], secrets).to_dict()
+    assert data["apiVersion"] == "kubeadm.k8s.io/v1beta4" and data["kind"] == "InitConfiguration"
+    assert data["bootstrapTokens"] == [{
+        "token": "abcdef.0123456789abcdef", "ttl": "24h0m0s", "usages": ["signing", "authentication"],
+        "groups": ["system:bootstrappers:kubeadm:default-node-token"],
+    }]
+    assert data["nodeRegistration"] == {
+        "name": "openi-master-1", "criSocket": "unix:///run/containerd/containerd.sock",
+        "kubeletExtraArgs": [{"name": "node-ip", "value": "10.10.0.11"}],
+    }
+    assert data["localAPIEndpoint"] == {"advertiseAddress": "10.10.0.11", "bindPort": 6443}
+
+
+def test_cluster_configuration_uses_external_etcd_and_the_endpoint(cluster):
+    data = kubeadm.cluster_configuration(cluster).to_dict()
+    assert data["kind"] == "ClusterConfiguration"
+    assert data["clusterName"] == "openi-example"
+    assert data["kubernetesVersion"] == "v1.36.0"
+    assert data["controlPlaneEndpoint"] == "10.10.0.10:6443"
+    assert data["imageRepository"] == "registry.k8s.io"
+    assert data["networking"] == {"podSubnet": "10.244.0.0/16", "serviceSubnet": "10.96.0.0/12"}
+    assert data["etcd"] == {"external": {
+        "endpoints": ["https://10.10.0.11:2379", "https://10.10.0.12:2379", "https://10.10.0.13:2379"],
+        "caFile": "/etc/kubernetes/pki/etcd/ca.crt",
+        "certFile": "/etc/kubernetes/pki/apiserver-etcd-client.crt",
+        "keyFile": "/etc/kubernetes/pki/apiserver-etcd-client.key",
+    }}
+    assert data["apiServer"]["certSANs"] == [
+        "10.10.0.10", "10.10.0.11", "10.10.0.12", "10.10.0.13", "openi-master-1", "openi-master-2", "openi-master-3"
+    ]
+    # No insecure port and no plain-HTTP etcd anywhere in what kubeadm is given.
+    text = yaml.safe_dump(data)
+    assert "insecure" not in text and "http://" not in text
+
+
+def test_join_configuration_for_a_master_and_a_worker(cluster, join):
+    secrets, _ = join
+    master = kubeadm.join_configuration(cluster, cluster.masters[1], secrets).to_dict()
+    worker = kubeadm.join_configuration(cluster, cluster.by_name["openi-worker-2"], secrets).to_dict()
+    discovery = {"bootstrapToken": {"apiServerEndpoint": "10.10.0.10:6443", "token": "abcdef.0123456789abcdef",
+                                    "caCertHashes": [secrets.ca_cert_hash]}}
+    assert master["discovery"] == discovery == worker["discovery"]
+    assert master["controlPlane"] == {"localAPIEndpoint": {"advertiseAddress": "10.10.0.12", "bindPort": 6443}}
+    assert "controlPlane" not in worker
+    assert worker["nodeRegistration"]["name"] == "openi-worker-2"
+    assert worker["nodeRegistration"]["kubeletExtraArgs"] == [{"name": "node-ip", "value": "10.10.0.22"}]
+
+
+def test_ca_hash_matches_openssl(join, tmp_path):
+    secrets, pki = join
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(pki.kubernetes_ca.cert_pem)
+    spki = subprocess.run(
+        f"openssl x509 -pubkey -noout -in {ca} | openssl pkey -pubin -outform der | sha256sum",
+        shell=True, capture_output=True, text=True, check=True,
+    ).stdout.split()[0]
+    assert secrets.ca_cert_hash == f"sha256:{spki}"
+
+
+def test_config_files_per_role(cluster, join):
+    secrets, _ = join
+    path, text = kubeadm.config_file(cluster, cluster.masters[0], secrets)
+    kinds = [d["kind"] for d in yaml.safe_load_all(text)]
+    assert path == "/etc/openi/kubeadm/init.yaml"
+    assert kinds == ["InitConfiguration", "ClusterConfiguration", "KubeletConfiguration"]
+    path, text = kubeadm.config_file(cluster, cluster.by_name["openi-proxy"], secrets)
+    assert path == "/etc/openi/kubeadm/join.yaml"
+    assert [d["kind"] for d in yaml.safe_load_all(text)] == ["JoinConfiguration", "KubeletConfiguration"]
+    kubelet = list(yaml.safe_load_all(text))[1]
+    assert kubelet == {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
+                       "cgroupDriver": "systemd", "failSwapOn": True}
+
+
+def test_bootstrap_token_is_kept_private_and_well_formed(tmp_path):
+    token = kubeadm.bootstrap_token(tmp_path, persist=True)
+    assert re.fullmatch(r"[a-z0-9]{6}\.[a-z0-9]{16}", token)
+    assert kubeadm.bootstrap_token(tmp_path, persist=True) == token
+    assert (tmp_path / "kubeadm" / "bootstrap-token").stat().st_mode & 0o077 == 0
+
+
+def test_single_master_endpoint_and_ipv4_only_names():
+    cluster = load_cluster(ORIGINAL)
+    data = kubeadm.cluster_configuration(cluster).to_dict()
+    assert data["controlPlaneEndpoint"] == "192.168.1.100:6443"
+    assert data["apiServer"]["certSANs"][0] == "192.168.1.100"
+
+
+def test_control_plane_certificates_are_issued_once_and_kept(cluster, tmp_path):
+    first = ClusterPki(cluster, tmp_path).control_plane_files()
+    again = ClusterPki(cluster, tmp_path).control_plane_files()
+    assert first == again
+    assert set(first) == {"ca.crt", "ca.key", "front-proxy-ca.crt", "front-proxy-ca.key", "sa.key", "sa.pub",
+                          "etcd/ca.crt", "apiserver-etcd-client.crt", "apiserver-etcd-client.key"}
+    for key in (tmp_path / "pki").rglob("*.key"):
+        assert key.stat().st_mode & 0o077 == 0, key
