@@ -5,19 +5,17 @@ from __future__ import annotations
 
 from ...inventory import Host
 from ...kube import KubeApi
-from ...phase import Change, Phase, Run
+from ...phase import Change, Run
 from ..addons import addon_objects, describe
 from ..kubeconfig import admin_path
+from .base import OnFirstMaster
 
 
-class Addons(Phase):
+class Addons(OnFirstMaster):
+    """Applied through the API from this machine; its changes are shown against the first master."""
+
     name = "addons"
     title = "Add-ons: pod network, dashboard, node labels"
-    parallel = False
-
-    def hosts(self, run: Run) -> list[Host]:
-        # Applied through the API from this machine; shown against the first master.
-        return [run.inventory.host(run.cluster.masters[0].hostname)]
 
     def plan(self, run: Run, host: Host) -> list[Change]:
         objects = addon_objects(run.cluster)

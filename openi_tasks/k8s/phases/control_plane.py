@@ -14,6 +14,7 @@ from .. import kubeadm
 from ..kubeconfig import ADMIN_CONF, admin_path, for_operator
 from ..packages import kubernetes_packages
 from ..pki import pki_of
+from .base import first_master
 from .facts import facts_of
 
 
@@ -63,7 +64,6 @@ class ControlPlane(Phase):
         return any(not f.kubelet_joined for f in run.facts.values())
 
     def after(self, run: Run) -> None:
-        first = run.inventory.host(run.cluster.masters[0].hostname)
-        admin = first.read_file(ADMIN_CONF)
+        admin = first_master(run).read_file(ADMIN_CONF)
         if admin is not None:
             write_private(admin_path(run.state_dir), for_operator(run.cluster, admin))

@@ -61,18 +61,18 @@ class Endpoint(Phase):
             wait_serving(host, ContainerSpec.from_yaml(definition.content, "haproxy").name, run.cluster.kubernetes.api_port)
 
 
-def wait_serving(host: Host, name: str, port: int, timeout: float = 30.0) -> None:
-    """Wait until the container runs, its port listens, and it is still the same run 2 s later."""
-    probe = (f"docker inspect -f '{{{{.State.Running}}}} {{{{.State.StartedAt}}}}' {shlex.quote(name)} && "
+def wait_serving(host: Host, name: str, port: int, timeout: float = 30.0, settle: int = 5) -> None:
+    """Wait until the container runs, its port listens, and it has been up `settle` seconds
+    (a container in a restart loop never is)."""
+    probe = (f"docker inspect -f '{{{{.State.Running}}}} {{{{.State.StartedAt}}}}' {shlex.quote(name)} | "
+             f"{{ read running started; echo \"$running $(( $(date +%s) - $(date -d \"$started\" +%s) ))\"; }} && "
              f"ss -Htln 'sport = :{port}' | grep -q .")
     deadline = time.monotonic() + timeout
-    seen = None
     while time.monotonic() < deadline:
         result = host.sh(probe)
-        current = result.stdout.split()[1] if result.exited == 0 and result.stdout.startswith("true") else None
-        if current is not None and current == seen:
+        words = result.stdout.split()
+        if result.exited == 0 and words[:1] == ["true"] and int(words[1]) >= settle:
             return
-        seen = current
-        time.sleep(2)
+        time.sleep(1)
     logs = host.sh(f"docker logs --tail 20 {shlex.quote(name)} 2>&1").stdout.strip()
     raise OpenIError(f"{host.name}: {name} does not keep serving port {port}:\n    {logs}")

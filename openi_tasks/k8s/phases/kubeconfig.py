@@ -6,18 +6,15 @@
 from __future__ import annotations
 
 from ...inventory import Host
-from ...phase import Change, Phase, Run
+from ...phase import Change, Run
 from ...state import write_private
 from ..kubeconfig import ADMIN_CONF, admin_path, for_operator
+from .base import OnFirstMaster
 
 
-class Kubeconfig(Phase):
+class Kubeconfig(OnFirstMaster):
     name = "kubeconfig"
     title = "Admin kubeconfig for the operator"
-    parallel = False
-
-    def hosts(self, run: Run) -> list[Host]:
-        return [run.inventory.host(run.cluster.masters[0].hostname)]
 
     def plan(self, run: Run, host: Host) -> list[Change]:
         target = admin_path(run.state_dir)

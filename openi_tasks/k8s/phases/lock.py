@@ -14,7 +14,8 @@ import time
 
 from ...errors import OpenIError
 from ...inventory import Host
-from ...phase import Change, Phase, Run
+from ...phase import Change, Run
+from .base import OnFirstMaster, first_master
 
 LOCK = "/var/lib/openi/deploy.lock"
 
@@ -38,18 +39,10 @@ def current_owner(host: Host) -> str | None:
     return (result.stdout.strip() or None) if result.exited == 0 else None
 
 
-def _first_master(run: Run) -> list[Host]:
-    return [run.inventory.host(run.cluster.masters[0].hostname)]
-
-
-class Lock(Phase):
+class Lock(OnFirstMaster):
     name = "lock"
     title = "Take the cluster lock"
-    parallel = False
     bookkeeping = True
-
-    def hosts(self, run: Run) -> list[Host]:
-        return _first_master(run)
 
     def plan(self, run: Run, host: Host) -> list[Change]:
         me = lock_owner(run)
@@ -79,19 +72,15 @@ def release(run: Run) -> None:
     """Remove the lock if this run holds it."""
     if run.dry_run:
         return
-    host = _first_master(run)[0]
+    host = first_master(run)
     if current_owner(host) == lock_owner(run):
         host.sh(f"rm -rf {LOCK}", check=True)
 
 
-class Unlock(Phase):
+class Unlock(OnFirstMaster):
     name = "unlock"
     title = "Release the cluster lock"
-    parallel = False
     bookkeeping = True
-
-    def hosts(self, run: Run) -> list[Host]:
-        return _first_master(run)
 
     def plan(self, run: Run, host: Host) -> list[Change]:
         if current_owner(host) != lock_owner(run):
