@@ -7,6 +7,7 @@ deploy, its no-change re-run, the lock, and clean followed by a second deploy.
 from __future__ import annotations
 
 import io
+import re
 import time
 
 import pytest
@@ -20,6 +21,7 @@ from openi_tasks.k8s.deploy import deploy
 from openi_tasks.k8s.etcd import client, member_health
 from openi_tasks.k8s.phases.lock import LOCK
 from openi_tasks.k8s.pki import ClusterPki
+from openi_tasks.k8s.status import show_status
 from openi_tasks.report import Reporter
 from openi_tasks.state import state_dir
 
@@ -131,6 +133,20 @@ def test_deploy_installs_docker_and_brings_up_tls_etcd_and_the_endpoint(testbed,
     code, output = proxy.exec(f"docker run --rm -v /etc/openi/haproxy:/usr/local/etc/haproxy:ro {image} "
                               "haproxy -c -f /usr/local/etc/haproxy/haproxy.cfg")
     assert code == 0, output
+
+
+def test_status_shows_members_leader_and_backends(testbed, cluster):
+    report, out = reporter()
+    healthy = show_status(cluster, report)
+    text = out.getvalue()
+    assert not healthy, "no API server answers behind the endpoint: the cluster is not healthy"
+    members = [line for line in text.splitlines() if "https://" in line and ":2379" in line]
+    assert len(members) == 3 and sum("leader" in line for line in members) == 1
+    assert all(" yes " in line for line in members)
+    for name in ("master1", "master2", "master3"):
+        assert re.search(rf"{name}\s+.\s+DOWN", text), name
+    assert "etcd-etcd1: Up" in text and "openi-haproxy: Up" in text
+    assert "Kubernetes nodes: no admin kubeconfig" in text
 
 
 FAKE_API_SERVER = r"""
