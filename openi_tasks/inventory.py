@@ -219,7 +219,7 @@ class Host(Connection):
 
 def describe_error(exc: BaseException) -> str:
     """One line that says why a host failed, for tables."""
-    if isinstance(exc, (OpenIError, HostKeyError)):
+    if isinstance(exc, OpenIError):
         return str(exc)
     if isinstance(exc, paramiko.BadHostKeyException):
         return (
@@ -236,8 +236,6 @@ def describe_error(exc: BaseException) -> str:
         return f"command timed out after {exc.timeout}s"
     if isinstance(exc, UnexpectedExit):
         return f"command exited {exc.result.exited}"
-    if isinstance(exc, (OSError, paramiko.SSHException)):
-        return f"{type(exc).__name__}: {exc}"
     return f"{type(exc).__name__}: {exc}"
 
 
