@@ -81,6 +81,12 @@ def confirm(warning: str, answer: str) -> None:
         raise UsageError("not confirmed; nothing was changed")
 
 
+def required(value: str | None, flag: str) -> str:
+    if not value:
+        raise UsageError(f"{flag} is required")
+    return value
+
+
 def split_list(value: str | None) -> list[str]:
     """'a,b, c' -> ['a', 'b', 'c']"""
     return [item.strip() for item in (value or "").split(",") if item.strip()]

@@ -7,6 +7,7 @@ would change by asking the API server itself: a dry-run apply compared with the 
 from __future__ import annotations
 
 import copy
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,8 @@ class KubeApi:
         # that never talk to the API (cluster.check, render) should not pay.
         from kubernetes import config, dynamic
 
-        api_client = config.new_client_from_config(config_file=str(kubeconfig), context=context)
-        self.client = dynamic.DynamicClient(api_client)
+        self.api_client = config.new_client_from_config(config_file=str(kubeconfig), context=context)
+        self.client = dynamic.DynamicClient(self.api_client)
 
     def _resource(self, obj: dict[str, Any]):
         return self.client.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
@@ -51,6 +52,40 @@ class KubeApi:
         """Whether applying `obj` would change the live object (or create it)."""
         live = self.get(obj)
         return live is None or _comparable(live) != _comparable(self.apply(obj, dry_run=True))
+
+
+    def drain_and_delete(self, node: str, timeout: float = 300) -> None:
+        """Cordon a node, evict its pods (not DaemonSets' or static ones), wait, delete the Node."""
+        from kubernetes import client
+
+        core = client.CoreV1Api(self.api_client)
+        core.patch_node(node, {"spec": {"unschedulable": True}})
+        deadline = time.monotonic() + timeout
+        while True:
+            pods = [p for p in core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}").items
+                    if not _stays(p)]
+            if not pods:
+                break
+            if time.monotonic() > deadline:
+                names = ", ".join(f"{p.metadata.namespace}/{p.metadata.name}" for p in pods[:5])
+                raise TimeoutError(f"{node}: pods still running after {timeout:.0f}s: {names}")
+            for pod in pods:
+                meta = client.V1ObjectMeta(name=pod.metadata.name, namespace=pod.metadata.namespace)
+                try:
+                    core.create_namespaced_pod_eviction(pod.metadata.name, pod.metadata.namespace,
+                                                        client.V1Eviction(metadata=meta))
+                except client.exceptions.ApiException as exc:
+                    if exc.status not in (404, 429):  # gone already; or a disruption budget: retry
+                        raise
+            time.sleep(5)
+        core.delete_node(node)
+
+
+def _stays(pod) -> bool:
+    """Pods a drain leaves alone: DaemonSets' (they tolerate cordons) and static (mirror) pods."""
+    owners = pod.metadata.owner_references or []
+    annotations = pod.metadata.annotations or {}
+    return any(o.kind == "DaemonSet" for o in owners) or "kubernetes.io/config.mirror" in annotations
 
 
 def _comparable(obj: dict[str, Any]) -> dict[str, Any]:

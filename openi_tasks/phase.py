@@ -53,6 +53,11 @@ class Run:
     state_dir: Path | None = None
     options: dict[str, Any] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
+    targets: frozenset[str] | None = None  # when set, the phases act on these hosts only
+
+    def hosts(self, role: str | None = None) -> list[Host]:
+        """The hosts phases act on: all (or of `role`), narrowed to `targets` when set."""
+        return [h for h in self.inventory.hosts(role=role) if self.targets is None or h.name in self.targets]
 
 
 class Phase:
@@ -64,7 +69,7 @@ class Phase:
     bookkeeping: bool = False  # its changes (a lock) do not count as changing the cluster
 
     def hosts(self, run: Run) -> list[Host]:
-        return run.inventory.hosts()
+        return run.hosts()
 
     def should_run(self, run: Run) -> bool:
         return True

@@ -14,8 +14,7 @@ import pytest
 from .conftest import EXAMPLE, ORIGINAL, ROOT
 
 NAMESPACES = {"cluster", "k8s", "hadoop", "services", "images", "testbed"}
-IMPLEMENTED = {"cluster.check", "cluster.render", "cluster.exec", "k8s.deploy", "k8s.clean", "k8s.status",
-               "k8s.install-kubectl"}
+FINISHED_NAMESPACES = ("cluster.", "k8s.", "testbed.")
 
 
 def inv(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -64,7 +63,7 @@ def test_every_parameter_of_every_task_is_explained():
 
 def test_unfinished_tasks_say_so_and_fail():
     for name in task_names():
-        if name in IMPLEMENTED or name.startswith("testbed."):
+        if name.startswith(FINISHED_NAMESPACES):
             continue
         result = inv(name)
         assert result.returncode == 3, name

@@ -11,6 +11,7 @@ import yaml
 from openi_tasks.config import load_cluster
 from openi_tasks.k8s.files import (
     CONTAINERD_CONFIG,
+    ETCD_BOOTSTRAP,
     ETCD_CONTAINER,
     HAPROXY_CONFIG,
     HAPROXY_CONTAINER,
@@ -33,7 +34,7 @@ def test_each_role_gets_its_files(cluster):
     paths = {m.hostname: sorted(f.path for f in host_files(cluster, m)) for m in cluster.machines}
     common = [CONTAINERD_CONFIG, MODULES_LOAD, SYSCTL_CONF]
     for master in cluster.masters:
-        assert paths[master.hostname] == sorted(common + [ETCD_CONTAINER])
+        assert paths[master.hostname] == sorted(common + [ETCD_CONTAINER, ETCD_BOOTSTRAP])
     assert paths["openi-proxy"] == sorted(common + [HAPROXY_CONFIG, HAPROXY_CONTAINER])
     assert paths["openi-worker-1"] == sorted(common)
 
@@ -47,9 +48,14 @@ def test_etcd_container_definition(cluster):
     assert (spec["network"], spec["restart"]) == ("host", "always")
     args = dict(a.split("=", 1) for a in spec["command"][1:])
     assert args["--name"] == "etcdid2" and args["--data-dir"] == "/var/lib/etcd/etcdid2"
-    assert args["--initial-cluster"] == (
-        "etcdid1=https://10.10.0.11:2380,etcdid2=https://10.10.0.12:2380,etcdid3=https://10.10.0.13:2380"
-    )
+    # How the member joins lives in the env file, read by etcd only on an empty data directory.
+    assert spec["env_file"] == ETCD_BOOTSTRAP and not any(a.startswith("--initial-cluster") for a in args)
+    bootstrap = next(f for f in host_files(cluster, master) if f.path == ETCD_BOOTSTRAP).content.splitlines()
+    assert bootstrap == [
+        "ETCD_INITIAL_CLUSTER=etcdid1=https://10.10.0.11:2380,etcdid2=https://10.10.0.12:2380,etcdid3=https://10.10.0.13:2380",
+        "ETCD_INITIAL_CLUSTER_STATE=new",
+        "ETCD_INITIAL_CLUSTER_TOKEN=openi-example",
+    ]
     assert args["--advertise-client-urls"] == "https://10.10.0.12:2379"
     # TLS everywhere: clients and peers must present certificates signed by the cluster's CA.
     assert args["--client-cert-auth"] == "true" and args["--peer-client-cert-auth"] == "true"
@@ -105,9 +111,9 @@ def test_shell_quote_of_a_list():
 def test_render_tree_mirrors_target_paths(cluster, tmp_path):
     files = render_cluster(cluster, tmp_path / "state")
     count = write_tree(tmp_path / "out", files)
-    # 3 files on every host, the etcd definition and 5 certificate files on each master,
-    # haproxy's 2 on the proxy, and the operator's etcdctl.env
-    assert count == 6 * 3 + 3 * 6 + 2 + 1
+    # 3 files on every host, the etcd definition, bootstrap file and 5 certificate files on each
+    # master, haproxy's 2 on the proxy, and the operator's etcdctl.env
+    assert count == 6 * 3 + 3 * 7 + 2 + 1
     key = tmp_path / "out" / "openi-master-2" / "etc/openi/etcd/pki/server.key"
     assert key.stat().st_mode & 0o777 == 0o600
     assert not (tmp_path / "state").exists(), "render writes no state"

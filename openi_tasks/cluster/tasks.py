@@ -6,7 +6,7 @@ from pathlib import Path
 
 from invoke import Context, Exit
 
-from ..cli import PATH_HELP, load, split_list, task
+from ..cli import PATH_HELP, load, required, split_list, task
 from ..inventory import Inventory
 from ..k8s.files import render_cluster
 from ..render import write_tree
@@ -28,8 +28,7 @@ def check(c: Context, path: str | None = None, all_hosts: bool = False) -> None:
 @task(help={"path": PATH_HELP, "out": "directory to write the rendered files to (required)"})
 def render(c: Context, out: str | None = None, path: str | None = None) -> None:
     """Write every file a deploy would put on each host to OUT/<host>/..., without contacting any."""
-    if not out:
-        raise Exit("error: --out DIR is required", code=2)
+    out = required(out, "--out DIR")
     reporter = Reporter()
     cluster = load(c, path, reporter)
     files = render_cluster(cluster, state_dir(cluster))
@@ -55,8 +54,7 @@ def exec(  # noqa: A001 - the task is called exec on the command line
     path: str | None = None,
 ) -> None:
     """Run one command on the selected hosts in parallel; print a row per host."""
-    if not cmd:
-        raise Exit("error: --cmd COMMAND is required", code=2)
+    cmd = required(cmd, "--cmd COMMAND")
     reporter = Reporter()
     cluster = load(c, path, reporter)
     with Inventory(cluster) as inventory:

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from ipaddress import ip_address, ip_network
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from ..errors import ConfigError
-from .files import MachineEntry
+from .files import MachineDefaults, MachineEntry, MachineSku
 from .loader import LoadedFiles, field_names, load_files
 from .model import ROLES, Cluster, Endpoint, Machine
 from .problems import Problem, did_you_mean
@@ -51,39 +51,50 @@ def load_cluster(path: str | os.PathLike) -> Cluster:
     return _build(directory, files, checks, tuple(problems))
 
 
+def machine_from_entry(entry: MachineEntry, defaults: MachineDefaults, skus: Mapping[str, MachineSku],
+                       labels: dict[str, str]) -> Machine:
+    """A machine-list entry with what it inherits resolved."""
+    ssh_key = entry.ssh_key or defaults.ssh_key
+    return Machine(
+        hostname=entry.hostname,
+        address=str(entry.hostip),
+        role=entry.k8s_role,
+        sku_name=entry.machine_type,
+        sku=skus.get(entry.machine_type),
+        etcdid=entry.etcdid,
+        user=entry.username or defaults.username,
+        port=entry.sshport or defaults.sshport,
+        password=entry.password or defaults.password,
+        ssh_key=str(Path(ssh_key).expanduser()) if ssh_key else None,
+        labels=MappingProxyType(labels),
+    )
+
+
+def entry_labels(entry: MachineEntry) -> dict[str, str]:
+    """An entry's flags as label values (for entries already checked)."""
+    return {key: _label_text(value) for key, value in (entry.model_extra or {}).items()}
+
+
 def _build(directory: Path, files: LoadedFiles, checks: "_CrossChecks", warnings: tuple) -> Cluster:
     cluster_file = files.models[CLUSTER_FILE]
     defaults = cluster_file.default_machine_properties
     skus = cluster_file.machine_sku
-    machines = []
-    for index, entry in enumerate(cluster_file.machine_list):
-        ssh_key = entry.ssh_key or defaults.ssh_key
-        machines.append(
-            Machine(
-                hostname=entry.hostname,
-                address=str(entry.hostip),
-                role=entry.k8s_role,
-                sku_name=entry.machine_type,
-                sku=skus[entry.machine_type],
-                etcdid=entry.etcdid,
-                user=entry.username or defaults.username,
-                port=entry.sshport or defaults.sshport,
-                password=entry.password or defaults.password,
-                ssh_key=str(Path(ssh_key).expanduser()) if ssh_key else None,
-                labels=MappingProxyType(checks.labels[index]),
-            )
-        )
+    machines = tuple(
+        machine_from_entry(entry, defaults, skus, checks.labels[index])
+        for index, entry in enumerate(cluster_file.machine_list)
+    )
     services = files.models[SERVICES_FILE]
     return Cluster(
         path=directory,
         id=services.cluster.clusterid,
-        machines=tuple(machines),
+        machines=machines,
         skus=MappingProxyType(dict(skus)),
         kubernetes=files.models[KUBERNETES_FILE].kubernetes,
         services=services,
         roles=files.models[ROLES_FILE],
         operator=cluster_file.operator,
         endpoint=checks.endpoint,
+        defaults=defaults,
         warnings=warnings,
     )
 

@@ -14,7 +14,7 @@ from typing import Mapping, Optional
 
 from pydantic import SecretStr
 
-from .files import KubernetesSettings, MachineSku, OperatorSettings, RoleDefinitionFile, ServicesFile
+from .files import KubernetesSettings, MachineDefaults, MachineSku, OperatorSettings, RoleDefinitionFile, ServicesFile
 from .problems import Problem
 
 ROLES = ("master", "worker", "proxy")
@@ -95,6 +95,7 @@ class Cluster:
     roles: RoleDefinitionFile
     operator: OperatorSettings
     endpoint: Endpoint
+    defaults: MachineDefaults = MachineDefaults()
     warnings: tuple[Problem, ...] = ()
 
     @cached_property

@@ -32,6 +32,7 @@ class ContainerSpec:
     volumes: tuple[str, ...] = ()
     network: str = "host"
     restart: str = "always"
+    env_file: str = ""
     component: str = ""
     depends: tuple[str, ...] = field(default=(), compare=False)  # digests of files it reads
 
@@ -45,6 +46,7 @@ class ContainerSpec:
             volumes=tuple(data.get("volumes") or ()),
             network=data.get("network", "host"),
             restart=data.get("restart", "always"),
+            env_file=data.get("env_file", ""),
             component=component,
             depends=depends,
         )
@@ -52,7 +54,7 @@ class ContainerSpec:
     @property
     def digest(self) -> str:
         body = json.dumps(
-            [self.name, self.image, self.command, self.volumes, self.network, self.restart, self.depends]
+            [self.name, self.image, self.command, self.volumes, self.network, self.restart, self.env_file, self.depends]
         )
         return hashlib.sha256(body.encode()).hexdigest()[:20]
 
@@ -64,6 +66,8 @@ class ContainerSpec:
             "--label", f"{MANAGED}=true", "--label", f"{COMPONENT}={self.component}",
             "--label", f"{SPEC_HASH}={self.digest}",
         ]
+        if self.env_file:
+            words += ["--env-file", self.env_file]
         for volume in self.volumes:
             words += ["-v", volume]
         words += [self.image, *self.command]

@@ -5,12 +5,17 @@ Every call authenticates with the operator's client certificate from the state d
 
 from __future__ import annotations
 
+import base64
+import json
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlparse
 
 import requests
 from etcd3gw.client import Etcd3Client
+from etcd3gw.exceptions import ConnectionFailedError, ConnectionTimeoutError
 
 from ..config import Cluster, EtcdMember
 from ..errors import OpenIError
@@ -62,11 +67,12 @@ def member_health(cluster: Cluster, pki: ClusterPki, members: tuple[EtcdMember, 
     return rows
 
 
-def wait_healthy(cluster: Cluster, pki: ClusterPki, timeout: float = 120.0) -> list[MemberHealth]:
-    """Wait until every member answers and one of them leads; raise with the table if not."""
+def wait_healthy(cluster: Cluster, pki: ClusterPki, timeout: float = 120.0,
+                 members: tuple[EtcdMember, ...] | None = None) -> list[MemberHealth]:
+    """Wait until every member (or those given) answers and one leads; raise with the table if not."""
     deadline = time.monotonic() + timeout
     while True:
-        rows = member_health(cluster, pki)
+        rows = member_health(cluster, pki, members)
         if all(r.healthy for r in rows) and sum(r.leader for r in rows) == 1:
             return rows
         if time.monotonic() > deadline:
@@ -76,9 +82,82 @@ def wait_healthy(cluster: Cluster, pki: ClusterPki, timeout: float = 120.0) -> l
 
 
 def _reason(exc: Exception) -> str:
+    if isinstance(exc, (ConnectionFailedError, ConnectionTimeoutError)):
+        return "does not answer"
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if "CERTIFICATE" in text.upper() or "SSL" in text.upper():
         return f"TLS error: {text[:160]}"
     if "Connection refused" in text or "Max retries" in text or "timed out" in text.lower():
         return "does not answer"
     return text[:200]
+
+
+@dataclass(frozen=True)
+class Member:
+    """A member as the cluster lists it (a member added but not yet started has no name)."""
+
+    id: int
+    name: str
+    peer_urls: tuple[str, ...]
+    client_urls: tuple[str, ...]
+
+
+def _member(data: dict) -> Member:
+    return Member(int(data["ID"]), data.get("name", ""), tuple(data.get("peerURLs", ())), tuple(data.get("clientURLs", ())))
+
+
+def members(pki: ClusterPki, url: str) -> list[Member]:
+    """The member list, as the member at `url` sees it."""
+    etcd = client(pki, url)
+    return [_member(m) for m in etcd.post(etcd.get_url("/cluster/member/list"), json={}).get("members", [])]
+
+
+def _reconfigure(pki: ClusterPki, url: str, path: str, body: dict, patience: float = 30.0) -> dict:
+    """A membership change. etcd refuses one (503) while a member has been connected for less than
+    a few seconds, so that a change cannot cost the quorum: wait that out, up to `patience`."""
+    etcd = client(pki, url)
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return etcd.post(etcd.get_url(path), json=body)
+        except ConnectionFailedError as exc:
+            if time.monotonic() > deadline:
+                raise OpenIError(f"etcd at {url} refused the membership change for {patience:.0f}s ({exc}): a member "
+                                 f"is down or joined only just now") from None
+            time.sleep(1)
+
+
+def remove_member(pki: ClusterPki, url: str, member_id: int) -> None:
+    _reconfigure(pki, url, "/cluster/member/remove", {"ID": str(member_id)})
+
+
+def add_member(pki: ClusterPki, url: str, peer_url: str) -> list[Member]:
+    """Add a member by its peer URL; the member list afterwards."""
+    result = _reconfigure(pki, url, "/cluster/member/add", {"peerURLs": [peer_url]})
+    return [_member(m) for m in result.get("members", [])]
+
+
+def save_snapshot(pki: ClusterPki, url: str, target: Path) -> int:
+    """Stream a snapshot of the member at `url` into `target` (0600); its size in bytes."""
+    etcd = client(pki, url, timeout=300)
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    size = 0
+    with etcd.session.post(etcd.get_url("/maintenance/snapshot"), json={}, stream=True, timeout=300) as response:
+        response.raise_for_status()
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            for line in response.iter_lines():
+                if not line:
+                    continue
+                message = json.loads(line)
+                if "error" in message:
+                    raise OpenIError(f"snapshot from {url} failed: {message['error'].get('message', message['error'])}")
+                blob = base64.b64decode(message["result"].get("blob", ""))
+                out.write(blob)
+                size += len(blob)
+    if size == 0:
+        partial.unlink(missing_ok=True)
+        raise OpenIError(f"snapshot from {url} was empty")
+    partial.rename(target)
+    return size

@@ -16,6 +16,7 @@ from .pki import ClusterPki
 
 ETCD_PKI = "/etc/openi/etcd/pki"
 ETCD_CONTAINER = "/etc/openi/containers/etcd.yaml"
+ETCD_BOOTSTRAP = "/etc/openi/etcd/bootstrap.env"
 HAPROXY_DIR = "/etc/openi/haproxy"
 HAPROXY_CONFIG = f"{HAPROXY_DIR}/haproxy.cfg"
 HAPROXY_CONTAINER = "/etc/openi/containers/haproxy.yaml"
@@ -39,6 +40,7 @@ HOST_TEMPLATES = (
     HostTemplate("k8s/host/sysctl.conf.j2", SYSCTL_CONF, ALL_ROLES),
     HostTemplate("k8s/containerd/config.toml.j2", CONTAINERD_CONFIG, ALL_ROLES),
     HostTemplate("k8s/etcd/etcd-container.yaml.j2", ETCD_CONTAINER, ("master",)),
+    HostTemplate("k8s/etcd/bootstrap.env.j2", ETCD_BOOTSTRAP, ("master",)),
     HostTemplate("k8s/haproxy/haproxy.cfg.j2", HAPROXY_CONFIG, ("proxy",)),
     HostTemplate("k8s/haproxy/haproxy-container.yaml.j2", HAPROXY_CONTAINER, ("proxy",)),
 )
@@ -48,16 +50,21 @@ def member_of(cluster: Cluster, machine: Machine) -> EtcdMember | None:
     return next((m for m in cluster.etcd_members if m.machine is machine), None)
 
 
-def host_files(cluster: Cluster, machine: Machine, initial_cluster_state: str = "new") -> list[RenderedFile]:
-    """Every templated file that `machine` gets, by its role."""
+def host_files(cluster: Cluster, machine: Machine) -> list[RenderedFile]:
+    """Every templated file that `machine` gets, by its role.
+
+    A master's bootstrap.env is the one for a new cluster (every member from the start);
+    `bootstrap_env` makes the one for a member joining a running cluster.
+    """
     context = {
         "cluster": cluster,
         "machine": machine,
         "k8s": cluster.kubernetes,
         "pki": ETCD_PKI,
+        "bootstrap_env": ETCD_BOOTSTRAP,
         "member": member_of(cluster, machine),
         "initial_cluster": cluster.etcd_initial_cluster,
-        "initial_cluster_state": initial_cluster_state,
+        "initial_cluster_state": "new",
         "sysctls": SYSCTLS,
     }
     return [
@@ -65,6 +72,13 @@ def host_files(cluster: Cluster, machine: Machine, initial_cluster_state: str = 
         for t in HOST_TEMPLATES
         if machine.role in t.roles
     ]
+
+
+def bootstrap_env(cluster: Cluster, initial_cluster: str, state: str) -> RenderedFile:
+    """How a member starts on an empty data directory: the cluster it joins, new or existing."""
+    text = render("k8s/etcd/bootstrap.env.j2", cluster=cluster, initial_cluster=initial_cluster,
+                  initial_cluster_state=state)
+    return RenderedFile(ETCD_BOOTSTRAP, text)
 
 
 def etcd_pki_files(pki: ClusterPki, member: EtcdMember) -> list[RenderedFile]:

@@ -6,11 +6,20 @@ from pathlib import Path
 
 from invoke import Context, Exit
 
-from ..cli import PATH_HELP, confirm, load, not_implemented, split_list, task
+from ..cli import PATH_HELP, confirm, load, required, split_list, task
+from ..config.edit import add_machines, remove_machines
+from ..config.nodes import load_nodes, node_entries
 from ..report import Reporter
+from .backup import backup as run_backup
+from .backup import restore as run_restore
+from .backup import verify
 from .clean import clean as run_clean
 from .deploy import deploy as run_deploy
+from .etcdfix import etcdfix as run_etcdfix
 from .kubectl import install_kubectl as run_install_kubectl
+from .maintenance import add as run_add
+from .maintenance import remove as run_remove
+from .maintenance import repair as run_repair
 from .status import show_status
 
 NODES_HELP = "nodes file: machine-list entries of the hosts to act on (same format as machine-list)"
@@ -77,34 +86,99 @@ def status(c: Context, path=None):
 @task(help={"path": PATH_HELP, "nodes": NODES_HELP, "force": "act even on a member that looks healthy"})
 def etcdfix(c: Context, nodes=None, path=None, force=False):
     """Repair one broken etcd member: snapshot, remove, wipe, re-add, rejoin."""
-    not_implemented("k8s.etcdfix")
+    reporter = Reporter()
+    cluster = load(c, path, reporter)
+    run_etcdfix(cluster, reporter, load_nodes(required(nodes, "--nodes FILE"), cluster), force=force)
 
 
-@task(help={"path": PATH_HELP, "nodes": NODES_HELP})
-def add(c: Context, nodes=None, path=None):
+UPDATE_HELP = "also edit cluster-configuration.yaml's machine-list (comments are kept)"
+
+
+@task(
+    help={
+        "path": PATH_HELP,
+        "nodes": NODES_HELP,
+        "update-config": UPDATE_HELP,
+        "dry-run": "show what would change on each host; change nothing",
+        "only": "run only these phases (comma-separated)",
+        "skip": "skip these phases (comma-separated)",
+    }
+)
+def add(c: Context, nodes=None, path=None, update_config=False, dry_run=False, only=None, skip=None):
     """Add the hosts of a nodes file to the cluster (workers, or masters one at a time)."""
-    not_implemented("k8s.add")
+    reporter = Reporter()
+    cluster = load(c, path, reporter)
+    nodes_file = required(nodes, "--nodes FILE")
+    machines = load_nodes(nodes_file, cluster, allow_new=True)
+    new = [m.hostname for m in machines if m.hostname not in cluster.by_name]
+    run_add(cluster, reporter, machines, dry_run=dry_run, only=split_list(only), skip=split_list(skip))
+    if new and not dry_run:
+        if update_config:
+            add_machines(cluster.path, [e for e in node_entries(nodes_file) if e.get("hostname") in new])
+            reporter.info(f"added {', '.join(new)} to {cluster.path / 'cluster-configuration.yaml'}")
+        else:
+            reporter.warn(f"add {', '.join(new)} to cluster-configuration.yaml (or run again with --update-config)")
 
 
-@task(help={"path": PATH_HELP, "nodes": NODES_HELP, "yes": "do not ask for confirmation"})
-def remove(c: Context, nodes=None, path=None, yes=False):
+@task(
+    help={
+        "path": PATH_HELP,
+        "nodes": NODES_HELP,
+        "yes": "do not ask for confirmation",
+        "update-config": UPDATE_HELP,
+        "dry-run": "show what would change on each host; change nothing",
+    }
+)
+def remove(c: Context, nodes=None, path=None, yes=False, update_config=False, dry_run=False):
     """Drain and remove the hosts of a nodes file (a master's etcd member too)."""
-    not_implemented("k8s.remove")
+    reporter = Reporter()
+    cluster = load(c, path, reporter)
+    machines = load_nodes(required(nodes, "--nodes FILE"), cluster)
+    names = [m.hostname for m in machines]
+    if not (yes or dry_run):
+        confirm(f"This removes {', '.join(names)} from {cluster.id} and resets them.", cluster.id)
+    run_remove(cluster, reporter, machines, dry_run=dry_run)
+    if not dry_run:
+        if update_config:
+            remove_machines(cluster.path, names)
+            reporter.info(f"removed {', '.join(names)} from {cluster.path / 'cluster-configuration.yaml'}")
+        else:
+            reporter.warn(f"remove {', '.join(names)} from cluster-configuration.yaml (or use --update-config), "
+                          f"then run k8s.deploy --only endpoint so the endpoint forgets them")
 
 
-@task(help={"path": PATH_HELP, "nodes": NODES_HELP})
-def repair(c: Context, nodes=None, path=None):
+@task(help={"path": PATH_HELP, "nodes": NODES_HELP, "dry-run": "show what would change on each host; change nothing"})
+def repair(c: Context, nodes=None, path=None, dry_run=False):
     """Reset and rejoin broken workers (refused on etcd hosts)."""
-    not_implemented("k8s.repair")
+    reporter = Reporter()
+    cluster = load(c, path, reporter)
+    run_repair(cluster, reporter, load_nodes(required(nodes, "--nodes FILE"), cluster), dry_run=dry_run)
 
 
-@task(help={"path": PATH_HELP, "out": "also copy the snapshot to this path"})
+@task(help={"path": PATH_HELP, "out": "also copy the snapshot (and its .sha256) to this file or directory"})
 def backup(c: Context, path=None, out=None):
     """Write a timestamped, checksummed etcd snapshot to the state directory."""
-    not_implemented("k8s.backup")
+    reporter = Reporter()
+    snapshot = run_backup(load(c, path, reporter), Path(out).expanduser() if out else None)
+    reporter.info(f"etcd snapshot written ({snapshot.stat().st_size} bytes, sha256 in {snapshot.name}.sha256):")
+    print(snapshot)
 
 
-@task(help={"path": PATH_HELP, "snapshot": "the snapshot file to restore", "yes": "do not ask for confirmation"})
-def restore(c: Context, snapshot=None, path=None, yes=False):
+@task(
+    help={
+        "path": PATH_HELP,
+        "snapshot": "the snapshot file to restore (its .sha256 must be beside it)",
+        "yes": "do not ask for confirmation",
+        "dry-run": "show what would be done on each master; change nothing",
+    }
+)
+def restore(c: Context, snapshot=None, path=None, yes=False, dry_run=False):
     """Rebuild the whole etcd cluster from a snapshot."""
-    not_implemented("k8s.restore")
+    reporter = Reporter()
+    cluster = load(c, path, reporter)
+    file = Path(required(snapshot, "--snapshot FILE")).expanduser()
+    verify(file)
+    if not (yes or dry_run):
+        confirm(f"This replaces etcd's data on {len(cluster.masters)} masters of {cluster.id} with {file.name}.",
+                cluster.id)
+    run_restore(cluster, reporter, file, dry_run=dry_run)

@@ -37,7 +37,7 @@ class ControlPlane(Phase):
     parallel = False
 
     def hosts(self, run: Run) -> list[Host]:
-        return run.inventory.hosts(role="master")
+        return run.hosts("master")
 
     def plan(self, run: Run, host: Host) -> list[Change]:
         facts = facts_of(run, host)

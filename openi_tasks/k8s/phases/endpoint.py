@@ -39,7 +39,7 @@ class Endpoint(Phase):
         return run.cluster.endpoint.mode == "proxy"
 
     def hosts(self, run: Run) -> list[Host]:
-        return run.inventory.hosts(role="proxy")
+        return run.hosts("proxy")
 
     def plan(self, run: Run, host: Host) -> list[Change]:
         files = host_files(run.cluster, host.machine)

@@ -10,17 +10,28 @@ from ...operations import ensure_file
 from ...phase import Change, Phase, Run
 from ..containers import ContainerSpec, digest, ensure_container, inspect
 from ..etcd import wait_healthy
-from ..files import ETCD_CONTAINER, etcd_pki_files, file_at, host_files, member_of
+from ...render import RenderedFile
+from ..files import ETCD_BOOTSTRAP, ETCD_CONTAINER, etcd_pki_files, file_at, host_files, member_of
 from ..pki import pki_of
 
 
-def etcd_changes(run: Run, host: Host, initial_cluster_state: str = "new") -> list[Change]:
-    """Certificates, definition, data directory and container of this host's member."""
+def etcd_changes(run: Run, host: Host, joining: RenderedFile | None = None) -> list[Change]:
+    """Certificates, definition, data directory and container of this host's member.
+
+    The bootstrap file is written when absent (a new cluster's), or replaced by `joining` when a
+    member is (re)added to a running cluster; an existing one is left alone, since etcd reads it
+    only on an empty data directory.
+    """
     cluster = run.cluster
     member = member_of(cluster, host.machine)
     pki_files = etcd_pki_files(pki_of(run), member)
-    definition = file_at(host_files(cluster, host.machine, initial_cluster_state), ETCD_CONTAINER)
+    files = host_files(cluster, host.machine)
+    definition = file_at(files, ETCD_CONTAINER)
     changes = [c for f in pki_files + [definition] for c in ensure_file(host, f)]
+    if joining is not None:
+        changes += ensure_file(host, joining)
+    elif host.sh(f"test -f {shlex.quote(ETCD_BOOTSTRAP)}").exited != 0:
+        changes += ensure_file(host, file_at(files, ETCD_BOOTSTRAP), (None, None))
     data = shlex.quote(cluster.kubernetes.etcd_data_path)
     if host.sh(f"test -d {data}").exited != 0:
         changes.append(Change(f"create the etcd data directory {cluster.kubernetes.etcd_data_path}",
@@ -34,7 +45,7 @@ class Etcd(Phase):
     title = "etcd members (TLS) on the masters"
 
     def hosts(self, run: Run) -> list[Host]:
-        return run.inventory.hosts(role="master")
+        return run.hosts("master")
 
     def plan(self, run: Run, host: Host) -> list[Change]:
         return etcd_changes(run, host)

@@ -16,7 +16,7 @@ class Workers(Phase):
     title = "Join the workers"
 
     def hosts(self, run: Run) -> list[Host]:
-        return [h for h in run.inventory.hosts() if not h.machine.is_master]
+        return [h for h in run.hosts() if not h.machine.is_master]
 
     def plan(self, run: Run, host: Host) -> list[Change]:
         facts = facts_of(run, host)
