@@ -126,6 +126,7 @@ def test_repair_dry_run_shows_every_step(cluster, tmp_path):
     report, out = reporter()
     repair(cluster, report, load_nodes(nodes_file(tmp_path, entry(cluster, "worker1")), cluster), dry_run=True)
     text = out.getvalue()
+    assert "worker1: would cordon Node worker1, evict its pods (all but DaemonSets' and static ones), delete the Node" in text
     assert "worker1: would reset the node: rm -rf /etc/kubernetes /var/lib/kubelet" in text
     assert "worker1: would join the cluster: kubeadm join --config /etc/openi/kubeadm/join.yaml" in text
     assert "master2" not in text  # only the named worker is touched

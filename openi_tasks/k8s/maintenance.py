@@ -126,14 +126,17 @@ class DrainNodes(Phase):
     def plan(self, run: Run, host: Host) -> list[Change]:
         kubeconfig = admin_path(run.state_dir)
         node = host.name.lower()
+        what = f"cordon Node {node}, evict its pods (all but DaemonSets' and static ones), delete the Node"
         if not kubeconfig.is_file():
+            if run.dry_run:
+                return [Change(f"{what} (through the API, once the control plane exists)", lambda: None)]
             run.reporter.warn(f"{host.name}: no admin kubeconfig ({kubeconfig}): the Kubernetes API was never deployed "
                               f"from here, so there is no Node to drain")
             return []
         api = KubeApi(kubeconfig)
         if api.get({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}}) is None:
             return []
-        return [Change(f"cordon, drain (evict every pod) and delete Node {node}", lambda: api.drain_and_delete(node))]
+        return [Change(what, lambda: api.drain_and_delete(node))]
 
 
 class EtcdLeave(Phase):
