@@ -14,7 +14,7 @@ import pytest
 from .conftest import EXAMPLE, ORIGINAL, ROOT
 
 NAMESPACES = {"cluster", "k8s", "hadoop", "services", "images", "testbed"}
-FINISHED_NAMESPACES = ("cluster.", "k8s.", "testbed.")
+FINISHED_NAMESPACES = ("cluster.", "k8s.", "testbed.", "images.")
 
 
 def inv(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -311,6 +311,16 @@ class ClusterSection(FileModel):
     docker_registry_info: Optional[RegistryInfo] = None
 
 
+class ImagesSection(FileModel):
+    """`images` (new): where the platform's own images start from."""
+
+    base_os_image: Image = "docker.io/library/ubuntu:22.04"
+    # Images whose code is not part of openi-tasks: the services run them by these names.
+    rest_server: Image = "docker.io/openpai/rest-server:v1.8.0"
+    webportal: Image = "docker.io/openpai/webportal:v1.8.0"
+    frameworklauncher: Image = "docker.io/openpai/frameworklauncher:v1.8.0"
+
+
 class VirtualCluster(FileModel):
     description: Optional[Text] = None
     capacity: NonNegative
@@ -360,6 +370,7 @@ class ServicesFile(OpenSection):
     """services-configuration.yaml. Sections of services we do not know are kept for templates."""
 
     cluster: ClusterSection
+    images: ImagesSection = ImagesSection()
     hadoop: HadoopSection = HadoopSection()
     frameworklauncher: FrameworkLauncherSection = FrameworkLauncherSection()
     restserver: RestServerSection = RestServerSection()

@@ -15,6 +15,7 @@ from typing import Mapping, Optional
 from pydantic import SecretStr
 
 from .files import KubernetesSettings, MachineDefaults, MachineSku, OperatorSettings, RoleDefinitionFile, ServicesFile
+from ..errors import OpenIError
 from .problems import Problem
 
 ROLES = ("master", "worker", "proxy")
@@ -130,6 +131,16 @@ class Cluster:
     @property
     def etcd_client_urls(self) -> str:
         return ",".join(m.client_url for m in self.etcd_members)
+
+    def image_ref(self, image: str) -> str:
+        """A platform image's reference: `<domain>/<namespace>/<image>:<tag>`, or
+        `<namespace>/<image>:<tag>` when the domain is the word `public` (Docker Hub)."""
+        info = self.services.cluster.docker_registry_info
+        if info is None:
+            raise OpenIError("cluster.docker-registry-info is not set in services-configuration.yaml")
+        prefix = info.docker_namespace if info.docker_registry_domain == "public" else (
+            f"{info.docker_registry_domain}/{info.docker_namespace}")
+        return f"{prefix}/{image}:{info.docker_tag}"
 
     @property
     def dashboard_image(self) -> str:

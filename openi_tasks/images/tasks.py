@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from invoke import Context
 
-from ..cli import PATH_HELP, not_implemented, task
+from ..cli import PATH_HELP, load, task
+from ..report import Reporter
+from .build import ImageBuilder
+from .catalog import load_images
+from .push import push as push_images
 
 NAME_HELP = "only this image (and the images it is built from)"
 
@@ -12,10 +16,14 @@ NAME_HELP = "only this image (and the images it is built from)"
 @task(help={"path": PATH_HELP, "name": NAME_HELP, "force": "rebuild even when nothing changed"})
 def build(c: Context, path=None, name=None, force=False):
     """Build the platform's images in dependency order (unchanged images are not rebuilt)."""
-    not_implemented("images.build")
+    reporter = Reporter()
+    cluster = load(c, path, reporter)
+    ImageBuilder(cluster, load_images(), reporter).build([name] if name else None, force=force)
 
 
 @task(help={"path": PATH_HELP, "name": NAME_HELP})
 def push(c: Context, path=None, name=None):
     """Push the platform's images to the configured registry, logging in when configured."""
-    not_implemented("images.push")
+    reporter = Reporter()
+    cluster = load(c, path, reporter)
+    push_images(cluster, load_images(), reporter, [name] if name else None)

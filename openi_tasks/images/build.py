@@ -1,0 +1,163 @@
+"""`inv images.build`: the platform's images, parents first, rebuilt only when their inputs change.
+
+An image's inputs are its rendered build context (Dockerfile, files, copied sources) and the
+image it is built from. Their hash is stored on the image as the label `openi.inputs`; an image
+whose inputs hash is already there is not built again (only tagged, if its tag changed).
+Builds go through the Docker SDK and stream each step; a failing step ends the run naming the
+image, the step and its last lines of output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+from docker.errors import APIError, ImageNotFound
+
+from ..config import Cluster
+from ..errors import OpenIError
+from ..render import environment, render
+from ..report import Reporter
+from ..state import state_dir
+from .catalog import CatalogError, ImageSpec, build_order
+
+LABEL = "openi.inputs"
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+class ImageBuildFailed(OpenIError):
+    """A build step failed: names the image, the step, and its last lines."""
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    name: str
+    ref: str
+    status: str  # built | unchanged
+    seconds: float
+    image_id: str
+
+
+def template_context(cluster: Cluster, images: dict[str, ImageSpec]) -> dict[str, Any]:
+    """What an image's templates (and copy entries) may use."""
+    return {
+        "cluster": cluster,
+        "images": {name: cluster.image_ref(name) for name in images},
+        "base_os_image": cluster.services.images.base_os_image,
+        "hadoop_version": cluster.services.hadoop.hadoop_version,
+        "hadoop_dist": str(state_dir(cluster) / "hadoop" / f"hadoop-{cluster.services.hadoop.hadoop_version}.tar.gz"),
+    }
+
+
+def prepare_context(spec: ImageSpec, target: Path, context: dict[str, Any]) -> Path:
+    """The build context of `spec`, rendered into `target`; a missing copy source is an error."""
+    shutil.copytree(spec.context, target, ignore=shutil.ignore_patterns("*.template"))
+    for template in spec.templates:
+        relative = (spec.context / f"{template}.template").relative_to(spec.context.parent)
+        (target / template).write_text(render(str(relative), root=spec.context.parent, **context))
+    for entry in spec.copy:
+        source = Path(environment().from_string(entry).render(**context)).expanduser()
+        if not source.is_absolute():
+            source = REPOSITORY_ROOT / source
+        if not source.exists():
+            raise CatalogError(f"image {spec.name}: copy source {source} does not exist")
+        destination = target / "copied_file" / source.name
+        destination.parent.mkdir(exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, destination)
+        else:
+            shutil.copy2(source, destination)
+    return target
+
+
+def inputs_hash(context_dir: Path, parent_id: str) -> str:
+    digest = hashlib.sha256(parent_id.encode() + b"\0")
+    for path in sorted(p for p in context_dir.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(context_dir)).encode() + b"\0")
+        digest.update(oct(path.stat().st_mode & 0o777).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _bookkeeping(line: str) -> bool:
+    """Docker's own progress lines, which say nothing about what a step printed."""
+    text = line.strip()
+    return text.startswith(("--->", "Removing intermediate container", "Successfully built", "Successfully tagged"))
+
+
+class ImageBuilder:
+    def __init__(self, cluster: Cluster, images: dict[str, ImageSpec], reporter: Reporter,
+                 client: docker.DockerClient | None = None) -> None:
+        self.cluster = cluster
+        self.images = images
+        self.reporter = reporter
+        try:
+            self.client = client or docker.from_env(timeout=600)
+            self.client.ping()
+        except Exception as exc:
+            raise OpenIError(f"Docker is not reachable from this machine ({exc})") from None
+
+    def build(self, names: list[str] | None = None, force: bool = False) -> list[BuildResult]:
+        """Build the named images (default: all) after what they are built from."""
+        order = build_order(self.images, names)
+        context = template_context(self.cluster, self.images)
+        results: dict[str, BuildResult] = {}
+        with tempfile.TemporaryDirectory(prefix="openi-images-") as tmp:
+            # Every context first: a template error or missing source stops the run before any build.
+            prepared = {spec.name: prepare_context(spec, Path(tmp) / spec.name, context) for spec in order}
+            for spec in order:
+                parent = results[spec.prerequisite].image_id if spec.prerequisite else ""
+                results[spec.name] = self._one(spec, prepared[spec.name], parent, force)
+        rows = [(r.name, r.ref, r.status, f"{r.seconds:.1f}") for r in results.values()]
+        self.reporter.table("images", ("image", "reference", "result", "seconds"), rows)
+        return list(results.values())
+
+    def _one(self, spec: ImageSpec, context_dir: Path, parent_id: str, force: bool) -> BuildResult:
+        ref = self.cluster.image_ref(spec.name)
+        inputs = inputs_hash(context_dir, parent_id)
+        start = time.monotonic()
+        if not force:
+            existing = self.client.images.list(filters={"label": f"{LABEL}={inputs}"})
+            if existing:
+                image = existing[0]
+                if ref not in image.tags:
+                    image.tag(ref)
+                return BuildResult(spec.name, ref, "unchanged", time.monotonic() - start, image.id)
+        image_id = self._stream_build(spec, ref, context_dir, inputs, force)
+        return BuildResult(spec.name, ref, "built", time.monotonic() - start, image_id)
+
+    def _stream_build(self, spec: ImageSpec, ref: str, context_dir: Path, inputs: str, force: bool) -> str:
+        dockerfile = "dockerfile" if (context_dir / "dockerfile").is_file() else "Dockerfile"
+        tail: deque[str] = deque(maxlen=12)
+        step = "(before the first step)"
+        self.reporter.info(f"building {spec.name} as {ref}")
+        try:
+            stream = self.client.api.build(
+                path=str(context_dir), dockerfile=dockerfile, tag=ref, labels={LABEL: inputs},
+                rm=True, forcerm=True, pull=False, nocache=force, decode=True,
+            )
+            for chunk in stream:
+                if "stream" in chunk:
+                    for line in chunk["stream"].splitlines():
+                        if line.startswith("Step "):
+                            step = line.strip()
+                            self.reporter.info(f"  {spec.name}: {step}")
+                        elif line.strip() and not _bookkeeping(line):
+                            tail.append(line.rstrip())
+                if "error" in chunk:
+                    tail.append(chunk["error"].rstrip())
+                    detail = "\n    ".join(tail)
+                    raise ImageBuildFailed(f"image {spec.name} failed at {step}:\n    {detail}")
+        except APIError as exc:
+            raise ImageBuildFailed(f"image {spec.name} failed at {step}: {exc.explanation or exc}") from None
+        try:
+            return self.client.images.get(ref).id
+        except ImageNotFound:
+            raise ImageBuildFailed(f"image {spec.name}: the build ended without an image") from None

@@ -1,0 +1,108 @@
+"""The platform's images: `service.yaml`'s `imagelist`, as the original toolkit wrote it.
+
+    imagelist:
+      hadoop-run:
+        templatelist: [dockerfile]      # templates/images/hadoop-run/dockerfile.template -> dockerfile
+        copy: ["{{ hadoop_dist }}"]     # more files for the build context (rendered; relative to the repo)
+        prerequisite: base-image        # built first; its tag is available as images['base-image']
+
+The word `None` means none, as in the original. Every problem (unknown or missing prerequisite,
+a cycle, a build context or template that does not exist) is reported before anything is built,
+naming the image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import OpenIError
+from ..graph import CycleError, dependency_order
+from ..render import TEMPLATES
+
+SERVICE_YAML = TEMPLATES.parent / "service.yaml"
+CONTEXTS = TEMPLATES / "images"
+
+
+class CatalogError(OpenIError):
+    """service.yaml's imagelist (or an image's build context) is wrong; nothing was built."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    name: str
+    templates: tuple[str, ...]
+    copy: tuple[str, ...]
+    prerequisite: str | None
+    context: Path
+
+
+def _none(value: Any) -> Any:
+    return None if value in (None, "None", "none", "") else value
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else [value]
+    return tuple(str(v) for v in items if _none(v) is not None)
+
+
+def load_images(service_yaml: Path = SERVICE_YAML, contexts: Path = CONTEXTS) -> dict[str, ImageSpec]:
+    """The imagelist, checked; raises `CatalogError` listing every problem."""
+    try:
+        data = yaml.safe_load(service_yaml.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise CatalogError(f"{service_yaml}: {exc}") from None
+    entries = data.get("imagelist") if isinstance(data, dict) else None
+    if not isinstance(entries, dict):
+        raise CatalogError(f"{service_yaml}: imagelist must be a mapping of image names")
+    images, problems = {}, []
+    for name, entry in entries.items():
+        entry = entry or {}
+        if not isinstance(entry, dict):
+            problems.append(f"image {name}: must be a mapping (templatelist, copy, prerequisite)")
+            continue
+        unknown = set(entry) - {"templatelist", "copy", "prerequisite"}
+        if unknown:
+            problems.append(f"image {name}: unknown key {', '.join(sorted(unknown))}")
+        spec = ImageSpec(
+            name=name,
+            templates=_names(entry.get("templatelist")),
+            copy=_names(entry.get("copy")),
+            prerequisite=_none(entry.get("prerequisite")),
+            context=contexts / name,
+        )
+        if not spec.context.is_dir():
+            problems.append(f"image {name}: its build context {spec.context} does not exist")
+        for template in spec.templates:
+            if not (spec.context / f"{template}.template").is_file():
+                problems.append(f"image {name}: template {spec.context / (template + '.template')} does not exist")
+        images[name] = spec
+    for spec in images.values():
+        if spec.prerequisite is not None and spec.prerequisite not in images:
+            problems.append(f"image {spec.name}: its prerequisite {spec.prerequisite} is not in the imagelist")
+    if not problems:
+        try:
+            dependency_order({n: _parent(s) for n, s in images.items()})
+        except CycleError as exc:
+            problems.append(f"images: {exc}")
+    if problems:
+        raise CatalogError(f"{service_yaml}:\n  " + "\n  ".join(problems))
+    return images
+
+
+def _parent(spec: ImageSpec) -> tuple[str, ...]:
+    return (spec.prerequisite,) if spec.prerequisite else ()
+
+
+def build_order(images: dict[str, ImageSpec], names: list[str] | None = None) -> list[ImageSpec]:
+    """Every image (or those named and what they are built from), parents first."""
+    unknown = [n for n in names or [] if n not in images]
+    if unknown:
+        raise CatalogError(f"unknown image {', '.join(unknown)}; the images are: {', '.join(images)}")
+    order = dependency_order({n: _parent(s) for n, s in images.items()}, names or None)
+    return [images[n] for n in order]
