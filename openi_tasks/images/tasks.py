@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from invoke import Context
 
 from ..cli import PATH_HELP, load, task
@@ -11,19 +13,27 @@ from .catalog import load_images
 from .push import push as push_images
 
 NAME_HELP = "only this image (and the images it is built from)"
+CATALOG_HELP = "a directory with its own service.yaml and images/<image>/ build contexts (default: openi-tasks' own)"
 
 
-@task(help={"path": PATH_HELP, "name": NAME_HELP, "force": "rebuild even when nothing changed"})
-def build(c: Context, path=None, name=None, force=False):
+def load_catalog(directory: str | None):
+    if directory is None:
+        return load_images()
+    root = Path(directory).expanduser()
+    return load_images(root / "service.yaml", root / "images")
+
+
+@task(help={"path": PATH_HELP, "name": NAME_HELP, "force": "rebuild even when nothing changed", "catalog": CATALOG_HELP})
+def build(c: Context, path=None, name=None, force=False, catalog=None):
     """Build the platform's images in dependency order (unchanged images are not rebuilt)."""
     reporter = Reporter()
     cluster = load(c, path, reporter)
-    ImageBuilder(cluster, load_images(), reporter).build([name] if name else None, force=force)
+    ImageBuilder(cluster, load_catalog(catalog), reporter).build([name] if name else None, force=force)
 
 
-@task(help={"path": PATH_HELP, "name": NAME_HELP})
-def push(c: Context, path=None, name=None):
+@task(help={"path": PATH_HELP, "name": NAME_HELP, "catalog": CATALOG_HELP})
+def push(c: Context, path=None, name=None, catalog=None):
     """Push the platform's images to the configured registry, logging in when configured."""
     reporter = Reporter()
     cluster = load(c, path, reporter)
-    push_images(cluster, load_images(), reporter, [name] if name else None)
+    push_images(cluster, load_catalog(catalog), reporter, [name] if name else None)

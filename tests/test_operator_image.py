@@ -1,0 +1,121 @@
+"""The operator's container (Dockerfile at the root), built and used with real Docker.
+
+No public registry is reachable here, so the image is built FROM the testbed's Debian base (made
+with debootstrap), and kubectl is a FAKE placed in dist/kubectl (the air-gapped way of building;
+the real binary cannot be downloaded here). This machine reaches PyPI through a TLS-inspecting
+proxy, so its CA certificates go in dist/ca-certificates/, as the Dockerfile documents.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import docker
+import pytest
+
+from openi_tasks.config.generate import write_configuration
+from openi_tasks.testbed import images as testbed_images
+
+from .conftest import EXAMPLE, ROOT
+
+pytestmark = pytest.mark.testbed
+
+TAG = "openi-tasks:test"
+UID = 1234
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory):
+    client = docker.from_env()
+    base = testbed_images.ImageBuilder(client, lambda message: None).base()
+    context = tmp_path_factory.mktemp("context")
+    tracked = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout.split()
+    for relative in tracked:
+        target = context / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / relative, target)
+    kubectl = context / "dist" / "kubectl"
+    kubectl.write_text("#!/bin/sh\n# FAKE kubectl: no real binary can be downloaded here\necho 'Client Version: v1.36.0 (fake)'\n")
+    kubectl.chmod(0o755)
+    proxies = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt"))
+    if proxies:
+        (context / "dist" / "ca-certificates").mkdir()
+        for cert in proxies:
+            shutil.copy(cert, context / "dist" / "ca-certificates" / cert.name)
+    client.images.build(path=str(context), tag=TAG, buildargs={"BASE_IMAGE": base}, rm=True, pull=False)
+    yield client, base
+    client.images.remove(TAG, force=True)
+
+
+def run(client, command: str, volumes: dict | None = None) -> tuple[int, str]:
+    container = client.containers.run(TAG, ["sh", "-c", command], volumes=volumes or {}, detach=True)
+    code = container.wait()["StatusCode"]
+    output = container.logs().decode()
+    container.remove()
+    return code, output
+
+
+def test_the_image_lists_the_tasks_and_has_its_tools(image):
+    client, _ = image
+    code, output = run(client, "inv --list && kubectl version --client && ssh -V 2>&1")
+    assert code == 0, output
+    for namespace in ("cluster.check", "k8s.deploy", "images.build", "testbed.up"):
+        assert namespace in output
+    assert "v1.36.0 (fake)" in output and "OpenSSH" in output
+
+
+def test_check_and_render_run_as_the_owner_of_the_mounted_configuration(image, tmp_path):
+    client, _ = image
+    config = Path(shutil.copytree(EXAMPLE, tmp_path / "cluster-configuration"))
+    subprocess.run(["chown", "-R", f"{UID}:{UID}", str(config)], check=True)
+    volumes = {str(config): {"bind": "/cluster-configuration", "mode": "rw"}}
+    code, output = run(client, "id -u && inv cluster.check -p /cluster-configuration && "
+                               "inv cluster.render -p /cluster-configuration --out /cluster-configuration/out", volumes)
+    assert code == 0, output
+    assert output.splitlines()[0] == str(UID)
+    assert "/cluster-configuration: valid" in output
+    rendered = config / "out" / "openi-master-1" / "etc/openi/containers/etcd.yaml"
+    assert rendered.is_file() and rendered.stat().st_uid == UID
+
+
+def test_images_build_through_the_mounted_socket_lands_on_the_hosts_docker(image, tmp_path):
+    client, base = image
+    catalog = tmp_path / "catalog"
+    (catalog / "images" / "tiny").mkdir(parents=True)
+    (catalog / "service.yaml").write_text("imagelist:\n  tiny:\n    templatelist: [Dockerfile]\n    prerequisite: None\n")
+    (catalog / "images" / "tiny" / "Dockerfile.template").write_text(
+        "FROM {{ base_os_image }}\nRUN echo built-inside-the-operator-container > /tiny.txt\n")
+    machines = [{"hostname": "m1", "hostip": "10.1.0.1", "machine-type": "standard", "k8s-role": "master", "etcdid": "e1"}]
+    config = write_configuration(tmp_path / "config", machines, services={
+        "cluster": {"docker-registry-info": {"docker-namespace": "operator-test", "docker-registry-domain": "local.invalid",
+                                             "docker-tag": "t1", "secret-name": "regsecret"}},
+        "images": {"base-os-image": base},
+    })
+    subprocess.run(["chown", "-R", f"{UID}:{UID}", str(tmp_path)], check=True)
+    reference = "local.invalid/operator-test/tiny:t1"
+    try:
+        client.images.remove(reference, force=True)
+    except docker.errors.ImageNotFound:
+        pass
+    volumes = {
+        str(config): {"bind": "/cluster-configuration", "mode": "rw"},
+        str(catalog): {"bind": "/catalog", "mode": "ro"},
+        "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
+    }
+    code, output = run(client, "id -u && inv images.build -p /cluster-configuration --catalog /catalog", volumes)
+    assert code == 0, output
+    assert output.splitlines()[0] == str(UID)
+    assert client.containers.run(reference, "cat /tiny.txt", remove=True) == b"built-inside-the-operator-container\n"
+    client.images.remove(reference, force=True)
+
+
+def test_image_size_is_reported(image, capsys):
+    client, base = image
+    size = client.images.get(TAG).attrs["Size"]
+    base_size = client.images.get(base).attrs["Size"]
+    with capsys.disabled():
+        print(f"\noperator image: {size / 2**20:.0f} MiB ({(size - base_size) / 2**20:.0f} MiB above its base)")
+    assert size - base_size < 400 * 2**20, "keep the image lean: no compilers, no caches"
