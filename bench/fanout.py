@@ -3,7 +3,8 @@
 
 Per host: three remote commands and one 100 KB file upload. Hosts are sshd processes on loopback
 addresses (127.0.0.2, ...), started here with generated keys; every tool verifies their host keys
-against the same known_hosts file and logs in as root with the same key.
+against the same known_hosts file and logs in with the same key as a uid-0 account whose shell is
+/bin/sh (no shell start-up files: cheap hosts, so that the client's own cost shows).
 
 - openi-tasks: its fan-out API (`Inventory(...).group(hosts).map(...)`, what every deploy phase
   uses), in a fresh process.
@@ -39,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.sshd import SshHosts  # noqa: E402
+from tests.sshd import PLAIN_ROOT, SshHosts  # noqa: E402
 
 TOOLS_VENV = ROOT / "bench" / ".tools-venv"
 COMMANDS = ["uname -a", "cat /etc/os-release | head -1", "ls /etc | wc -l"]
@@ -99,7 +100,7 @@ def prepare(work: Path, hosts: SshHosts, count: int, payload: Path) -> dict[str,
 
     addresses = hosts.addresses[:count]
     machines = hosts.machines()[:count]
-    config = write_configuration(work / f"config-{count}", machines, defaults=hosts.defaults(),
+    config = write_configuration(work / f"config-{count}", machines, defaults=hosts.defaults(PLAIN_ROOT),
                                  operator=hosts.operator(concurrency=max(count, 1)))
     ours = work / "ours.py"
     ours.write_text(OURS.format(commands=COMMANDS))
@@ -107,7 +108,7 @@ def prepare(work: Path, hosts: SshHosts, count: int, payload: Path) -> dict[str,
     ansible_dir = work / f"ansible-{count}"
     ansible_dir.mkdir()
     (ansible_dir / "inventory.ini").write_text("[nodes]\n" + "".join(
-        f"{a} ansible_port={hosts.port} ansible_user=root ansible_ssh_private_key_file={hosts.client_key}\n"
+        f"{a} ansible_port={hosts.port} ansible_user={PLAIN_ROOT} ansible_ssh_private_key_file={hosts.client_key}\n"
         for a in addresses))
     (ansible_dir / "ansible.cfg").write_text(textwrap.dedent(f"""\
         [defaults]
@@ -135,7 +136,7 @@ def prepare(work: Path, hosts: SshHosts, count: int, payload: Path) -> dict[str,
     pyinfra_dir.mkdir()
     (pyinfra_dir / "inventory.py").write_text(
         "nodes = [\n" + "".join(
-            f"    ('{a}', {{'ssh_port': {hosts.port}, 'ssh_user': 'root', 'ssh_key': '{hosts.client_key}', "
+            f"    ('{a}', {{'ssh_port': {hosts.port}, 'ssh_user': '{PLAIN_ROOT}', 'ssh_key': '{hosts.client_key}', "
             f"'ssh_known_hosts_file': '{hosts.known_hosts}', 'ssh_strict_host_key_checking': 'yes'}}),\n"
             for a in addresses) + "]\n")
     (pyinfra_dir / "deploy.py").write_text(textwrap.dedent(f"""\

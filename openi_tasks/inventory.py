@@ -16,9 +16,11 @@ exception that stopped it, as in Fabric's `GroupResult`.
 from __future__ import annotations
 
 import base64
+import select
 import shlex
 import socket
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,7 +30,7 @@ import paramiko
 from fabric import Config, Connection, ThreadingGroup
 from fabric.exceptions import GroupException
 from fabric.group import GroupResult
-from invoke.exceptions import CommandTimedOut, Failure, UnexpectedExit
+from invoke.exceptions import UnexpectedExit
 from invoke.runners import Result
 from paramiko.ssh_exception import NoValidConnectionsError
 
@@ -38,6 +40,10 @@ from .errors import OpenIError
 
 class HostKeyError(OpenIError):
     """A host's SSH key is unknown (under the strict policy) or does not match known_hosts."""
+
+
+class CommandTimeout(OpenIError):
+    """A remote command ran longer than its timeout."""
 
 
 class CommandFailed(OpenIError):
@@ -139,12 +145,34 @@ class Host(Connection):
         )
         # A Connection is an Invoke DataProxy: plain assignment would store these in its config
         # (and hand back copies). _set makes them real attributes.
-        self._set(machine=machine, command_timeout=command_timeout)
+        self._set(machine=machine, command_timeout=command_timeout, _uid=None)
         known_hosts.prepare(self)
+
+    def open(self) -> Any:
+        """Connect (once), with Nagle's algorithm off: small SSH packets must not wait for
+        delayed ACKs, which otherwise add about 40 ms to every command's round trip."""
+        was_connected = self.is_connected
+        result = super().open()
+        if not was_connected:
+            try:
+                self.client.get_transport().sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except (AttributeError, OSError):  # not a TCP socket (e.g. a ProxyCommand gateway)
+                pass
+        return result
 
     @property
     def name(self) -> str:
         return self.machine.hostname
+
+    @property
+    def is_root(self) -> bool:
+        """Whether the login user is uid 0 (then commands need no sudo). Asked once per host."""
+        if self.machine.user == "root":
+            return True
+        if self._uid is None:
+            result = self._exec("id -u", self.command_timeout)
+            self._set(_uid=result.stdout.strip() if result.exited == 0 else "unknown")
+        return self._uid == "0"
 
     def __repr__(self) -> str:
         return f"<Host {self.machine.hostname} {self.user}@{self.host}:{self.port}>"
@@ -156,32 +184,78 @@ class Host(Connection):
         sudo: bool = True,
         check: bool = False,
         timeout: int | None = None,
+        stdin: bytes | None = None,
     ) -> Result:
         """Run `command` in a shell on the host, as root when `sudo` (the default).
 
         Output is captured, not printed. A non-zero exit is returned as the result, or raised
         as `CommandFailed` with `check=True`. A command running longer than `timeout` (default:
-        the configuration's command-timeout) raises `CommandTimedOut`.
+        the configuration's command-timeout) raises `CommandTimeout`. `stdin` is fed to the
+        command; not with a sudo password to type (sudo reads that from stdin).
         """
-        options = dict(hide=True, warn=True, in_stream=False, timeout=timeout or self.command_timeout)
+        # POSIX sh whatever the login shell is; `exec` spares the login shell a fork.
         wrapped = f"sh -c {shlex.quote(command)}"
-        try:
-            if not sudo or self.machine.user == "root":
-                result = self.run(wrapped, **options)
-            elif self.machine.password is not None:
-                result = self.sudo(wrapped, **options)
-                result.stderr = result.stderr.replace(self.config.sudo.prompt, "")
+        password = None
+        if sudo and not self.is_root:
+            password = self.config.sudo.password
+            if password is not None:
+                if stdin is not None:
+                    raise ValueError("stdin cannot carry data when sudo needs a password")
+                wrapped = f"sudo -S -p {shlex.quote(self.config.sudo.prompt)} {wrapped}"
             else:
-                result = self.run(f"sudo -n {wrapped}", **options)
-        except Failure as failure:
-            # With warn=True only failed sudo authentication and timeouts land here.
-            if isinstance(failure, CommandTimedOut):
-                raise
-            raise OpenIError(f"{self.name}: sudo refused the configured password") from None
+                wrapped = f"sudo -n {wrapped}"
+        wrapped = f"exec {wrapped}"
+        result = self._exec(wrapped, timeout or self.command_timeout, password, stdin)
         result.command = command
         if check and result.exited != 0:
             raise CommandFailed(self.name, command, result)
         return result
+
+    def _exec(self, command: str, timeout: float, sudo_password: str | None = None, stdin: bytes | None = None) -> Result:
+        """One command on its own channel of the host's connection, read without helper threads.
+
+        A sudo password is written to the command's stdin only when sudo shows its prompt, and
+        only once: a second prompt means the password was refused.
+        """
+        self.open()
+        channel = self.client.get_transport().open_session(timeout=timeout)
+        try:
+            channel.exec_command(command)
+            if stdin is not None:
+                channel.sendall(stdin)
+                channel.shutdown_write()
+            stdout, stderr = bytearray(), bytearray()
+            prompt = self.config.sudo.prompt.encode()
+            answered = False
+            deadline = time.monotonic() + timeout
+            while True:
+                if channel.recv_ready():
+                    stdout += channel.recv(65536)
+                elif channel.recv_stderr_ready():
+                    stderr += channel.recv_stderr(65536)
+                    if sudo_password is not None and prompt in stderr:
+                        if answered:
+                            raise OpenIError(f"{self.name}: sudo refused the configured password")
+                        channel.sendall(sudo_password.encode() + b"\n")
+                        stderr = stderr.replace(prompt, b"", 1)
+                        answered = True
+                elif channel.eof_received or channel.closed:
+                    break
+                else:
+                    self._wait(channel, deadline, timeout)
+            if not channel.status_event.wait(max(0.0, deadline - time.monotonic())):
+                raise CommandTimeout(f"{self.name}: command timed out after {timeout}s")
+            exit_code = channel.recv_exit_status()
+        finally:
+            channel.close()
+        return Result(stdout=stdout.decode(errors="replace"), stderr=stderr.decode(errors="replace"),
+                      exited=exit_code, command=command, hide=("stdout", "stderr"))
+
+    def _wait(self, channel: paramiko.Channel, deadline: float, timeout: float) -> None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise CommandTimeout(f"{self.name}: command timed out after {timeout}s")
+        select.select([channel], [], [], min(remaining, 1.0))
 
     def read_file(self, path: str) -> bytes | None:
         """A file's content, or None when it does not exist (read as root)."""
@@ -193,27 +267,35 @@ class Host(Connection):
     def write_file(self, path: str, content: bytes | str, mode: int = 0o644, in_place: bool = False) -> None:
         """Write a file owned by root with `mode`, replacing the old one atomically.
 
-        The content goes over SFTP into a private (0600) file in the login user's home and is
-        installed from there as root: it never appears on a command line or in `ps`. With
-        `in_place`, the existing file is overwritten instead of replaced (for files that are
-        mount points, such as /etc/hosts in a container).
+        The content never appears on a command line or in `ps`: it goes on the command's stdin
+        (when no sudo password has to be typed), or over SFTP into a private (0600) file in the
+        login user's home that is installed from there as root. With `in_place`, the existing file
+        is overwritten instead of replaced (for files that are mount points, such as /etc/hosts in
+        a container).
         """
         data = content.encode() if isinstance(content, str) else content
-        staging = f".openi-upload-{uuid.uuid4().hex}"
-        sftp = self.sftp()
-        with sftp.open(staging, "wb") as handle:
-            handle.chmod(0o600)
-            handle.write(data)
-        staged = shlex.quote(f"{sftp.normalize('.')}/{staging}")
+        unique = uuid.uuid4().hex
         target = shlex.quote(path)
-        temporary = shlex.quote(f"{path}.openi-tmp")
+        temporary = shlex.quote(f"{path}.openi-tmp-{unique}")
+        directory = shlex.quote(str(Path(path).parent))
+        if self.is_root or self.config.sudo.password is None:
+            staged, upload = shlex.quote(f"{path}.openi-upload-{unique}"), None
+        else:
+            staging = f".openi-upload-{unique}"
+            sftp = self.sftp()
+            with sftp.open(staging, "wb") as handle:
+                handle.chmod(0o600)
+                handle.write(data)
+            staged, upload = shlex.quote(f"{sftp.normalize('.')}/{staging}"), data
+        receive = f"(umask 077 && cat > {staged}) && " if upload is None else ""
         if in_place:
             install = f"cat {staged} > {target} && chmod {mode:o} {target}"
         else:
             install = f"install -m {mode:o} -o 0 -g 0 {staged} {temporary} && mv -f {temporary} {target}"
         self.sh(
-            f"mkdir -p {shlex.quote(str(Path(path).parent))} && {install}; rc=$?; rm -f {staged}; exit $rc",
+            f"mkdir -p {directory} && {receive}{install}; rc=$?; rm -f {staged}; exit $rc",
             check=True,
+            stdin=data if upload is None else None,
         )
 
 
@@ -232,8 +314,6 @@ def describe_error(exc: BaseException) -> str:
         return f"cannot connect: {'; '.join(str(e) for e in exc.errors.values()) or exc}"
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return "cannot connect: timed out"
-    if isinstance(exc, CommandTimedOut):
-        return f"command timed out after {exc.timeout}s"
     if isinstance(exc, UnexpectedExit):
         return f"command exited {exc.result.exited}"
     return f"{type(exc).__name__}: {exc}"

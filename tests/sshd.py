@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SUDO_USER = "openi-sudo"
+# A second uid-0 account whose shell is /bin/sh and whose home has no rc files: root on this kind
+# of machine may run expensive shell start-up (pyenv) on every command; benchmarks want cheap hosts.
+PLAIN_ROOT = "openi-plain-root"
 PORT = 2222
 
 
@@ -34,6 +37,15 @@ def _wait_port(address: str, port: int, timeout: float = 10.0) -> None:
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"sshd on {address}:{port} did not start")
+
+
+def ensure_plain_root() -> None:
+    if subprocess.run(["id", PLAIN_ROOT], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "-o", "-u", "0", "-g", "0", "-M", "-d", f"/var/lib/{PLAIN_ROOT}",
+                        "-s", "/bin/sh", PLAIN_ROOT], check=True)
+    # Password "*": no password login, but not "locked" (sshd refuses a locked account's keys too).
+    subprocess.run(["usermod", "-p", "*", PLAIN_ROOT], check=True)
+    Path(f"/var/lib/{PLAIN_ROOT}").mkdir(mode=0o700, exist_ok=True)
 
 
 def ensure_sudo_user(password: str) -> None:
@@ -125,5 +137,7 @@ class SshHosts:
     def operator(self, **extra) -> dict:
         return {"known-hosts": str(self.known_hosts), "host-key-policy": "strict", **extra}
 
-    def defaults(self) -> dict:
-        return {"username": "root", "sshport": self.port, "ssh-key": str(self.client_key)}
+    def defaults(self, user: str = "root") -> dict:
+        if user == PLAIN_ROOT:
+            ensure_plain_root()
+        return {"username": user, "sshport": self.port, "ssh-key": str(self.client_key)}

@@ -12,7 +12,7 @@ from fabric.exceptions import GroupException
 
 from openi_tasks.cluster.exec import run_everywhere
 from openi_tasks.config import load_cluster
-from openi_tasks.inventory import CommandFailed, HostKeyError, Inventory, describe_error
+from openi_tasks.inventory import CommandFailed, CommandTimeout, HostKeyError, Inventory, describe_error
 
 from .sshd import SUDO_USER
 
@@ -181,3 +181,26 @@ def test_files_are_written_atomically_with_their_mode_as_root(ssh_config, ssh_ho
         with pytest.raises(CommandFailed):
             host.sh("exit 4", check=True)
     subprocess.run(["rm", "-rf", target.rsplit("/pki/", 1)[0]], check=True)
+
+
+def test_a_command_that_runs_too_long_times_out_and_the_connection_stays_usable(ssh_config):
+    with inventory_for(ssh_config()) as inventory:
+        host = inventory.hosts()[0]
+        start = time.monotonic()
+        with pytest.raises(CommandTimeout, match="timed out after 1s"):
+            host.sh("sleep 5", sudo=False, timeout=1)
+        assert time.monotonic() - start < 3
+        assert host.sh("echo still here", sudo=False).stdout == "still here\n"
+
+
+def test_root_writes_go_over_stdin_and_leave_nothing_behind(ssh_config):
+    target_dir = f"/tmp/openi-test-root-{time.time_ns()}"
+    with inventory_for(ssh_config()) as inventory:
+        host = inventory.hosts()[0]
+        assert host.is_root
+        host.write_file(f"{target_dir}/key.pem", b"\x00binary\xffsecret\n", 0o600)
+        host.write_file(f"{target_dir}/key.pem", b"second version\n", 0o640)
+        assert host.read_file(f"{target_dir}/key.pem") == b"second version\n"
+        assert host.sh(f"stat -c '%a %U' {target_dir}/key.pem").stdout.strip() == "640 root"
+        assert host.sh(f"ls -A {target_dir}").stdout.split() == ["key.pem"]
+    subprocess.run(["rm", "-rf", target_dir], check=True)
