@@ -329,6 +329,7 @@ class VirtualCluster(FileModel):
 class HadoopSection(OpenSection):
     custom_hadoop_binary_path: Annotated[Optional[OperatorPath], BeforeValidator(_none_word)] = None
     hadoop_version: Version = "2.9.0"
+    hadoop_download_url: Url = "https://archive.apache.org/dist/hadoop/common"
     virtual_clusters: dict[DnsLabel, VirtualCluster] = Field({}, alias="virtualClusters")
 
 

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from invoke import Context
 
-from ..cli import PATH_HELP, not_implemented, task
+from ..cli import PATH_HELP, load, not_implemented, task
+from ..report import Reporter
+from .prepare import prepare as run_prepare
 
 
-@task(help={"path": PATH_HELP, "out": "where to write the generated configuration"})
+@task(help={"path": PATH_HELP, "out": "where to write the configuration (default <state>/hadoop/configuration)"})
 def prepare(c: Context, path=None, out=None):
     """Generate Hadoop's per-role configuration and YARN queues from the cluster model."""
-    not_implemented("hadoop.prepare")
+    reporter = Reporter()
+    cluster = load(c, path, reporter)
+    tarball, written = run_prepare(cluster, Path(out).expanduser() if out else None)
+    reporter.table(f"Hadoop {cluster.services.hadoop.hadoop_version} ({tarball})", ("role", "configuration"),
+                   [(role, str(directory)) for role, directory in written.items()])
 
 
 @task(help={"path": PATH_HELP})

@@ -1,0 +1,93 @@
+"""Getting Hadoop's tarball into the state directory, where the hadoop-run image takes it from.
+
+From `custom-hadoop-binary-path` when set, else downloaded from `hadoop-download-url`, and checked
+against the sha512 published beside it. A tarball already there with a matching checksum is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import tarfile
+import urllib.request
+from pathlib import Path
+
+from ..config import Cluster
+from ..errors import OpenIError
+from ..state import state_dir
+
+
+def tarball_path(cluster: Cluster) -> Path:
+    version = cluster.services.hadoop.hadoop_version
+    return state_dir(cluster) / "hadoop" / f"hadoop-{version}.tar.gz"
+
+
+def _sha512(path: Path) -> str:
+    digest = hashlib.sha512()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _published_sha512(text: str) -> str:
+    """The digest from a .sha512 file in either form Apache uses: `<hex>  <file>`, or
+    `SHA512 (<file>) = <hex split in groups>`."""
+    if "=" in text:
+        text = "".join(text.split("=", 1)[1].split())
+    match = re.search(r"\b([0-9a-fA-F]{128})\b", text)
+    if not match:
+        raise OpenIError(f"cannot read a sha512 digest from: {text[:120]!r}")
+    return match.group(1).lower()
+
+
+def _download(url: str, target: Path) -> None:
+    try:
+        with urllib.request.urlopen(url, timeout=600) as response, open(target, "wb") as out:
+            shutil.copyfileobj(response, out)
+    except OSError as exc:
+        raise OpenIError(f"cannot download {url}: {exc}") from None
+
+
+def fetch(cluster: Cluster) -> Path:
+    """The tarball for the configured version, in the state directory."""
+    hadoop = cluster.services.hadoop
+    target = tarball_path(cluster)
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if hadoop.custom_hadoop_binary_path:
+        source = Path(hadoop.custom_hadoop_binary_path).expanduser()
+        if not source.is_file():
+            raise OpenIError(f"custom-hadoop-binary-path {source} does not exist")
+        if not target.is_file() or _sha512(target) != _sha512(source):
+            shutil.copyfile(source, target)
+        return target
+    checksum = Path(f"{target}.sha512")
+    if target.is_file() and checksum.is_file() and _sha512(target) == checksum.read_text().strip():
+        return target
+    url = f"{hadoop.hadoop_download_url.rstrip('/')}/hadoop-{hadoop.hadoop_version}/hadoop-{hadoop.hadoop_version}.tar.gz"
+    partial = target.with_name(target.name + ".partial")
+    _download(url, partial)
+    published = Path(f"{partial}.sha512")
+    _download(url + ".sha512", published)
+    expected, actual = _published_sha512(published.read_text()), _sha512(partial)
+    published.unlink()
+    if expected != actual:
+        partial.unlink()
+        raise OpenIError(f"{url} does not match its published sha512; nothing was kept")
+    partial.rename(target)
+    checksum.write_text(actual + "\n")
+    return target
+
+
+def extract_defaults(tarball: Path, into: Path, version: str) -> Path:
+    """Hadoop's own etc/hadoop from the tarball, as the starting point of every role's configuration."""
+    prefix = f"hadoop-{version}/etc/hadoop/"
+    with tarfile.open(tarball) as archive:
+        members = [m for m in archive.getmembers() if m.name.startswith(prefix) and m.isfile()]
+        if not members:
+            raise OpenIError(f"{tarball} has no {prefix} (is it hadoop-{version}?)")
+        for member in members:
+            member.name = member.name[len(prefix):]
+            archive.extract(member, into, filter="data")
+    return into
