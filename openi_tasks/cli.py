@@ -12,7 +12,7 @@ import invoke
 from invoke import Context, Exit
 
 from .config import Cluster, load_cluster
-from .errors import NotImplementedYet, OpenIError, UsageError
+from .errors import OpenIError, UsageError
 from .report import Reporter
 
 DEFAULT_CONFIG = "./cluster-configuration"
@@ -66,10 +66,6 @@ def task(**kwargs: Any) -> Callable[[Callable], invoke.Task]:
         return invoke.task(klass=_Task, **kwargs)(user_errors(body))
 
     return decorate
-
-
-def not_implemented(what: str) -> None:
-    raise NotImplementedYet(f"{what} is not implemented yet")
 
 
 def confirm(warning: str, answer: str) -> None:

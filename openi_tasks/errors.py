@@ -30,11 +30,5 @@ class UsageError(OpenIError):
     exit_code = 2
 
 
-class NotImplementedYet(OpenIError):
-    """A task that a later piece of work fills in."""
-
-    exit_code = 3
-
-
 class RunFailed(OpenIError):
     """Work on one or more hosts failed; the per-host table has already been shown."""

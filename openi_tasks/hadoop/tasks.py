@@ -6,9 +6,11 @@ from pathlib import Path
 
 from invoke import Context
 
-from ..cli import PATH_HELP, load, not_implemented, task
+from ..cli import PATH_HELP, load, task
+from ..services.tasks import engine as service_engine
 from ..report import Reporter
 from .prepare import prepare as run_prepare
+from .reconfigure import reconfigure as run_reconfigure
 
 
 @task(help={"path": PATH_HELP, "out": "where to write the configuration (default <state>/hadoop/configuration)"})
@@ -24,4 +26,5 @@ def prepare(c: Context, path=None, out=None):
 @task(help={"path": PATH_HELP})
 def reconfigure(c: Context, path=None):
     """Stop Hadoop's services, replace their configuration maps, start them again."""
-    not_implemented("hadoop.reconfigure")
+    reporter = Reporter()
+    run_reconfigure(service_engine(load(c, path, reporter), reporter))

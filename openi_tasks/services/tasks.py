@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import yaml
 from invoke import Context
 
-from ..cli import PATH_HELP, not_implemented, task
+from ..cli import PATH_HELP, confirm, load, required, task
+from ..config import Cluster
+from ..errors import OpenIError
+from ..k8s.kubeconfig import admin_path
+from ..report import Reporter
+from ..state import state_dir, write_private
+from .api import KubernetesApi
+from .catalog import deploy_order, load_services
+from .engine import ServiceEngine
 
 SERVICE_HELP = "only this service (a name from service.yaml's servicelist)"
+
+
+def engine(cluster: Cluster, reporter: Reporter) -> ServiceEngine:
+    kubeconfig = admin_path(state_dir(cluster))
+    if not kubeconfig.is_file():
+        raise OpenIError(f"no admin kubeconfig at {kubeconfig}: deploy Kubernetes first (inv k8s.deploy)")
+    return ServiceEngine(cluster, load_services(), KubernetesApi(kubeconfig), reporter, kubeconfig=kubeconfig)
 
 
 @task(
@@ -18,22 +36,52 @@ SERVICE_HELP = "only this service (a name from service.yaml's servicelist)"
 )
 def deploy(c: Context, path=None, service=None, with_prerequisites=False):
     """Deploy the platform's services in dependency order and wait until each is ready."""
-    not_implemented("services.deploy")
+    reporter = Reporter()
+    cluster = load(c, path, reporter)
+    outcomes = engine(cluster, reporter).deploy([service] if service else None, with_prerequisites)
+    reporter.table("services", ("service", "objects changed", "seconds"),
+                   [(o.name, o.changed, f"{o.seconds:.1f}") for o in outcomes])
 
 
 @task(help={"path": PATH_HELP, "service": SERVICE_HELP, "yes": "do not ask for confirmation"})
 def clean(c: Context, path=None, service=None, yes=False):
     """Stop services in reverse order and wipe their data on every node."""
-    not_implemented("services.clean")
+    reporter = Reporter()
+    cluster = load(c, path, reporter)
+    if not yes:
+        what = service or "every service, and the platform's data on every node"
+        confirm(f"This removes {what} from {cluster.id}.", cluster.id)
+    engine(cluster, reporter).clean([service] if service else None)
 
 
 @task(help={"path": PATH_HELP})
 def status(c: Context, path=None):
     """Show each service's desired and ready replicas, and where they run."""
-    not_implemented("services.status")
+    reporter = Reporter()
+    cluster = load(c, path, reporter)
+    reporter.table("services", ("service", "workload", "ready", "nodes"), engine(cluster, reporter).status())
 
 
-@task(help={"path": PATH_HELP, "service": SERVICE_HELP, "out": "directory to write rendered files to"})
+@task(help={"path": PATH_HELP, "service": SERVICE_HELP, "out": "directory to write rendered files to (required)"})
 def render(c: Context, path=None, service=None, out=None):
     """Write every rendered service file to a directory, offline."""
-    not_implemented("services.render")
+    target = Path(required(out, "--out DIR"))
+    reporter = Reporter()
+    cluster = load(c, path, reporter)
+    services = load_services()
+    offline = ServiceEngine(cluster, services, api=None, reporter=reporter)  # rendering needs no cluster
+    count = 0
+    for rendered in offline.render(deploy_order(services, [service] if service else list(services))):
+        directory = target / rendered.spec.name
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, text in rendered.files.items():
+            (directory / name).parent.mkdir(parents=True, exist_ok=True)
+            (directory / name).write_text(text)
+            count += 1
+        objects = yaml.safe_dump_all(rendered.objects, sort_keys=False)
+        if any(o["kind"] == "Secret" for o in rendered.objects):
+            write_private(directory / "objects.yaml", objects)
+        else:
+            (directory / "objects.yaml").write_text(objects)
+        count += 1
+    reporter.info(f"wrote {count} files under {target}")

@@ -1,0 +1,159 @@
+"""The service engine: deploy in dependency order and wait until ready; clean in reverse; status.
+
+Every service is rendered before anything is applied (a template error stops the run with nothing
+changed). Applying is server-side apply, so a second deploy changes nothing. A service that does
+not become ready in its timeout stops the run, showing its pods' state and last events.
+
+    services.clean with no service named follows the original toolkit:
+      1. every deployed service but cluster-configuration goes, in reverse dependency order;
+      2. the one-shot cleaning DaemonSet wipes the platform's data on every node, and is waited for;
+      3. it is deleted; 4. cluster-configuration (which holds the registry secret) goes last.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..config import Cluster
+from ..errors import OpenIError
+from ..report import Reporter
+from .api import WORKLOADS, ClusterApi, WorkloadStatus
+from .catalog import ServiceSpec, deploy_order
+from .render import RenderedService, render_service, service_context
+
+CLUSTER_CONFIGURATION = "cluster-configuration"
+CLEANING = "cleaning"
+
+
+class ServiceNotReady(OpenIError):
+    """A service did not become ready in its timeout; the message shows why, per pod."""
+
+
+class HookFailed(OpenIError):
+    """A service's start or stop hook exited non-zero."""
+
+
+@dataclass(frozen=True)
+class ServiceOutcome:
+    name: str
+    changed: int  # objects created or changed
+    seconds: float
+
+
+class ServiceEngine:
+    def __init__(self, cluster: Cluster, services: dict[str, ServiceSpec], api: ClusterApi, reporter: Reporter,
+                 kubeconfig: Path | None = None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, poll: float = 2.0) -> None:
+        self.cluster = cluster
+        self.services = services
+        self.api = api
+        self.reporter = reporter
+        self.kubeconfig = kubeconfig
+        self.clock = clock
+        self.sleep = sleep
+        self.poll = poll
+
+    def render(self, specs: list[ServiceSpec]) -> list[RenderedService]:
+        """Every service's files and objects; any error here comes before anything is applied."""
+        context = service_context(self.cluster)
+        return [render_service(spec, self.cluster, context) for spec in specs]
+
+    # --- deploy -----------------------------------------------------------------------------
+
+    def deploy(self, names: list[str] | None = None, with_prerequisites: bool = False) -> list[ServiceOutcome]:
+        rendered = self.render(deploy_order(self.services, names, with_prerequisites))
+        outcomes = []
+        for service in rendered:
+            start = self.clock()
+            changed = self._apply(service)
+            self._hook(service.spec, service.spec.start)
+            self.wait_ready(service)
+            outcomes.append(ServiceOutcome(service.spec.name, changed, self.clock() - start))
+            self.reporter.info(f"{service.spec.name}: ready ({changed} object(s) changed)")
+        if outcomes and not any(o.changed for o in outcomes):
+            self.reporter.info("every service is already as configured: no changes")
+        return outcomes
+
+    def _apply(self, service: RenderedService) -> int:
+        changed = sum(self.api.label_node(node, labels) for node, labels in service.node_labels.items())
+        for obj in service.objects:
+            changed += self.api.apply(obj)
+        return changed
+
+    def wait_ready(self, service: RenderedService) -> list[WorkloadStatus]:
+        workloads = [o for o in service.objects if o["kind"] in WORKLOADS]
+        deadline = self.clock() + service.spec.timeout
+        while True:
+            statuses = [self.api.status(o) for o in workloads]
+            failed = [s for s in statuses if s.failed]
+            if not failed and all(s.done for s in statuses):
+                return statuses
+            if failed or self.clock() >= deadline:
+                raise ServiceNotReady(self._diagnosis(service, workloads, statuses, failed))
+            waiting = ", ".join(f"{s.kind} {s.name} {s.ready}/{s.desired}" for s in statuses if not s.done)
+            self.reporter.info(f"{service.spec.name}: waiting for {waiting}")
+            self.sleep(self.poll)
+
+    def _diagnosis(self, service: RenderedService, workloads: list[dict], statuses: list[WorkloadStatus],
+                   failed: list[WorkloadStatus]) -> str:
+        why = "failed" if failed else f"did not become ready within {service.spec.timeout}s"
+        lines = [f"service {service.spec.name} {why}:"]
+        for obj, status in zip(workloads, statuses):
+            if status.done:
+                continue
+            lines.append(f"  {status.kind} {status.name}: {status.ready}/{status.desired} ready"
+                         + (f" ({status.failed})" if status.failed else ""))
+            lines += [f"    {line}" for line in self.api.diagnose(obj)]
+        return "\n".join(lines)
+
+    def _hook(self, spec: ServiceSpec, hook: str | None) -> None:
+        if not hook:
+            return
+        env = {**os.environ, "OPENI_SERVICE": spec.name, "OPENI_CONFIG": str(self.cluster.path)}
+        if self.kubeconfig is not None:
+            env["KUBECONFIG"] = str(self.kubeconfig)
+        result = subprocess.run([str(spec.directory / hook)], cwd=spec.directory, env=env, capture_output=True, text=True)
+        if result.returncode != 0:
+            tail = "\n    ".join((result.stdout + result.stderr).strip().splitlines()[-10:])
+            raise HookFailed(f"service {spec.name}: {hook} exited {result.returncode}:\n    {tail}")
+
+    # --- clean ------------------------------------------------------------------------------
+
+    def clean(self, names: list[str] | None = None) -> list[str]:
+        """Remove services in reverse dependency order; with no names, the original's whole sequence."""
+        if names:
+            rendered = self.render(deploy_order(self.services, names))
+            return [self._remove(service) for service in reversed(rendered)]
+        everything = self.render(deploy_order(self.services))
+        removed = [self._remove(s) for s in reversed(everything) if s.spec.name != CLUSTER_CONFIGURATION]
+        if CLEANING in self.services:
+            (cleaning,) = self.render([self.services[CLEANING]])
+            self._apply(cleaning)
+            self.reporter.info("cleaning: wiping the platform's data on every node")
+            self.wait_ready(cleaning)
+            removed.append(self._remove(cleaning))
+        removed += [self._remove(s) for s in everything if s.spec.name == CLUSTER_CONFIGURATION]
+        return removed
+
+    def _remove(self, service: RenderedService) -> str:
+        self._hook(service.spec, service.spec.stop)
+        deleted = sum(self.api.delete(obj) for obj in reversed(service.objects))
+        self.reporter.info(f"{service.spec.name}: removed ({deleted} object(s))")
+        return service.spec.name
+
+    # --- status -----------------------------------------------------------------------------
+
+    def status(self) -> list[tuple[str, str, str, str]]:
+        """(service, workload, ready/desired, nodes) for every workload of every deployed service."""
+        rows = []
+        for service in self.render(deploy_order(self.services)):
+            for obj in (o for o in service.objects if o["kind"] in WORKLOADS):
+                state = self.api.status(obj)
+                rows.append((service.spec.name, f"{state.kind} {state.name}", f"{state.ready}/{state.desired}"
+                             + ("" if state.done else " (not ready)"), ", ".join(state.nodes) or "-"))
+        return rows

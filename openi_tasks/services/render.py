@@ -1,0 +1,106 @@
+"""A service rendered: its files, and the objects the engine applies (labels aside)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..config import Cluster
+from ..errors import OpenIError
+from ..hadoop.prepare import configuration_dir
+from ..images.catalog import load_images
+from ..render import TemplateError, environment, render
+from .catalog import ServiceCatalogError, ServiceSpec
+
+NAMESPACE = "default"
+
+
+@dataclass
+class RenderedService:
+    spec: ServiceSpec
+    files: dict[str, str] = field(default_factory=dict)
+    objects: list[dict[str, Any]] = field(default_factory=list)  # in the order they are applied
+    node_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def service_context(cluster: Cluster) -> dict[str, Any]:
+    """What every service template may use."""
+    external = cluster.services.images
+    return {
+        "cluster": cluster,
+        "k8s": cluster.kubernetes,
+        "services": cluster.services,
+        "namespace": NAMESPACE,
+        "images": {**{name: cluster.image_ref(name) for name in load_images()},
+                   "rest-server": external.rest_server, "webportal": external.webportal,
+                   "frameworklauncher": external.frameworklauncher},
+        "pull_secret": cluster.services.cluster.docker_registry_info.secret_name
+        if cluster.services.cluster.docker_registry_info else None,
+        "hadoop_configuration": str(configuration_dir(cluster)),
+        "flagged": lambda flag: [m for m in cluster.machines if m.labels.get(flag) == "true"],
+    }
+
+
+def pull_secret(cluster: Cluster) -> dict[str, Any]:
+    """The registry's image-pull Secret (kubernetes.io/dockerconfigjson) from docker-registry-info."""
+    info = cluster.services.cluster.docker_registry_info
+    server = "https://index.docker.io/v1/" if info.docker_registry_domain == "public" else info.docker_registry_domain
+    auths = {}
+    if info.docker_username:
+        password = info.docker_password.get_secret_value() if info.docker_password else ""
+        token = base64.b64encode(f"{info.docker_username}:{password}".encode()).decode()
+        auths[server] = {"username": info.docker_username, "password": password, "auth": token}
+    config = base64.b64encode(json.dumps({"auths": auths}).encode()).decode()
+    return {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+            "metadata": {"name": info.secret_name, "namespace": NAMESPACE, "labels": {"openi.service": "cluster-configuration"}},
+            "data": {".dockerconfigjson": config}}
+
+
+def render_service(spec: ServiceSpec, cluster: Cluster, context: dict[str, Any]) -> RenderedService:
+    rendered = RenderedService(spec)
+    try:
+        for template in spec.templates:
+            rendered.files[template] = render(f"{spec.name}/{template}.template", root=spec.directory.parent, **context)
+    except TemplateError as exc:
+        raise ServiceCatalogError(f"service {spec.name}: {exc}") from None
+    for flag in spec.labels:
+        for machine in cluster.machines:
+            if flag in machine.labels:
+                rendered.node_labels.setdefault(machine.hostname.lower(), {})[flag] = machine.labels[flag]
+    if spec.pull_secret:
+        if cluster.services.cluster.docker_registry_info is None:
+            raise ServiceCatalogError(f"service {spec.name}: needs cluster.docker-registry-info for its pull secret")
+        rendered.objects.append(pull_secret(cluster))
+    for configmap in spec.configmaps:
+        rendered.objects.append(_configmap(spec, configmap, rendered.files, context))
+    for manifest in spec.manifests:
+        text = rendered.files.get(manifest) or (spec.directory / manifest).read_text()
+        try:
+            documents = [d for d in yaml.safe_load_all(text) if d]
+        except yaml.YAMLError as exc:
+            raise ServiceCatalogError(f"service {spec.name}: {manifest}: {exc}") from None
+        for document in documents:
+            document.setdefault("metadata", {}).setdefault("labels", {})["openi.service"] = spec.name
+            rendered.objects.append(document)
+    return rendered
+
+
+def _configmap(spec: ServiceSpec, configmap, files: dict[str, str], context: dict[str, Any]) -> dict[str, Any]:
+    data = {}
+    for name in configmap.files:
+        data[Path(name).name] = files.get(name) or (spec.directory / name).read_text()
+    if configmap.directory:
+        directory = Path(environment().from_string(configmap.directory).render(**context))
+        if not directory.is_dir():
+            raise OpenIError(f"service {spec.name}: config map {configmap.name} reads {directory}, which does not exist"
+                             + (" (run inv hadoop.prepare first)" if "hadoop" in str(directory) else ""))
+        for path in sorted(p for p in directory.iterdir() if p.is_file()):
+            data[path.name] = path.read_text()
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": configmap.name, "namespace": NAMESPACE, "labels": {"openi.service": spec.name}},
+            "data": data}

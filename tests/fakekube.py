@@ -1,0 +1,116 @@
+"""FAKE Kubernetes API for the service engine's tests (no API server can run on these machines).
+
+`FakeClusterApi` implements the engine's `ClusterApi` in memory and enforces what the real API
+server would: an unknown kind is rejected, apply merges the given fields into the live object
+(server-side apply), nodes must exist to be labelled, and a workload becomes ready only after
+some (fake) time. A DaemonSet's pods go exactly to the nodes whose labels match its nodeSelector,
+as the scheduler would place them. Every call is recorded in `log` so tests can check the order.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from openi_tasks.services.api import WorkloadStatus
+
+KINDS = {
+    ("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "Service"), ("v1", "Namespace"), ("v1", "ServiceAccount"),
+    ("v1", "Node"), ("apps/v1", "Deployment"), ("apps/v1", "DaemonSet"), ("apps/v1", "StatefulSet"),
+    ("batch/v1", "Job"), ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"), ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+}
+
+
+class FakeApiError(Exception):
+    """What the FAKE API server answers to a request the real one would refuse."""
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _merge(live: Any, given: Any) -> Any:
+    if isinstance(live, dict) and isinstance(given, dict):
+        merged = dict(live)
+        for key, value in given.items():
+            merged[key] = _merge(live.get(key), value) if key in live else copy.deepcopy(value)
+        return merged
+    return copy.deepcopy(given)
+
+
+def _key(obj: dict[str, Any]) -> tuple[str, str, str, str]:
+    meta = obj.get("metadata") or {}
+    return obj.get("apiVersion", ""), obj.get("kind", ""), meta.get("namespace", ""), meta.get("name", "")
+
+
+class FakeClusterApi:
+    """FAKE: the engine's `ClusterApi`, in memory."""
+
+    def __init__(self, clock: FakeClock, nodes: dict[str, dict[str, str]], ready_after: float = 6.0) -> None:
+        self.clock = clock
+        self.nodes = {name: dict(labels) for name, labels in nodes.items()}
+        self.ready_after = ready_after
+        self.objects: dict[tuple, dict[str, Any]] = {}
+        self.ready_at: dict[tuple, float] = {}
+        self.never_ready: set[str] = set()  # workload names that never become ready
+        self.log: list[tuple[str, str, str]] = []
+
+    def apply(self, obj: dict[str, Any]) -> bool:
+        if (obj.get("apiVersion"), obj.get("kind")) not in KINDS:
+            raise FakeApiError(f'no matches for kind "{obj.get("kind")}" in version "{obj.get("apiVersion")}"')
+        if not (obj.get("metadata") or {}).get("name"):
+            raise FakeApiError("metadata.name is required")
+        key = _key(obj)
+        live = self.objects.get(key)
+        merged = _merge(live or {}, obj)
+        self.log.append(("apply", obj["kind"], obj["metadata"]["name"]))
+        if merged == live:
+            return False
+        self.objects[key] = merged
+        if obj["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
+            self.ready_at[key] = self.clock() + self.ready_after
+        return True
+
+    def delete(self, obj: dict[str, Any]) -> bool:
+        self.log.append(("delete", obj["kind"], obj["metadata"]["name"]))
+        return self.objects.pop(_key(obj), None) is not None
+
+    def _placed_on(self, live: dict[str, Any]) -> tuple[str, ...]:
+        selector = live["spec"]["template"]["spec"].get("nodeSelector") or {}
+        return tuple(sorted(n for n, labels in self.nodes.items() if all(labels.get(k) == v for k, v in selector.items())))
+
+    def status(self, obj: dict[str, Any]) -> WorkloadStatus:
+        key = _key(obj)
+        live = self.objects.get(key)
+        kind, name = obj["kind"], obj["metadata"]["name"]
+        if live is None:
+            return WorkloadStatus(kind, name, 1, 0, False)
+        if kind == "DaemonSet":
+            nodes = self._placed_on(live)
+            desired = len(nodes)
+        else:
+            desired = (live.get("spec") or {}).get("completions" if kind == "Job" else "replicas", 1)
+            nodes = tuple(sorted(self.nodes))[:1]
+        ready = desired if name not in self.never_ready and self.clock() >= self.ready_at[key] else 0
+        return WorkloadStatus(kind, name, desired, ready, ready == desired and desired > 0, nodes=nodes)
+
+    def diagnose(self, obj: dict[str, Any]) -> list[str]:
+        return [f"pod {obj['metadata']['name']}-fake0 on {next(iter(sorted(self.nodes)), '?')}: Pending; "
+                f"{obj['metadata']['name']}: ImagePullBackOff (FAKE)", "  event Failed: (FAKE) cannot pull image"]
+
+    def label_node(self, node: str, labels: dict[str, str]) -> bool:
+        if node not in self.nodes:
+            raise FakeApiError(f'nodes "{node}" not found')
+        self.log.append(("label", "Node", node))
+        before = dict(self.nodes[node])
+        self.nodes[node].update(labels)
+        return before != self.nodes[node]
