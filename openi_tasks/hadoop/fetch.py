@@ -6,7 +6,6 @@ against the sha512 published beside it. A tarball already there with a matching 
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import tarfile
@@ -15,20 +14,13 @@ from pathlib import Path
 
 from ..config import Cluster
 from ..errors import OpenIError
+from ..localfiles import file_digest
 from ..state import state_dir
 
 
 def tarball_path(cluster: Cluster) -> Path:
     version = cluster.services.hadoop.hadoop_version
     return state_dir(cluster) / "hadoop" / f"hadoop-{version}.tar.gz"
-
-
-def _sha512(path: Path) -> str:
-    digest = hashlib.sha512()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _published_sha512(text: str) -> str:
@@ -59,18 +51,18 @@ def fetch(cluster: Cluster) -> Path:
         source = Path(hadoop.custom_hadoop_binary_path).expanduser()
         if not source.is_file():
             raise OpenIError(f"custom-hadoop-binary-path {source} does not exist")
-        if not target.is_file() or _sha512(target) != _sha512(source):
+        if not target.is_file() or file_digest(target, "sha512") != file_digest(source, "sha512"):
             shutil.copyfile(source, target)
         return target
     checksum = Path(f"{target}.sha512")
-    if target.is_file() and checksum.is_file() and _sha512(target) == checksum.read_text().strip():
+    if target.is_file() and checksum.is_file() and file_digest(target, "sha512") == checksum.read_text().strip():
         return target
     url = f"{hadoop.hadoop_download_url.rstrip('/')}/hadoop-{hadoop.hadoop_version}/hadoop-{hadoop.hadoop_version}.tar.gz"
     partial = target.with_name(target.name + ".partial")
     _download(url, partial)
     published = Path(f"{partial}.sha512")
     _download(url + ".sha512", published)
-    expected, actual = _published_sha512(published.read_text()), _sha512(partial)
+    expected, actual = _published_sha512(published.read_text()), file_digest(partial, "sha512")
     published.unlink()
     if expected != actual:
         partial.unlink()

@@ -23,6 +23,7 @@ from docker.errors import APIError, ImageNotFound
 
 from ..config import Cluster
 from ..errors import OpenIError
+from ..localfiles import local_docker
 from ..render import environment, render
 from ..report import Reporter
 from ..state import state_dir
@@ -98,11 +99,7 @@ class ImageBuilder:
         self.cluster = cluster
         self.images = images
         self.reporter = reporter
-        try:
-            self.client = client or docker.from_env(timeout=600)
-            self.client.ping()
-        except Exception as exc:
-            raise OpenIError(f"Docker is not reachable from this machine ({exc})") from None
+        self.client = client or local_docker()
 
     def build(self, names: list[str] | None = None, force: bool = False) -> list[BuildResult]:
         """Build the named images (default: all) after what they are built from."""

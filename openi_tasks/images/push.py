@@ -13,6 +13,7 @@ from docker.errors import APIError, ImageNotFound
 
 from ..config import Cluster
 from ..errors import OpenIError
+from ..localfiles import local_docker
 from ..report import Reporter
 from .catalog import ImageSpec, build_order
 
@@ -50,7 +51,7 @@ def login(cluster: Cluster, client: docker.DockerClient) -> str | None:
 
 def push(cluster: Cluster, images: dict[str, ImageSpec], reporter: Reporter, names: list[str] | None = None,
          client: docker.DockerClient | None = None) -> list[Pushed]:
-    client = client or docker.from_env(timeout=600)
+    client = client or local_docker()
     order = build_order(images, names)
     refs = [cluster.image_ref(spec.name) for spec in order]
     missing = []

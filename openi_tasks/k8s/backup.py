@@ -10,7 +10,6 @@ together with the deploy's etcd phase.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shlex
 import shutil
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from ..config import Cluster
 from ..errors import OpenIError
+from ..localfiles import file_digest
 from ..inventory import Host, Inventory
 from ..phase import Change, Phase, PhaseOutcome, PhaseRunner, Run
 from ..report import Reporter
@@ -31,14 +31,6 @@ from .phases.lock import Lock, Unlock
 from .pki import ClusterPki
 
 STAGING = "/var/lib/openi/restore"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def operator_pki(cluster: Cluster) -> ClusterPki:
@@ -60,12 +52,12 @@ def backup(cluster: Cluster, out: Path | None = None, label: str = "") -> Path:
     target = state_dir(cluster) / "snapshots" / f"etcd-{cluster.id}-{stamp}{f'-{label}' if label else ''}.db"
     save_snapshot(pki, answering[0].url, target)
     checksum = Path(f"{target}.sha256")
-    checksum.write_text(f"{sha256_of(target)}  {target.name}\n")
+    checksum.write_text(f"{file_digest(target)}  {target.name}\n")
     checksum.chmod(0o600)
     if out is not None:
         destination = out / target.name if out.is_dir() else out
         shutil.copyfile(target, destination)
-        Path(f"{destination}.sha256").write_text(f"{sha256_of(target)}  {destination.name}\n")
+        Path(f"{destination}.sha256").write_text(f"{file_digest(target)}  {destination.name}\n")
     return target
 
 
@@ -73,7 +65,7 @@ def verify(snapshot: Path) -> str:
     """Check the snapshot against its .sha256 file; the digest (raises when they differ)."""
     if not snapshot.is_file():
         raise OpenIError(f"{snapshot} does not exist")
-    digest = sha256_of(snapshot)
+    digest = file_digest(snapshot)
     sidecar = Path(f"{snapshot}.sha256")
     if not sidecar.is_file():
         raise OpenIError(f"{sidecar} is missing: openi-tasks restores only snapshots whose checksum it can check")

@@ -39,6 +39,7 @@ from docker.errors import APIError, NotFound
 
 from ..config.generate import write_configuration
 from ..errors import OpenIError
+from ..localfiles import local_docker
 from ..pki import CertificateAuthority, SshKey
 from ..state import write_private
 from .images import ImageBuilder, TestbedImages
@@ -103,11 +104,7 @@ class Testbed:
         self.workdir = Path(workdir).resolve()
         self.id = testbed_id(self.workdir)
         self.say = say
-        try:
-            self.client = client or docker.from_env(timeout=300)
-            self.client.ping()
-        except Exception as exc:
-            raise TestbedError(f"Docker is not reachable ({exc}); start dockerd first") from None
+        self.client = client or local_docker()
         self.prefix = f"openi-tb-{self.id}"
 
     @property
