@@ -4,7 +4,7 @@
 server would: an unknown kind is rejected, apply merges the given fields into the live object
 (server-side apply), nodes must exist to be labelled, and a workload becomes ready only after
 some (fake) time. A DaemonSet's pods go exactly to the nodes whose labels match its nodeSelector,
-as the scheduler would place them. Every call is recorded in `log` so tests can check the order.
+as the scheduler would place them (other workloads' on matching nodes, or Pending when none match). Every call is recorded in `log` so tests can check the order.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ class FakeClusterApi:
 
     def __init__(self, clock: FakeClock, nodes: dict[str, dict[str, str]], ready_after: float = 6.0) -> None:
         self.clock = clock
-        self.nodes = {name: dict(labels) for name, labels in nodes.items()}
+        # Every node carries its name as a label, as kubelet registers it.
+        self.nodes = {name: {"kubernetes.io/hostname": name, **labels} for name, labels in nodes.items()}
         self.ready_after = ready_after
         self.objects: dict[tuple, dict[str, Any]] = {}
         self.ready_at: dict[tuple, float] = {}
@@ -94,14 +95,16 @@ class FakeClusterApi:
         kind, name = obj["kind"], obj["metadata"]["name"]
         if live is None:
             return WorkloadStatus(kind, name, 1, 0, False)
+        placeable = self._placed_on(live)
         if kind == "DaemonSet":
-            nodes = self._placed_on(live)
-            desired = len(nodes)
+            desired, nodes = len(placeable), placeable
         else:
             desired = (live.get("spec") or {}).get("completions" if kind == "Job" else "replicas", 1)
-            nodes = tuple(sorted(self.nodes))[:1]
+            nodes = placeable[:desired]
+        if kind != "DaemonSet" and not placeable:  # pods with nowhere to go stay Pending
+            return WorkloadStatus(kind, name, desired, 0, False, nodes=())
         ready = desired if name not in self.never_ready and self.clock() >= self.ready_at[key] else 0
-        return WorkloadStatus(kind, name, desired, ready, ready == desired and desired > 0, nodes=nodes)
+        return WorkloadStatus(kind, name, desired, ready, ready == desired, nodes=nodes)
 
     def diagnose(self, obj: dict[str, Any]) -> list[str]:
         return [f"pod {obj['metadata']['name']}-fake0 on {next(iter(sorted(self.nodes)), '?')}: Pending; "

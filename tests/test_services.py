@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import shutil
 from pathlib import Path
 
 import kubernetes_validate
@@ -14,6 +15,7 @@ from rich.console import Console
 from openi_tasks.config import load_cluster
 from openi_tasks.config.files import VirtualCluster
 from openi_tasks.config.generate import write_configuration
+from openi_tasks.errors import OpenIError
 from openi_tasks.hadoop.prepare import prepare
 from openi_tasks.hadoop.reconfigure import reconfigure
 from openi_tasks.report import Reporter
@@ -22,6 +24,7 @@ from openi_tasks.services.engine import ServiceEngine, ServiceNotReady
 from openi_tasks.services.render import service_context
 
 from .fakekube import FakeApiError, FakeClock, FakeClusterApi
+from .conftest import EXAMPLE
 from .test_hadoop import MACHINES, SKUS, hadoop_tarball
 
 DEPLOYMENT = """apiVersion: apps/v1
@@ -155,9 +158,10 @@ def test_one_service_alone_or_with_its_prerequisites(tmp_path, cluster, fake):
     _, api = fake
     services = load_services(*catalog(tmp_path, CHAIN, FILES))
     engine, _ = engine_for(cluster, fake, services)
+    assert [o.name for o in engine.deploy(["top"], with_prerequisites=True)] == ["base", "middle", "top"]
+    api.log.clear()
     assert [o.name for o in engine.deploy(["top"])] == ["top"]
     assert {entry[2] for entry in api.log if entry[0] == "apply"} == {"top"}
-    assert [o.name for o in engine.deploy(["top"], with_prerequisites=True)] == ["base", "middle", "top"]
     with pytest.raises(ServiceCatalogError, match="unknown service nope"):
         engine.deploy(["nope"])
 
@@ -235,51 +239,124 @@ def test_hooks_run_with_the_service_and_the_configuration(tmp_path, cluster, fak
 # --- the shipped services -----------------------------------------------------------------
 
 
-@pytest.fixture
-def prepared(cluster, tmp_path):
+def with_hadoop(directory: Path, tmp_path: Path) -> object:
+    """The configuration in `directory`, with a local Hadoop tarball, prepared (as hadoop.prepare)."""
     tarball = hadoop_tarball(tmp_path / "hadoop-2.9.0.tar.gz", "2.9.0")
-    directory = write_configuration(tmp_path / "config2", MACHINES, skus=SKUS, services={
+    path = directory / "services-configuration.yaml"
+    data = yaml.safe_load(path.read_text())
+    data.setdefault("hadoop", {}).update({"custom-hadoop-binary-path": str(tarball), "hadoop-version": "2.9.0"})
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    cluster = load_cluster(directory)
+    prepare(cluster)
+    return cluster
+
+
+@pytest.fixture
+def prepared(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENI_STATE_DIR", str(tmp_path / "state"))
+    machines = [dict(m) for m in MACHINES]
+    machines[2]["node-exporter"] = "true"
+    directory = write_configuration(tmp_path / "config2", machines, skus=SKUS, services={
         "cluster": {"docker-registry-info": {"docker-namespace": "openi", "docker-registry-domain": "registry.local:5000",
                                              "docker-username": "robot", "docker-password": "REGISTRY-s3cret",
                                              "docker-tag": "v1", "secret-name": "regsecret"}},
-        "hadoop": {"custom-hadoop-binary-path": str(tarball)}}, operator={"state-dir": str(tmp_path / "state")})
-    configured = load_cluster(directory)
-    prepare(configured)
-    return configured
+        "restserver": {"jwt-secret": "JWT-s3cret", "default-pai-admin-password": "ADMIN-s3cret"}})
+    return with_hadoop(directory, tmp_path)
 
 
-def test_every_shipped_manifest_validates_against_the_kubernetes_schema(prepared, fake):
-    engine, _ = engine_for(prepared, fake, load_services())
-    version = prepared.kubernetes.kubernetes_version.lstrip("v")
-    services = engine.render(list(load_services().values()))
-    assert {s.spec.name for s in services} >= {"cluster-configuration", "cleaning", "hadoop-service"}
-    for service in services:
+def check_catalog(cluster) -> dict[str, tuple[str, ...]]:
+    """Deploy the whole shipped catalog through the FAKE API; check schema and placement by flags.
+
+    Returns each workload's hosts.
+    """
+    clock = FakeClock()
+    api = FakeClusterApi(clock, {m.hostname.lower(): {} for m in cluster.machines})
+    engine = ServiceEngine(cluster, load_services(), api, reporter()[0], clock=clock, sleep=clock.sleep)
+    everything = engine.render(list(load_services().values()))
+    version = cluster.kubernetes.kubernetes_version.lstrip("v")
+    for service in everything:
         for obj in service.objects:
             kubernetes_validate.validate(obj, version, strict=True)
-
-
-def test_shipped_services_place_workloads_on_exactly_the_flagged_hosts(prepared, fake):
-    clock, api = fake
-    engine, _ = engine_for(prepared, fake, load_services())
     engine.deploy()
-    placed = {obj["metadata"]["name"]: api._placed_on(obj) for key, obj in api.objects.items() if key[1] == "DaemonSet"}
-    masters = tuple(m.hostname for m in prepared.machines if m.labels.get("pai-master") == "true")
-    workers = tuple(m.hostname for m in prepared.machines if m.labels.get("pai-worker") == "true")
-    assert placed == {"hadoop-namenode": masters, "hadoop-resourcemanager": masters, "hadoop-jobhistory": masters,
-                      "hadoop-datanode": workers, "hadoop-nodemanager": workers}
-    configmap = api.objects[("v1", "ConfigMap", "default", "hadoop-namenode-configuration")]["data"]
-    assert "dfs.namenode.name.dir" in configmap["hdfs-site.xml"]
+    placed = {}
+    for (_, kind, _, name), obj in api.objects.items():
+        if kind in ("Deployment", "DaemonSet", "StatefulSet", "Job"):
+            placed[name] = api.status(obj).nodes
+
+    def hosts(flag: str) -> set[str]:
+        return {m.hostname.lower() for m in cluster.machines if m.node_labels.get(flag) == "true"}
+
+    masters, workers = hosts("pai-master"), hosts("pai-worker")
+    daemons = {"drivers": hosts("openi-gpu"), "node-exporter": hosts("node-exporter"),
+               "hadoop-namenode": masters, "hadoop-resourcemanager": masters, "hadoop-jobhistory": masters,
+               "hadoop-datanode": workers, "hadoop-nodemanager": workers}
+    for name, expected in daemons.items():
+        assert set(placed[name]) == expected, (name, placed[name], expected)
+    for name in ("frameworklauncher", "rest-server", "webportal", "prometheus", "grafana", "pylon", "end-to-end-test"):
+        assert len(placed[name]) == 1 and set(placed[name]) <= masters, (name, placed[name])
+    zookeepers = {f"zookeeper-{m.labels['zkid']}": (m.hostname.lower(),) for m in cluster.machines if "zkid" in m.labels}
+    assert {n: p for n, p in placed.items() if n.startswith("zookeeper-")} == zookeepers
+    expected_names = set(daemons) | set(zookeepers) | {"frameworklauncher", "rest-server", "webportal", "prometheus",
+                                                       "grafana", "pylon", "end-to-end-test"}
+    assert set(placed) == expected_names
+    for service in everything:  # no secret of the configuration outside a Secret
+        for obj in service.objects:
+            if obj["kind"] != "Secret":
+                text = yaml.safe_dump(obj)
+                for secret in _secrets_of(cluster):
+                    assert secret not in text, (service.spec.name, obj["kind"], obj["metadata"]["name"])
+    return placed
 
 
-def test_no_secret_value_appears_outside_a_secret(prepared, fake):
-    engine, _ = engine_for(prepared, fake, load_services())
+def _secrets_of(cluster) -> list[str]:
+    values = [m.password for m in cluster.machines] + [
+        cluster.services.cluster.docker_registry_info.docker_password,
+        cluster.services.restserver.jwt_secret, cluster.services.restserver.default_pai_admin_password]
+    return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+
+
+def test_the_catalog_with_a_small_configuration(prepared):
+    placed = check_catalog(prepared)
+    assert placed["zookeeper-1"] == ("m1",) and placed["zookeeper-2"] == ("w1",)
+    assert set(placed["drivers"]) == {"w1", "w2"} and placed["node-exporter"] == ("w2",)
+    assert {"JWT-s3cret", "ADMIN-s3cret", "REGISTRY-s3cret"} <= set(_secrets_of(prepared))
+
+
+def test_the_catalog_with_the_bundled_example(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENI_STATE_DIR", str(tmp_path / "state"))
+    directory = Path(shutil.copytree(EXAMPLE, tmp_path / "example"))
+    placed = check_catalog(with_hadoop(directory, tmp_path))
+    assert placed["node-exporter"] == ("openi-master-2", "openi-master-3", "openi-worker-1", "openi-worker-2")
+    assert placed["drivers"] == ("openi-worker-1", "openi-worker-2")
+
+
+def test_rest_servers_secrets_are_only_in_its_secret(prepared):
+    engine = ServiceEngine(prepared, load_services(), None, reporter()[0])
+    (rest,) = engine.render([load_services()["rest-server"]])
+    secret = next(o for o in rest.objects if o["kind"] == "Secret")
+    assert secret["stringData"]["jwt-secret"] == "JWT-s3cret"
+    deployment = next(o for o in rest.objects if o["kind"] == "Deployment")
+    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["JWT_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "rest-server-secrets", "key": "jwt-secret"}
+
+
+def test_every_long_running_container_has_a_readiness_probe(prepared):
+    engine = ServiceEngine(prepared, load_services(), None, reporter()[0])
     for service in engine.render(list(load_services().values())):
         for obj in service.objects:
-            if obj["kind"] == "Secret":
-                continue
-            text = yaml.safe_dump(obj)
-            for secret in ("REGISTRY-s3cret", "JWT-s3cret", "ADMIN-s3cret"):
-                assert secret not in text, (service.spec.name, obj["kind"], obj["metadata"]["name"])
+            if obj["kind"] in ("Deployment", "DaemonSet", "StatefulSet"):
+                for container in obj["spec"]["template"]["spec"]["containers"]:
+                    assert container.get("readinessProbe"), (service.spec.name, obj["metadata"]["name"])
+
+
+def test_a_missing_secret_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENI_STATE_DIR", str(tmp_path / "state"))
+    directory = write_configuration(tmp_path / "c", MACHINES, skus=SKUS, services={
+        "cluster": {"docker-registry-info": {"docker-namespace": "o", "docker-registry-domain": "r:5000",
+                                             "docker-tag": "t", "secret-name": "s"}}})
+    engine = ServiceEngine(load_cluster(directory), load_services(), None, reporter()[0])
+    with pytest.raises(OpenIError, match="restserver.jwt-secret is not set in services-configuration.yaml"):
+        engine.render([load_services()["rest-server"]])
 
 
 def test_service_context_refers_to_external_images_by_configured_names(prepared):

@@ -319,6 +319,12 @@ class ImagesSection(FileModel):
     rest_server: Image = "docker.io/openpai/rest-server:v1.8.0"
     webportal: Image = "docker.io/openpai/webportal:v1.8.0"
     frameworklauncher: Image = "docker.io/openpai/frameworklauncher:v1.8.0"
+    grafana: Image = "docker.io/grafana/grafana:10.4.2"
+    prometheus: Image = "docker.io/prom/prometheus:v2.53.0"
+    node_exporter: Image = "docker.io/prom/node-exporter:v1.8.1"
+    nginx: Image = "docker.io/library/nginx:1.27"
+    # Default: nvcr.io/nvidia/driver:<nvidia-drivers-version>-ubuntu22.04
+    nvidia_driver: Optional[Image] = None
 
 
 class VirtualCluster(FileModel):

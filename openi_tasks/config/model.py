@@ -45,6 +45,14 @@ class Machine:
     def gpu_count(self) -> int:
         return self.sku.gpu.count if self.sku.gpu else 0
 
+    @property
+    def node_labels(self) -> dict[str, str]:
+        """The node's labels: its flags, and what its machine type says about GPUs."""
+        labels = dict(self.labels)
+        if self.gpu_count:
+            labels.update({"openi-gpu": "true", "openi-gpu-type": self.sku.gpu.type, "openi-gpu-count": str(self.gpu_count)})
+        return labels
+
 
 @dataclass(frozen=True)
 class Endpoint:

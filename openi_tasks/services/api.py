@@ -75,7 +75,8 @@ class KubernetesApi:
         current = (status.get("observedGeneration") or 0) >= (meta.get("generation") or 0) and bool(live)
         if kind == "DaemonSet":
             desired, ready = status.get("desiredNumberScheduled") or 0, status.get("numberReady") or 0
-            done = current and desired > 0 and ready == desired and (status.get("updatedNumberScheduled") or 0) == desired
+            # Nothing to schedule (e.g. drivers on a cluster without GPUs) is done once observed.
+            done = current and ready == desired and (status.get("updatedNumberScheduled") or 0) == desired
         elif kind == "Job":
             desired, ready = spec.get("completions") or 1, status.get("succeeded") or 0
             failed = (status.get("failed") or 0) > (spec.get("backoffLimit") if spec.get("backoffLimit") is not None else 6)

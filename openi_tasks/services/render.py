@@ -31,6 +31,7 @@ class RenderedService:
 def service_context(cluster: Cluster) -> dict[str, Any]:
     """What every service template may use."""
     external = cluster.services.images
+    driver = external.nvidia_driver or f"nvcr.io/nvidia/driver:{cluster.services.cluster.nvidia_drivers_version}-ubuntu22.04"
     return {
         "cluster": cluster,
         "k8s": cluster.kubernetes,
@@ -38,12 +39,24 @@ def service_context(cluster: Cluster) -> dict[str, Any]:
         "namespace": NAMESPACE,
         "images": {**{name: cluster.image_ref(name) for name in load_images()},
                    "rest-server": external.rest_server, "webportal": external.webportal,
-                   "frameworklauncher": external.frameworklauncher},
+                   "frameworklauncher": external.frameworklauncher, "grafana": external.grafana,
+                   "prometheus": external.prometheus, "node-exporter": external.node_exporter,
+                   "nginx": external.nginx, "nvidia-driver": driver},
         "pull_secret": cluster.services.cluster.docker_registry_info.secret_name
         if cluster.services.cluster.docker_registry_info else None,
         "hadoop_configuration": str(configuration_dir(cluster)),
-        "flagged": lambda flag: [m for m in cluster.machines if m.labels.get(flag) == "true"],
+        "flagged": lambda flag: [m for m in cluster.machines if m.node_labels.get(flag) == "true"],
+        "secret": _secret,
+        "zookeeper_quorum": ",".join(f"{m.address}:2181" for m in sorted(
+            (m for m in cluster.machines if "zkid" in m.labels), key=lambda m: int(m.labels["zkid"]))),
     }
+
+
+def _secret(value: Any, key: str) -> str:
+    """A secret's value for a Secret object; a clear error when the configuration does not set it."""
+    if value is None:
+        raise OpenIError(f"{key} is not set in services-configuration.yaml")
+    return value.get_secret_value()
 
 
 def pull_secret(cluster: Cluster) -> dict[str, Any]:
@@ -68,10 +81,10 @@ def render_service(spec: ServiceSpec, cluster: Cluster, context: dict[str, Any])
             rendered.files[template] = render(f"{spec.name}/{template}.template", root=spec.directory.parent, **context)
     except TemplateError as exc:
         raise ServiceCatalogError(f"service {spec.name}: {exc}") from None
-    for flag in spec.labels:
+    for label in spec.labels:
         for machine in cluster.machines:
-            if flag in machine.labels:
-                rendered.node_labels.setdefault(machine.hostname.lower(), {})[flag] = machine.labels[flag]
+            if label in machine.node_labels:
+                rendered.node_labels.setdefault(machine.hostname.lower(), {})[label] = machine.node_labels[label]
     if spec.pull_secret:
         if cluster.services.cluster.docker_registry_info is None:
             raise ServiceCatalogError(f"service {spec.name}: needs cluster.docker-registry-info for its pull secret")

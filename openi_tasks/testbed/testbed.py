@@ -368,10 +368,12 @@ class Testbed:
         for node in state.nodes:
             entry = {"hostname": node.hostname, "hostip": node.address, "machine-type": "testbed", "k8s-role": node.role}
             if node.role == "master":
-                entry["etcdid"] = f"etcd{masters.index(node) + 1}"
+                entry.update({"etcdid": f"etcd{masters.index(node) + 1}", "node-exporter": "true"})
+                if node is masters[0]:
+                    entry.update({"pai-master": "true", "zkid": "1", "dashboard": "true"})
             if node.role == "worker":
                 # Workers log in as a user who needs the password for sudo: that path is exercised too.
-                entry.update({"username": SUDO_USER, "password": password, "pai-worker": "true"})
+                entry.update({"username": SUDO_USER, "password": password, "pai-worker": "true", "node-exporter": "true"})
             machines.append(entry)
         kubernetes = {
             "docker-registry": state.registry,
@@ -395,6 +397,7 @@ class Testbed:
             },
             kubernetes=kubernetes,
             services={
+                "restserver": {"jwt-secret": secrets.token_urlsafe(24), "default-pai-admin-password": secrets.token_urlsafe(12)},
                 "cluster": {
                     "docker-registry-info": {
                         "docker-namespace": "openi",
