@@ -2,9 +2,11 @@
 
 `FakeClusterApi` implements the engine's `ClusterApi` in memory and enforces what the real API
 server would: an unknown kind is rejected, apply merges the given fields into the live object
-(server-side apply), nodes must exist to be labelled, and a workload becomes ready only after
-some (fake) time. A DaemonSet's pods go exactly to the nodes whose labels match its nodeSelector,
-as the scheduler would place them (other workloads' on matching nodes, or Pending when none match). Every call is recorded in `log` so tests can check the order.
+(server-side apply), nodes must exist to be labelled and lose the labels that a later apply by
+the same manager leaves out, and a workload becomes ready only after some (fake) time. A
+DaemonSet's pods go exactly to the nodes whose labels match its nodeSelector and required node
+affinity, as the scheduler would place them (other workloads' on matching nodes, or Pending when
+none match). Every call is recorded in `log` so tests can check the order.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class FakeClusterApi:
         self.ready_at: dict[tuple, float] = {}
         self.never_ready: set[str] = set()  # workload names that never become ready
         self.log: list[tuple[str, str, str]] = []
+        self.owned_labels: dict[str, set[str]] = {}  # node -> the labels openi-tasks applied
 
     def apply(self, obj: dict[str, Any]) -> bool:
         if (obj.get("apiVersion"), obj.get("kind")) not in KINDS:
@@ -86,8 +89,14 @@ class FakeClusterApi:
         return self.objects.pop(_key(obj), None) is not None
 
     def _placed_on(self, live: dict[str, Any]) -> tuple[str, ...]:
-        selector = live["spec"]["template"]["spec"].get("nodeSelector") or {}
-        return tuple(sorted(n for n, labels in self.nodes.items() if all(labels.get(k) == v for k, v in selector.items())))
+        pod = live["spec"]["template"]["spec"]
+        selector = pod.get("nodeSelector") or {}
+        terms = (((pod.get("affinity") or {}).get("nodeAffinity") or {})
+                 .get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms")
+        return tuple(sorted(
+            n for n, labels in self.nodes.items()
+            if all(labels.get(k) == v for k, v in selector.items())
+            and (not terms or any(_term_matches(t, labels) for t in terms))))
 
     def status(self, obj: dict[str, Any]) -> WorkloadStatus:
         key = _key(obj)
@@ -115,5 +124,20 @@ class FakeClusterApi:
             raise FakeApiError(f'nodes "{node}" not found')
         self.log.append(("label", "Node", node))
         before = dict(self.nodes[node])
+        # Server-side apply by one field manager: labels it applied before and leaves out now go.
+        for key in self.owned_labels.get(node, set()) - set(labels):
+            del self.nodes[node][key]
         self.nodes[node].update(labels)
+        self.owned_labels[node] = set(labels)
         return before != self.nodes[node]
+
+
+def _term_matches(term: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A node selector term: all of its expressions hold for the node's labels."""
+    tests = {
+        "In": lambda key, values: labels.get(key) in values,
+        "NotIn": lambda key, values: labels.get(key) not in values,
+        "Exists": lambda key, values: key in labels,
+        "DoesNotExist": lambda key, values: key not in labels,
+    }
+    return all(tests[e["operator"]](e["key"], e.get("values") or []) for e in term.get("matchExpressions") or [])

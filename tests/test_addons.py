@@ -58,5 +58,8 @@ def test_dashboard_is_placed_by_the_dashboard_flag(cluster):
 def test_node_labels_come_from_machine_flags(cluster):
     nodes = {o["metadata"]["name"]: o["metadata"]["labels"] for o in addon_objects(cluster) if o["kind"] == "Node"}
     assert nodes["openi-master-1"] == {"dashboard": "true", "zkid": "1", "pai-master": "true"}
-    assert nodes["openi-worker-2"] == {"pai-worker": "true", "node-exporter": "true"}
-    assert "openi-proxy" not in nodes  # no flags, no object
+    assert nodes["openi-worker-2"] == {"pai-worker": "true", "node-exporter": "true", "openi-gpu": "true",
+                                       "openi-gpu-type": "teslak80", "openi-gpu-count": "4"}
+    assert nodes["openi-master-2"] == {"node-exporter": "true"}
+    assert nodes["openi-master-3"] == {"node-exporter": "true"}
+    assert "openi-proxy" not in nodes  # not a Kubernetes node

@@ -262,6 +262,14 @@ def test_duplicates(example_dir, field, old, new):
     )
 
 
+def test_a_second_platform_master_is_refused(example_dir):
+    line = replace(example_dir, CLUSTER, "etcdid: etcdid2", 'etcdid: etcdid2\n    pai-master: "true"')
+    assert problems(example_dir) == [
+        f"{example_dir / CLUSTER}:{line + 1}: machine-list[1].pai-master: only one host may be the platform master "
+        "(machine-list[0] is); its services run once, without failover"
+    ]
+
+
 def test_unknown_machine_type(example_dir):
     line = replace(example_dir, CLUSTER, "machine-type: NC24R\n    k8s-role: worker\n    pai", "machine-type: NC24\n    k8s-role: worker\n    pai")
     assert problems(example_dir) == [

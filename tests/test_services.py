@@ -256,7 +256,11 @@ def prepared(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENI_STATE_DIR", str(tmp_path / "state"))
     machines = [dict(m) for m in MACHINES]
     machines[2]["node-exporter"] = "true"
-    directory = write_configuration(tmp_path / "config2", machines, skus=SKUS, services={
+    # Workers of three kinds: no GPU, 4 GPUs (w1, w2), 8 GPUs.
+    machines += [{"hostname": "w3", "hostip": "10.3.0.13", "machine-type": "small", "k8s-role": "worker", "pai-worker": "true"},
+                 {"hostname": "w4", "hostip": "10.3.0.14", "machine-type": "gpu8", "k8s-role": "worker", "pai-worker": "true"}]
+    skus = {**SKUS, "gpu8": {"mem": 128, "cpu": {"vcore": 48}, "gpu": {"type": "a100", "count": 8}}}
+    directory = write_configuration(tmp_path / "config2", machines, skus=skus, services={
         "cluster": {"docker-registry-info": {"docker-namespace": "openi", "docker-registry-domain": "registry.local:5000",
                                              "docker-username": "robot", "docker-password": "REGISTRY-s3cret",
                                              "docker-tag": "v1", "secret-name": "regsecret"}},
@@ -270,7 +274,7 @@ def check_catalog(cluster) -> dict[str, tuple[str, ...]]:
     Returns each workload's hosts.
     """
     clock = FakeClock()
-    api = FakeClusterApi(clock, {m.hostname.lower(): {} for m in cluster.machines})
+    api = FakeClusterApi(clock, {m.hostname.lower(): {} for m in cluster.nodes})
     engine = ServiceEngine(cluster, load_services(), api, reporter()[0], clock=clock, sleep=clock.sleep)
     everything = engine.render(list(load_services().values()))
     version = cluster.kubernetes.kubernetes_version.lstrip("v")
@@ -287,11 +291,20 @@ def check_catalog(cluster) -> dict[str, tuple[str, ...]]:
         return {m.hostname.lower() for m in cluster.machines if m.node_labels.get(flag) == "true"}
 
     masters, workers = hosts("pai-master"), hosts("pai-worker")
-    daemons = {"drivers": hosts("openi-gpu"), "node-exporter": hosts("node-exporter"),
+    daemons = {"drivers": hosts("openi-gpu"), "nvidia-device-plugin": hosts("openi-gpu"),
+               "node-exporter": hosts("node-exporter"),
                "hadoop-namenode": masters, "hadoop-resourcemanager": masters, "hadoop-jobhistory": masters,
-               "hadoop-datanode": workers, "hadoop-nodemanager": workers}
+               "hadoop-datanode": workers}
+    # Node managers: one DaemonSet per GPU count, holding all of its hosts' GPUs.
+    gpus = {m.hostname.lower(): m.sku.gpu.count if m.sku.gpu else 0 for m in cluster.machines}
+    for host in workers:
+        daemons.setdefault(f"hadoop-nodemanager-gpu-{gpus[host]}" if gpus[host] else "hadoop-nodemanager", set()).add(host)
     for name, expected in daemons.items():
-        assert set(placed[name]) == expected, (name, placed[name], expected)
+        assert set(placed.get(name, ())) == expected, (name, placed.get(name), expected)
+    for (_, kind, _, name), obj in api.objects.items():
+        if kind == "DaemonSet" and name.startswith("hadoop-nodemanager"):
+            limits = obj["spec"]["template"]["spec"]["containers"][0].get("resources", {}).get("limits", {})
+            assert {limits.get("nvidia.com/gpu", 0)} == {gpus[h] for h in placed[name]}, (name, limits)
     for name in ("frameworklauncher", "rest-server", "webportal", "prometheus", "grafana", "pylon", "end-to-end-test"):
         assert len(placed[name]) == 1 and set(placed[name]) <= masters, (name, placed[name])
     zookeepers = {f"zookeeper-{m.labels['zkid']}": (m.hostname.lower(),) for m in cluster.machines if "zkid" in m.labels}
@@ -318,7 +331,11 @@ def _secrets_of(cluster) -> list[str]:
 def test_the_catalog_with_a_small_configuration(prepared):
     placed = check_catalog(prepared)
     assert placed["zookeeper-1"] == ("m1",) and placed["zookeeper-2"] == ("w1",)
-    assert set(placed["drivers"]) == {"w1", "w2"} and placed["node-exporter"] == ("w2",)
+    assert placed["drivers"] == placed["nvidia-device-plugin"] == ("w1", "w2", "w4")
+    assert placed["node-exporter"] == ("w2",)
+    assert placed["hadoop-datanode"] == ("w1", "w2", "w3", "w4")
+    assert (placed["hadoop-nodemanager"], placed["hadoop-nodemanager-gpu-4"], placed["hadoop-nodemanager-gpu-8"]) == (
+        ("w3",), ("w1", "w2"), ("w4",))
     assert {"JWT-s3cret", "ADMIN-s3cret", "REGISTRY-s3cret"} <= set(_secrets_of(prepared))
 
 
@@ -328,6 +345,33 @@ def test_the_catalog_with_the_bundled_example(tmp_path, monkeypatch):
     placed = check_catalog(with_hadoop(directory, tmp_path))
     assert placed["node-exporter"] == ("openi-master-2", "openi-master-3", "openi-worker-1", "openi-worker-2")
     assert placed["drivers"] == ("openi-worker-1", "openi-worker-2")
+
+
+def test_nodes_carry_exactly_their_machines_labels_and_a_removed_flag_leaves(prepared):
+    clock = FakeClock()
+    api = FakeClusterApi(clock, {m.hostname.lower(): {} for m in prepared.nodes})
+    engine = ServiceEngine(prepared, load_services(), api, reporter()[0], clock=clock, sleep=clock.sleep)
+    engine.deploy()
+    assert api.nodes["w4"] == {"kubernetes.io/hostname": "w4", "pai-worker": "true", "openi-gpu": "true",
+                               "openi-gpu-type": "a100", "openi-gpu-count": "8"}
+    assert api.status(api.objects[("apps/v1", "DaemonSet", "default", "node-exporter")]).nodes == ("w2",)
+    # The operator takes node-exporter off w2 and deploys again: the label goes, and the daemon with it.
+    w2 = prepared.by_name["w2"]
+    labels = {k: v for k, v in w2.labels.items() if k != "node-exporter"}
+    engine.cluster = dataclasses.replace(prepared, machines=tuple(
+        dataclasses.replace(m, labels=labels) if m is w2 else m for m in prepared.machines))
+    engine.deploy()
+    assert "node-exporter" not in api.nodes["w2"] and api.nodes["w2"]["openi-gpu"] == "true"
+    assert api.status(api.objects[("apps/v1", "DaemonSet", "default", "node-exporter")]).nodes == ()
+
+
+def test_openi_spellings_of_the_platform_flags_place_like_the_original(tmp_path):
+    machines = [dict(m) for m in MACHINES]
+    machines[0]["openi-master"] = machines[0].pop("pai-master")
+    machines[1]["openi-worker"] = machines[1].pop("pai-worker")
+    cluster = load_cluster(write_configuration(tmp_path / "c", machines, skus=SKUS))
+    assert cluster.by_name["m1"].node_labels["pai-master"] == "true"
+    assert cluster.by_name["w1"].node_labels["pai-worker"] == "true"
 
 
 def test_rest_servers_secrets_are_only_in_its_secret(prepared):
@@ -365,7 +409,9 @@ def test_service_context_refers_to_external_images_by_configured_names(prepared)
     assert images["rest-server"] == prepared.services.images.rest_server
 
 
-def test_hadoop_reconfigure_stops_replaces_the_configuration_and_starts_again(prepared, fake):
+def test_hadoop_reconfigure_stops_replaces_the_configuration_and_starts_again(prepared):
+    clock = FakeClock()
+    fake = clock, FakeClusterApi(clock, {m.hostname: {} for m in prepared.machines})
     _, api = fake
     engine, _ = engine_for(prepared, fake, load_services())
     engine.deploy()
@@ -378,9 +424,13 @@ def test_hadoop_reconfigure_stops_replaces_the_configuration_and_starts_again(pr
     api.log.clear()
     reconfigure(engine)
     actions = [(a, k, n) for a, k, n in api.log if n.startswith("hadoop-")]
-    assert actions[0] == ("delete", "DaemonSet", "hadoop-jobhistory")
+    daemons = {"hadoop-namenode", "hadoop-datanode", "hadoop-resourcemanager", "hadoop-jobhistory",
+               "hadoop-nodemanager", "hadoop-nodemanager-gpu-4", "hadoop-nodemanager-gpu-8"}
+    deleted = [i for i, (a, k, n) in enumerate(actions) if a == "delete" and k == "DaemonSet"]
+    applied = [i for i, (a, k, n) in enumerate(actions) if a == "apply" and k == "DaemonSet"]
+    assert {actions[i][2] for i in deleted} == {actions[i][2] for i in applied} == daemons
+    assert actions[0][:2] == ("delete", "DaemonSet") and max(deleted) < min(applied)  # all stopped, then started
     assert ("delete", "ConfigMap", "hadoop-resourcemanager-configuration") in actions
-    assert actions[-1] == ("apply", "DaemonSet", "hadoop-jobhistory")
     after = api.objects[key]["data"]["capacity-scheduler.xml"]
     assert "yarn.scheduler.capacity.root.vc1.capacity" in after and "<value>40.00</value>" in after
 

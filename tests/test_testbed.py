@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import shutil
 import time
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from openi_tasks.config.generate import write_configuration
 from openi_tasks.inventory import Inventory
 from openi_tasks.testbed import testbed as tb
 from openi_tasks.testbed.testbed import LABEL, SUDO_USER, sshd_answers
+
+from .test_services import check_catalog, with_hadoop
 
 pytestmark = pytest.mark.testbed
 
@@ -53,6 +56,16 @@ def test_generated_configuration_is_valid_and_points_at_the_testbed(testbed):
     assert cluster.services.cluster.docker_registry_info.docker_registry_domain == state.registry
     assert {m.address for m in cluster.machines} == {n.address for n in state.nodes}
     assert (Path(testbed.config_dir) / "cluster-configuration.yaml").stat().st_mode & 0o077 == 0
+
+
+def test_the_service_catalog_renders_for_the_testbed_and_places_by_its_flags(testbed, tmp_path, monkeypatch):
+    """The whole catalog against the testbed's own configuration (through the FAKE Kubernetes API)."""
+    monkeypatch.setenv("OPENI_STATE_DIR", str(tmp_path / "state"))
+    directory = Path(shutil.copytree(testbed.config_dir, tmp_path / "config"))
+    placed = check_catalog(with_hadoop(directory, tmp_path))
+    assert placed["zookeeper-1"] == ("master1",)
+    assert set(placed["node-exporter"]) == {"master1", "master2", "master3", "worker1", "worker2"}
+    assert placed["hadoop-nodemanager"] == ("worker1", "worker2")
 
 
 @pytest.mark.parametrize("as_sudo_user", [False, True], ids=["root-with-key", "sudo-user-with-password"])

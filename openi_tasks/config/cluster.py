@@ -305,6 +305,15 @@ class _CrossChecks:
                 self.error(self.cdoc, path, f"duplicate zkid {zkid} (also machine-list[{seen[zkid]}])")
             else:
                 seen[zkid] = host.index
+        # The platform's master services (name node, resource manager, rest-server, ...) are single
+        # instances, not highly available: one host runs them all.
+        masters = [h.index for h in self.hosts
+                   if any(self.labels.get(h.index, {}).get(flag) == "true" for flag in ("pai-master", "openi-master"))]
+        for index in masters[1:]:
+            flag = "pai-master" if "pai-master" in self.labels.get(index, {}) else "openi-master"
+            self.error(self.cdoc, ("machine-list", index, flag),
+                       f"only one host may be the platform master (machine-list[{masters[0]}] is); "
+                       "its services run once, without failover")
 
     # --- the API endpoint -----------------------------------------------------------------
 

@@ -325,6 +325,8 @@ class ImagesSection(FileModel):
     nginx: Image = "docker.io/library/nginx:1.27"
     # Default: nvcr.io/nvidia/driver:<nvidia-drivers-version>-ubuntu22.04
     nvidia_driver: Optional[Image] = None
+    # Makes the GPUs a resource (nvidia.com/gpu) that pods, the node managers among them, request.
+    nvidia_device_plugin: Image = "nvcr.io/nvidia/k8s-device-plugin:v0.14.5"
 
 
 class VirtualCluster(FileModel):

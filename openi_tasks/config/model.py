@@ -47,8 +47,15 @@ class Machine:
 
     @property
     def node_labels(self) -> dict[str, str]:
-        """The node's labels: its flags, and what its machine type says about GPUs."""
+        """The node's labels: its flags, and what its machine type says about GPUs.
+
+        OpenI's spellings of the platform flags (openi-master, openi-worker) also set the original's
+        (pai-master, pai-worker), which the services place by.
+        """
         labels = dict(self.labels)
+        for openi, pai in (("openi-master", "pai-master"), ("openi-worker", "pai-worker")):
+            if labels.get(openi) == "true":
+                labels[pai] = "true"
         if self.gpu_count:
             labels.update({"openi-gpu": "true", "openi-gpu-type": self.sku.gpu.type, "openi-gpu-count": str(self.gpu_count)})
         return labels
@@ -125,6 +132,11 @@ class Cluster:
     @cached_property
     def proxies(self) -> tuple[Machine, ...]:
         return self.with_role("proxy")
+
+    @cached_property
+    def nodes(self) -> tuple[Machine, ...]:
+        """The machines that are Kubernetes nodes (a proxy host is not)."""
+        return tuple(m for m in self.machines if m.role != "proxy")
 
     @cached_property
     def etcd_members(self) -> tuple[EtcdMember, ...]:

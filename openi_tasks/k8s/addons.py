@@ -23,11 +23,14 @@ def addon_objects(cluster: Cluster) -> list[dict[str, Any]]:
 
 
 def node_labels(cluster: Cluster) -> list[dict[str, Any]]:
-    """Each machine's flags (dashboard, zkid, pai-master, ...) as labels of its Node."""
+    """Each machine's flags (dashboard, zkid, pai-master, ...) and GPU labels as labels of its Node.
+
+    Every node, the whole set each time (services.deploy applies the same): a flag removed from the
+    machine list is removed from the node.
+    """
     return [
-        {"apiVersion": "v1", "kind": "Node", "metadata": {"name": m.hostname.lower(), "labels": dict(m.labels)}}
-        for m in cluster.machines
-        if m.labels
+        {"apiVersion": "v1", "kind": "Node", "metadata": {"name": m.hostname.lower(), "labels": m.node_labels}}
+        for m in cluster.nodes
     ]
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..errors import OpenIError
 from ..kube import KubeApi
 
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
@@ -118,4 +119,7 @@ class KubernetesApi:
         return lines or [f"{obj['kind']} {obj['metadata']['name']} has no pods"]
 
     def label_node(self, node: str, labels: dict[str, str]) -> bool:
-        return self.apply({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node, "labels": labels}})
+        obj = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node, "labels": labels}}
+        if self.kube.get(obj) is None:  # an apply would create a Node that no kubelet runs
+            raise OpenIError(f"node {node} is in the machine list but not in the cluster (inv k8s.add adds it)")
+        return self.apply(obj)

@@ -68,9 +68,13 @@ class ServiceEngine:
     def deploy(self, names: list[str] | None = None, with_prerequisites: bool = False) -> list[ServiceOutcome]:
         rendered = self.render(deploy_order(self.services, names, with_prerequisites))
         outcomes = []
+        labelled = False
         for service in rendered:
             start = self.clock()
-            changed = self._apply(service)
+            changed = 0
+            if service.spec.labels and not labelled:
+                changed, labelled = self._label_nodes(), True
+            changed += self._apply(service)
             self._hook(service.spec, service.spec.start)
             self.wait_ready(service)
             outcomes.append(ServiceOutcome(service.spec.name, changed, self.clock() - start))
@@ -79,11 +83,17 @@ class ServiceEngine:
             self.reporter.info("every service is already as configured: no changes")
         return outcomes
 
+    def _label_nodes(self) -> int:
+        """Every node gets exactly its machine's labels (flags and GPU labels).
+
+        Always the whole set, as k8s.deploy applies it: under server-side apply a label left out of
+        an apply is removed, so a subset would strip the others, and a flag taken off a machine in
+        the configuration leaves its node.
+        """
+        return sum(self.api.label_node(m.hostname.lower(), m.node_labels) for m in self.cluster.nodes)
+
     def _apply(self, service: RenderedService) -> int:
-        changed = sum(self.api.label_node(node, labels) for node, labels in service.node_labels.items())
-        for obj in service.objects:
-            changed += self.api.apply(obj)
-        return changed
+        return sum(self.api.apply(obj) for obj in service.objects)
 
     def wait_ready(self, service: RenderedService) -> list[WorkloadStatus]:
         workloads = [o for o in service.objects if o["kind"] in WORKLOADS]

@@ -1,4 +1,4 @@
-"""A service rendered: its files, and the objects the engine applies (labels aside)."""
+"""A service rendered: its files, and the objects the engine applies."""
 
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ class RenderedService:
     spec: ServiceSpec
     files: dict[str, str] = field(default_factory=dict)
     objects: list[dict[str, Any]] = field(default_factory=list)  # in the order they are applied
-    node_labels: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def service_context(cluster: Cluster) -> dict[str, Any]:
@@ -41,7 +40,8 @@ def service_context(cluster: Cluster) -> dict[str, Any]:
                    "rest-server": external.rest_server, "webportal": external.webportal,
                    "frameworklauncher": external.frameworklauncher, "grafana": external.grafana,
                    "prometheus": external.prometheus, "node-exporter": external.node_exporter,
-                   "nginx": external.nginx, "nvidia-driver": driver},
+                   "nginx": external.nginx, "nvidia-driver": driver,
+                   "nvidia-device-plugin": external.nvidia_device_plugin},
         "pull_secret": cluster.services.cluster.docker_registry_info.secret_name
         if cluster.services.cluster.docker_registry_info else None,
         "hadoop_configuration": str(configuration_dir(cluster)),
@@ -81,10 +81,6 @@ def render_service(spec: ServiceSpec, cluster: Cluster, context: dict[str, Any])
             rendered.files[template] = render(f"{spec.name}/{template}.template", root=spec.directory.parent, **context)
     except TemplateError as exc:
         raise ServiceCatalogError(f"service {spec.name}: {exc}") from None
-    for label in spec.labels:
-        for machine in cluster.machines:
-            if label in machine.node_labels:
-                rendered.node_labels.setdefault(machine.hostname.lower(), {})[label] = machine.node_labels[label]
     if spec.pull_secret:
         if cluster.services.cluster.docker_registry_info is None:
             raise ServiceCatalogError(f"service {spec.name}: needs cluster.docker-registry-info for its pull secret")

@@ -3,6 +3,7 @@ applied from this machine with server-side apply; only objects that would change
 
 from __future__ import annotations
 
+from ...errors import OpenIError
 from ...inventory import Host
 from ...kube import KubeApi
 from ...phase import Change, Run
@@ -25,4 +26,16 @@ class Addons(OnFirstMaster):
                 return [Change(f"apply {describe(o)}", lambda: None) for o in objects]
             raise FileNotFoundError(f"{kubeconfig} is missing: run the control-plane phase first")
         api = KubeApi(kubeconfig)
-        return [Change(f"apply {describe(o)}", lambda o=o: api.apply(o)) for o in objects if api.would_change(o)]
+        changes, absent = [], []
+        for obj in objects:
+            if obj["kind"] == "Node" and api.get(obj) is None:
+                absent.append(obj["metadata"]["name"])  # applying would create a Node that no kubelet runs
+            elif api.would_change(obj):
+                changes.append(Change(f"apply {describe(obj)}", lambda o=obj: api.apply(o)))
+        if absent:  # after everything else, so the others are applied
+            changes.append(Change(f"label nodes {', '.join(absent)}", lambda: _not_in_cluster(absent)))
+        return changes
+
+
+def _not_in_cluster(nodes: list[str]) -> None:
+    raise OpenIError(f"not in the cluster, so not labelled: {', '.join(nodes)} (inv k8s.add adds a machine)")
