@@ -7,7 +7,8 @@ against the same known_hosts file and logs in with the same key as a uid-0 accou
 /bin/sh (no shell start-up files: cheap hosts, so that the client's own cost shows).
 
 - openi-tasks: its fan-out API (`Inventory(...).group(hosts).map(...)`, what every deploy phase
-  uses), in a fresh process.
+  uses), in a fresh process; the three commands go as one batch (`Host.sh_all`: one SSH session,
+  a result per command), as the phases' plans read their files.
 - ansible-core: a 4-task playbook with its best settings, stated in the output: forks = N,
   pipelining on, SSH ControlPersist on, no fact gathering.
 - pyinfra: a 4-operation deploy, `--parallel N`, no fact-heavy operations.
@@ -20,7 +21,8 @@ with N partly because of them.
     python bench/fanout.py                    # N = 1, 10, 30; R = 5
     python bench/fanout.py --hosts 30 --runs 3
 
-ansible-core and pyinfra are installed into bench/.tools-venv on first use.
+ansible-core, pyinfra and openi-tasks' dependencies are installed into bench/.tools-venv on first
+use; all three tools run from it (openi-tasks from this checkout, through PYTHONPATH).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,8 +59,7 @@ payload = Path(sys.argv[2]).read_bytes()
 commands = {commands!r}
 
 def work(host):
-    for command in commands:
-        host.sh(command, check=True)
+    host.sh_all(commands, check=True)
     host.write_file("/tmp/openi-bench/ours.bin", payload, 0o644)
 
 with Inventory(cluster) as inventory:
@@ -69,10 +71,13 @@ with Inventory(cluster) as inventory:
 
 
 def ensure_tools() -> Path:
+    """One virtualenv for all three tools: the same interpreter and site set-up for each."""
     python = TOOLS_VENV / "bin" / "python"
-    if not (TOOLS_VENV / "bin" / "ansible-playbook").exists() or not (TOOLS_VENV / "bin" / "pyinfra").exists():
+    ours = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(TOOLS_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "ansible-core", "pyinfra"], check=True)
+    if subprocess.run([str(python), "-c", "import fabric, pydantic, ansible, pyinfra"], capture_output=True).returncode:
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "ansible-core", "pyinfra", *ours], check=True)
     return TOOLS_VENV / "bin"
 
 
@@ -147,7 +152,7 @@ def prepare(work: Path, hosts: SshHosts, count: int, payload: Path) -> dict[str,
         """))
     bin_dir = TOOLS_VENV / "bin"
     return {
-        "openi-tasks": ([sys.executable, str(ours), str(config), str(payload)], work),
+        "openi-tasks": ([str(bin_dir / "python"), str(ours), str(config), str(payload)], work),
         "ansible-core": ([str(bin_dir / "ansible-playbook"), "-i", "inventory.ini", "play.yml"], ansible_dir),
         "pyinfra": ([str(bin_dir / "pyinfra"), "inventory.py", "deploy.py", "-y", "--parallel", str(count)], pyinfra_dir),
     }

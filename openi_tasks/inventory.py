@@ -7,6 +7,7 @@ so each host is connected to once and the connection is reused by every phase.
 
     >>> inventory = Inventory(cluster)
     >>> results = inventory.group(inventory.hosts(role="master")).map(lambda h: h.sh("uptime"))
+    >>> uptime, disk = host.sh_all(["uptime", "df -h /"])   # several commands, one round trip
     >>> results.failed          # {Host('master2'): NoValidConnectionsError(...)}
 
 `BoundedGroup.map` never raises for a host's failure: every host maps to its result or to the
@@ -16,6 +17,7 @@ exception that stopped it, as in Fabric's `GroupResult`.
 from __future__ import annotations
 
 import base64
+import re
 import select
 import shlex
 import socket
@@ -36,6 +38,9 @@ from paramiko.ssh_exception import NoValidConnectionsError
 
 from .config import Cluster, Machine
 from .errors import OpenIError
+
+
+UID_MARK = "openi-uid="
 
 
 class HostKeyError(OpenIError):
@@ -166,7 +171,8 @@ class Host(Connection):
 
     @property
     def is_root(self) -> bool:
-        """Whether the login user is uid 0 (then commands need no sudo). Asked once per host."""
+        """Whether the login user is uid 0 (then commands need no sudo). Learned once per host,
+        from the first command run with sudo, or asked here if none has run yet."""
         if self.machine.user == "root":
             return True
         if self._uid is None:
@@ -196,20 +202,71 @@ class Host(Connection):
         # POSIX sh whatever the login shell is; `exec` spares the login shell a fork.
         wrapped = f"sh -c {shlex.quote(command)}"
         password = None
-        if sudo and not self.is_root:
+        probe = False
+        elevated = sudo and self.machine.user != "root" and self._uid != "0"
+        if elevated and stdin is not None and self.config.sudo.password is not None:
+            if not self.is_root:
+                raise ValueError("stdin cannot carry data when sudo needs a password")
+            elevated = False
+        if elevated:
             password = self.config.sudo.password
-            if password is not None:
-                if stdin is not None:
-                    raise ValueError("stdin cannot carry data when sudo needs a password")
-                wrapped = f"sudo -S -p {shlex.quote(self.config.sudo.prompt)} {wrapped}"
+            elevate = "sudo -n" if password is None else f"sudo -S -p {shlex.quote(self.config.sudo.prompt)}"
+            if self._uid is None:
+                # The first command learns the login's uid in its own session instead of a round
+                # trip of its own: it reports the uid on stderr and skips sudo for uid 0.
+                probe = True
+                script = f'u=$(id -u); echo "{UID_MARK}$u" >&2; [ "$u" = 0 ] && exec sh -c "$1"; exec {elevate} sh -c "$1"'
+                wrapped = f"sh -c {shlex.quote(script)} sh {shlex.quote(command)}"
             else:
-                wrapped = f"sudo -n {wrapped}"
-        wrapped = f"exec {wrapped}"
-        result = self._exec(wrapped, timeout or self.command_timeout, password, stdin)
+                wrapped = f"{elevate} {wrapped}"
+        result = self._exec(f"exec {wrapped}", timeout or self.command_timeout, password, stdin)
+        if probe:
+            reported, _, rest = result.stderr.partition("\n")
+            if reported.startswith(UID_MARK):
+                self._set(_uid=reported[len(UID_MARK):])
+                result.stderr = rest
         result.command = command
         if check and result.exited != 0:
             raise CommandFailed(self.name, command, result)
         return result
+
+    def sh_all(
+        self,
+        commands: Sequence[str],
+        *,
+        sudo: bool = True,
+        check: bool = False,
+        timeout: int | None = None,
+    ) -> list[Result]:
+        """Run `commands` one after another in a single session: one round trip for all of them.
+
+        Each runs in its own subshell (so `exit`, `cd` and shell options stay inside it), with
+        stdin from /dev/null, and gets its own result. With `check=True` the first failure stops
+        the rest and is raised as `CommandFailed`; without it every command runs. `timeout` is for
+        the whole batch.
+        """
+        if not commands:
+            return []
+        boundary = f"openi-{uuid.uuid4().hex}"
+        stop = "[ $rc -eq 0 ] || exit $rc; " if check else ""
+        # The commands travel as positional parameters and are evaluated in subshells: a fork
+        # each, no new shell to start.
+        script = (f"set -- {' '.join(shlex.quote(command) for command in commands)}\n"
+                  f'for c; do (eval "$c") </dev/null; rc=$?; '
+                  f"printf '\\n{boundary} %d\\n' $rc; printf '\\n{boundary}\\n' >&2; {stop}done")
+        batch = self.sh(script, sudo=sudo, timeout=timeout)
+        outputs = re.split(f"\n{boundary} (-?\\d+)\n", batch.stdout)
+        errors = batch.stderr.split(f"\n{boundary}\n")
+        results = []
+        for index, command in enumerate(commands[: len(outputs) // 2]):
+            results.append(Result(stdout=outputs[2 * index], stderr=errors[index] if index < len(errors) else "",
+                                  exited=int(outputs[2 * index + 1]), command=command, hide=("stdout", "stderr")))
+        stopped = check and results and results[-1].exited != 0
+        if len(results) < len(commands) and not stopped:  # the batch's shell itself failed
+            raise CommandFailed(self.name, f"batch of {len(commands)} commands", batch)
+        if check and results[-1].exited != 0:
+            raise CommandFailed(self.name, results[-1].command, results[-1])
+        return results
 
     def _exec(self, command: str, timeout: float, sudo_password: str | None = None, stdin: bytes | None = None) -> Result:
         """One command on its own channel of the host's connection, read without helper threads.
@@ -278,25 +335,26 @@ class Host(Connection):
         target = shlex.quote(path)
         temporary = shlex.quote(f"{path}.openi-tmp-{unique}")
         directory = shlex.quote(str(Path(path).parent))
-        if self.is_root or self.config.sudo.password is None:
-            staged, upload = shlex.quote(f"{path}.openi-upload-{unique}"), None
+        if self.config.sudo.password is None or self.is_root:
+            source, upload = "/dev/stdin", data
         else:
             staging = f".openi-upload-{unique}"
             sftp = self.sftp()
             with sftp.open(staging, "wb") as handle:
                 handle.chmod(0o600)
                 handle.write(data)
-            staged, upload = shlex.quote(f"{sftp.normalize('.')}/{staging}"), data
-        receive = f"(umask 077 && cat > {staged}) && " if upload is None else ""
+            source, upload = shlex.quote(f"{sftp.normalize('.')}/{staging}"), None
         if in_place:
-            install = f"cat {staged} > {target} && chmod {mode:o} {target}"
+            # Complete on the host before the target is touched: a broken transfer leaves it as it was.
+            install = f"umask 077 && cat {source} > {temporary} && cat {temporary} > {target} && chmod {mode:o} {target}"
         else:
-            install = f"install -m {mode:o} -o 0 -g 0 {staged} {temporary} && mv -f {temporary} {target}"
-        self.sh(
-            f"mkdir -p {directory} && {receive}{install}; rc=$?; rm -f {staged}; exit $rc",
-            check=True,
-            stdin=data if upload is None else None,
-        )
+            install = f"umask 077 && install -m {mode:o} -o 0 -g 0 {source} {temporary} && mv -f {temporary} {target}"
+        if in_place or upload is None:
+            cleanup = f"rm -f {temporary}" + ("" if upload is not None else f" {source}")
+        else:
+            cleanup = f"[ $rc -eq 0 ] || rm -f {temporary}"  # on success it has become the target
+        self.sh(f"{{ test -d {directory} || mkdir -p {directory}; }} && {install}; rc=$?; {cleanup}; exit $rc",
+                check=True, stdin=upload)
 
 
 def describe_error(exc: BaseException) -> str:

@@ -9,26 +9,45 @@ from __future__ import annotations
 import base64
 import difflib
 import shlex
+from typing import Iterable
 
 from .inventory import CommandFailed, Host
 from .phase import Change
 from .render import RenderedFile
 
 
+def file_states(host: Host, paths: Iterable[str]) -> dict[str, tuple[bytes | None, int | None]]:
+    """Each file's content and mode on the host, or (None, None) where it does not exist.
+
+    All of them are read in one round trip, so a plan costs one per host, not one per file.
+    """
+    paths = list(dict.fromkeys(paths))
+    commands = []
+    for path in paths:
+        quoted = shlex.quote(path)
+        commands.append(f"if test -f {quoted}; then stat -c %a {quoted}; base64 -w0 < {quoted}; echo; else echo MISSING; fi")
+    states = {}
+    for path, result in zip(paths, host.sh_all(commands)):
+        if result.exited != 0:
+            raise CommandFailed(host.name, f"read {path}", result)
+        lines = result.stdout.splitlines()
+        if not lines or lines[0] == "MISSING":
+            states[path] = (None, None)
+        else:
+            states[path] = (base64.b64decode(lines[1] if len(lines) > 1 else ""), int(lines[0], 8))
+    return states
+
+
 def file_state(host: Host, path: str) -> tuple[bytes | None, int | None]:
     """A file's content and mode on the host, or (None, None) when it does not exist."""
-    quoted = shlex.quote(path)
-    result = host.sh(f"if test -f {quoted}; then stat -c %a {quoted}; base64 -w0 < {quoted}; echo; else echo MISSING; fi")
-    if result.exited != 0:
-        raise CommandFailed(host.name, f"read {path}", result)
-    lines = result.stdout.splitlines()
-    if not lines or lines[0] == "MISSING":
-        return None, None
-    return base64.b64decode(lines[1] if len(lines) > 1 else ""), int(lines[0], 8)
+    return file_states(host, [path])[path]
 
 
 def ensure_file(host: Host, file: RenderedFile, current: tuple[bytes | None, int | None] | None = None) -> list[Change]:
-    """The file exists with exactly this content and mode. Secrets (0600 files) are never shown."""
+    """The file exists with exactly this content and mode. Secrets (0600 files) are never shown.
+
+    `current` is the file's state when the caller has already read it (see `ensure_files`).
+    """
     content, mode = current if current is not None else file_state(host, file.path)
     wanted = file.content.encode()
     if content == wanted and mode == file.mode:
@@ -48,6 +67,13 @@ def ensure_file(host: Host, file: RenderedFile, current: tuple[bytes | None, int
             diff=_diff(file, content),
         )
     ]
+
+
+def ensure_files(host: Host, files: Iterable[RenderedFile]) -> list[Change]:
+    """`ensure_file` for several files, their current states read in one round trip."""
+    files = list(files)
+    states = file_states(host, (f.path for f in files))
+    return [change for f in files for change in ensure_file(host, f, states[f.path])]
 
 
 def ensure_absent(host: Host, path: str) -> list[Change]:

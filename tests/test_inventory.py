@@ -14,7 +14,7 @@ from openi_tasks.cluster.exec import run_everywhere
 from openi_tasks.config import load_cluster
 from openi_tasks.inventory import CommandFailed, CommandTimeout, HostKeyError, Inventory, describe_error
 
-from .sshd import SUDO_USER
+from .sshd import PLAIN_ROOT, SUDO_USER
 
 pytestmark = pytest.mark.sshd
 
@@ -203,4 +203,101 @@ def test_root_writes_go_over_stdin_and_leave_nothing_behind(ssh_config):
         assert host.read_file(f"{target_dir}/key.pem") == b"second version\n"
         assert host.sh(f"stat -c '%a %U' {target_dir}/key.pem").stdout.strip() == "640 root"
         assert host.sh(f"ls -A {target_dir}").stdout.split() == ["key.pem"]
+    subprocess.run(["rm", "-rf", target_dir], check=True)
+
+
+def _count_sessions(host) -> list[int]:
+    """Counts the SSH sessions the host opens from now on."""
+    host.open()
+    transport = host.client.get_transport()
+    opened = [0]
+    open_session = transport.open_session
+
+    def counting(*args, **kwargs):
+        opened[0] += 1
+        return open_session(*args, **kwargs)
+
+    transport.open_session = counting
+    return opened
+
+
+def test_a_batch_runs_in_one_session_and_keeps_each_commands_output_and_status(ssh_config):
+    with inventory_for(ssh_config()) as inventory:
+        host = inventory.hosts()[0]
+        assert host.is_root
+        opened = _count_sessions(host)
+        results = host.sh_all([
+            "cd /tmp && printf 'no newline'",
+            "echo to-stderr >&2; exit 3",
+            "pwd; cat",  # its own shell (the cd above does not leak) and no stdin to read
+            "printf 'two\\nlines\\n'",
+            "if then fi",  # a syntax error stays in its own command
+            "echo \"it's\" 'a \"quoted\"'\necho second line",
+        ])
+        assert opened[0] == 1
+        home = host.sh("pwd").stdout
+    assert home.strip() not in ("", "/tmp")
+    assert [r.exited for r in results[:4]] == [0, 3, 0, 0] and results[4].exited != 0 and results[5].exited == 0
+    assert [r.stdout for r in results] == ["no newline", "", home, "two\nlines\n", "", "it's a \"quoted\"\nsecond line\n"]
+    assert [r.stderr for r in results[:4]] == ["", "to-stderr\n", "", ""] and "syntax error" in results[4].stderr.lower()
+    assert results[1].command == "echo to-stderr >&2; exit 3"
+
+
+def test_a_checked_batch_stops_at_the_first_failure(ssh_config):
+    marker = f"/tmp/openi-test-batch-{time.time_ns()}"
+    with inventory_for(ssh_config()) as inventory:
+        host = inventory.hosts()[0]
+        with pytest.raises(CommandFailed) as info:
+            host.sh_all(["true", "echo broken >&2; exit 5", f"touch {marker}"], check=True)
+        assert info.value.result.exited == 5 and "broken" in info.value.result.stderr
+        assert host.sh(f"test -e {marker}").exited == 1
+        assert host.sh_all([]) == []
+
+
+def test_a_batch_runs_as_root_through_sudo_with_a_password(ssh_config, ssh_hosts):
+    directory = ssh_config(machines=_sudo_machine(ssh_hosts, ssh_hosts.sudo_password))
+    with inventory_for(directory) as inventory:
+        host = inventory.host("node2")
+        results = host.sh_all(["id -un", "id -u"], check=True)
+        assert [r.stdout for r in results] == ["root\n", "0\n"]
+        assert [r.stdout for r in host.sh_all(["id -un"], sudo=False)] == [f"{SUDO_USER}\n"]
+
+
+def test_the_first_command_learns_the_login_uid_without_a_round_trip_of_its_own(ssh_config, ssh_hosts):
+    machines = _sudo_machine(ssh_hosts, ssh_hosts.sudo_password)
+    machines[0]["username"] = PLAIN_ROOT  # uid 0 under another name: must not pay sudo
+    ssh_hosts.defaults(PLAIN_ROOT)
+    with inventory_for(ssh_config(machines=machines)) as inventory:
+        plain, sudoer = inventory.host("node1"), inventory.host("node2")
+        for host, login in ((plain, PLAIN_ROOT), (sudoer, SUDO_USER)):
+            opened = _count_sessions(host)
+            first = host.sh("id -un; echo \"sudo_user=${SUDO_USER:-}\"; echo err >&2", check=True)
+            assert opened[0] == 1, host.name
+            assert first.stderr == "err\n"  # the uid report is taken out of the output
+            second = host.sh("id -un; echo \"sudo_user=${SUDO_USER:-}\"", check=True)
+            assert first.stdout == second.stdout
+            assert opened[0] == 2
+        assert plain._uid == "0" and plain.is_root
+        assert first.stdout == f"root\nsudo_user={SUDO_USER}\n"  # the sudoer's, through sudo
+        assert plain.sh("echo \"sudo_user=${SUDO_USER:-}\"").stdout == "sudo_user=\n"
+        assert sudoer._uid not in (None, "0") and not sudoer.is_root
+
+
+@pytest.mark.parametrize("login", ["root", "sudo-with-password"])
+def test_in_place_writes_keep_the_file_and_leave_nothing_behind(ssh_config, ssh_hosts, login):
+    machines = _sudo_machine(ssh_hosts, ssh_hosts.sudo_password)
+    target_dir = f"/tmp/openi-test-in-place-{time.time_ns()}"
+    target = f"{target_dir}/hosts"
+    with inventory_for(ssh_config(machines=machines)) as inventory:
+        host = inventory.host("node1" if login == "root" else "node2")
+        host.write_file(target, "first\n", 0o644)
+        inode = host.sh(f"stat -c %i {target}").stdout
+        host.write_file(target, "second\n", 0o640, in_place=True)
+        assert host.read_file(target) == b"second\n"
+        assert host.sh(f"stat -c '%i %a %U' {target}").stdout == f"{inode.strip()} 640 root\n"
+        assert host.sh(f"ls -A {target_dir}").stdout.split() == ["hosts"]
+        with pytest.raises(CommandFailed):  # the parent is a file: nothing is written anywhere
+            host.write_file(f"{target}/below", "x", 0o644)
+        assert host.sh(f"ls -A {target_dir}").stdout.split() == ["hosts"]
+        assert host.sh("ls -A ~ | grep -c openi-upload || true", sudo=False).stdout.strip() == "0"
     subprocess.run(["rm", "-rf", target_dir], check=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import OpenIError
 from ..inventory import Host
-from ..operations import ensure_file
+from ..operations import ensure_files
 from ..phase import Change, Run
 from ..render import RenderedFile, render
 from .facts import HostFacts
@@ -52,19 +52,21 @@ def kubernetes_packages(run: Run, host: Host, facts: HostFacts) -> list[Change]:
 def _from_binaries(run: Run, host: Host) -> list[Change]:
     directory = Path(run.cluster.kubernetes.binaries_dir or "").expanduser()
     changes = []
+    uploads = {}
     for name in BINARIES:
         local = directory / name
         if not local.is_file():
             raise OpenIError(f"{local} does not exist (kubernetes.binaries-dir must hold {', '.join(BINARIES)})")
+        uploads[f"/usr/local/bin/{name}"] = local
+    installed = host.sh_all([f"sha256sum {remote} 2>/dev/null" for remote in uploads])
+    for (remote, local), current in zip(uploads.items(), installed):
         data = local.read_bytes()
-        remote = f"/usr/local/bin/{name}"
-        current = host.sh(f"sha256sum {remote} 2>/dev/null").stdout.split()[:1]
-        if current != [hashlib.sha256(data).hexdigest()]:
+        if current.stdout.split()[:1] != [hashlib.sha256(data).hexdigest()]:
             changes.append(Change(f"upload {local} to {remote}",
                                   lambda data=data, remote=remote: host.write_file(remote, data, 0o755)))
-    for template, target in (("k8s/kubelet/kubelet.service.j2", KUBELET_UNIT),
-                             ("k8s/kubelet/10-kubeadm.conf.j2", KUBEADM_DROP_IN)):
-        changes += ensure_file(host, RenderedFile(target, render(template)))
+    changes += ensure_files(host, [RenderedFile(target, render(template))
+                                   for template, target in (("k8s/kubelet/kubelet.service.j2", KUBELET_UNIT),
+                                                            ("k8s/kubelet/10-kubeadm.conf.j2", KUBEADM_DROP_IN))])
     if changes:
         command = f"{APT} update && {APT} install -y conntrack socat && systemctl daemon-reload && systemctl enable kubelet"
         changes.append(Change(f"install kubelet's prerequisites and enable it: {command}",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shlex
 
 from ...inventory import Host
-from ...operations import ensure_file
+from ...operations import ensure_files
 from ...phase import Change, Phase, Run
 from ...render import RenderedFile
 from ...state import write_private
@@ -25,10 +25,10 @@ def join_secrets(run: Run) -> kubeadm.JoinSecrets:
     return run.options["join"]
 
 
-def kubeadm_config_changes(run: Run, host: Host) -> tuple[str, list[Change]]:
-    """(path, changes) of this host's kubeadm configuration file (0600: it holds the join token)."""
+def kubeadm_config(run: Run, host: Host) -> RenderedFile:
+    """This host's kubeadm configuration file (0600: it holds the join token)."""
     path, text = kubeadm.config_file(run.cluster, host.machine, join_secrets(run))
-    return path, ensure_file(host, RenderedFile(path, text, 0o600))
+    return RenderedFile(path, text, 0o600)
 
 
 class ControlPlane(Phase):
@@ -42,11 +42,13 @@ class ControlPlane(Phase):
     def plan(self, run: Run, host: Host) -> list[Change]:
         facts = facts_of(run, host)
         changes = kubernetes_packages(run, host, facts)
-        for relative, content in pki_of(run).control_plane_files().items():
-            mode = 0o600 if relative.endswith(".key") else 0o644
-            changes += ensure_file(host, RenderedFile(f"{kubeadm.PKI}/{relative}", content.decode(), mode))
-        path, config_changes = kubeadm_config_changes(run, host)
-        changes += config_changes
+        config = kubeadm_config(run, host)
+        path = config.path
+        changes += ensure_files(host, [
+            *(RenderedFile(f"{kubeadm.PKI}/{relative}", content.decode(), 0o600 if relative.endswith(".key") else 0o644)
+              for relative, content in pki_of(run).control_plane_files().items()),
+            config,
+        ])
         first = host.machine is run.cluster.masters[0]
         if not facts.apiserver:
             command = f"kubeadm {'init' if first else 'join'} --config {shlex.quote(path)}"

@@ -8,7 +8,7 @@ import time
 
 from ...errors import OpenIError
 from ...inventory import CommandFailed, Host
-from ...operations import ensure_file
+from ...operations import ensure_file, file_states
 from ...phase import Change, Phase, Run
 from ...render import RenderedFile
 from ..containers import ContainerSpec, digest, ensure_container, inspect
@@ -46,12 +46,13 @@ class Endpoint(Phase):
         config, definition = file_at(files, HAPROXY_CONFIG), file_at(files, HAPROXY_CONTAINER)
         image = run.cluster.kubernetes.haproxy_image
         changes = []
-        config_changes = ensure_file(host, config)
+        states = file_states(host, [config.path, definition.path])
+        config_changes = ensure_file(host, config, states[config.path])
         if config_changes:
             changes.append(Change(f"check the new haproxy.cfg with haproxy -c ({image})",
                                   lambda: check_haproxy_config(host, config, image)))
             changes += config_changes
-        changes += ensure_file(host, definition)
+        changes += ensure_file(host, definition, states[definition.path])
         spec = ContainerSpec.from_yaml(definition.content, "haproxy", depends=(digest(config.content),))
         return changes + ensure_container(host, spec, inspect(host, spec.name))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shlex
 
 from ...inventory import Host
-from ...operations import ensure_file
+from ...operations import ensure_file, ensure_files
 from ...phase import Change, Phase, Run
 from ..containers import ContainerSpec, digest, ensure_container, inspect
 from ..etcd import wait_healthy
@@ -27,13 +27,13 @@ def etcd_changes(run: Run, host: Host, joining: RenderedFile | None = None) -> l
     pki_files = etcd_pki_files(pki_of(run), member)
     files = host_files(cluster, host.machine)
     definition = file_at(files, ETCD_CONTAINER)
-    changes = [c for f in pki_files + [definition] for c in ensure_file(host, f)]
-    if joining is not None:
-        changes += ensure_file(host, joining)
-    elif host.sh(f"test -f {shlex.quote(ETCD_BOOTSTRAP)}").exited != 0:
-        changes += ensure_file(host, file_at(files, ETCD_BOOTSTRAP), (None, None))
+    changes = ensure_files(host, pki_files + [definition] + ([joining] if joining is not None else []))
     data = shlex.quote(cluster.kubernetes.etcd_data_path)
-    if host.sh(f"test -d {data}").exited != 0:
+    has_bootstrap, has_data = (r.exited == 0 for r in host.sh_all([f"test -f {shlex.quote(ETCD_BOOTSTRAP)}",
+                                                                     f"test -d {data}"]))
+    if joining is None and not has_bootstrap:
+        changes += ensure_file(host, file_at(files, ETCD_BOOTSTRAP), (None, None))
+    if not has_data:
         changes.append(Change(f"create the etcd data directory {cluster.kubernetes.etcd_data_path}",
                               lambda: host.sh(f"mkdir -p -m 700 {data}", check=True)))
     spec = ContainerSpec.from_yaml(definition.content, "etcd", depends=tuple(digest(f.content) for f in pki_files))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shlex
 
 from ...inventory import Host
-from ...operations import ensure_file, file_state
+from ...operations import ensure_file, file_states
 from ...phase import Change, Phase, Run
 from ...render import RenderedFile
 from ..facts import SYSCTLS
@@ -47,18 +47,20 @@ class Prepare(Phase):
         facts = facts_of(run, host)
         machine = host.machine
         files = host_files(run.cluster, machine)
-        changes = self._hosts_file(host)
+        modules_load, sysctl_conf = file_at(files, MODULES_LOAD), file_at(files, SYSCTL_CONF)
+        states = file_states(host, [HOSTS, MODULES_LOAD, SYSCTL_CONF])
+        changes = self._hosts_file(host, states[HOSTS])
         if facts.swap:
             changes.append(Change(
                 "turn swap off (swapoff -a) and comment swap out of /etc/fstab",
                 lambda: host.sh("swapoff -a && sed -i.openi-bak -E 's@^([^#].*[[:space:]]swap[[:space:]].*)$@# \\1@' /etc/fstab",
                                 check=True),
             ))
-        changes += ensure_file(host, file_at(files, MODULES_LOAD))
+        changes += ensure_file(host, modules_load, states[MODULES_LOAD])
         for module, state in (("overlay", facts.overlay), ("br_netfilter", facts.br_netfilter)):
             if state == "loadable":
                 changes.append(Change(f"load kernel module {module}", lambda m=module: host.sh(f"modprobe {m}", check=True)))
-        changes += ensure_file(host, file_at(files, SYSCTL_CONF))
+        changes += ensure_file(host, sysctl_conf, states[SYSCTL_CONF])
         for key, value in SYSCTLS.items():
             if facts.sysctls.get(key) != value:
                 changes.append(Change(
@@ -67,8 +69,8 @@ class Prepare(Phase):
                 ))
         return changes
 
-    def _hosts_file(self, host: Host) -> list[Change]:
-        content, mode = file_state(host, HOSTS)
+    def _hosts_file(self, host: Host, state: tuple[bytes | None, int | None]) -> list[Change]:
+        content, mode = state
         text = (content or b"").decode()
         wanted = fixed_hosts_file(text, host.machine.address, host.machine.hostname)
         if wanted == text:

@@ -7,7 +7,8 @@ import shlex
 from ...inventory import Host
 from ...phase import Change, Phase, Run
 from ..packages import kubernetes_packages
-from .control_plane import kubeadm_config_changes
+from ...operations import ensure_file
+from .control_plane import kubeadm_config
 from .facts import facts_of
 
 
@@ -21,8 +22,9 @@ class Workers(Phase):
     def plan(self, run: Run, host: Host) -> list[Change]:
         facts = facts_of(run, host)
         changes = kubernetes_packages(run, host, facts)
-        path, config_changes = kubeadm_config_changes(run, host)
-        changes += config_changes
+        config = kubeadm_config(run, host)
+        path = config.path
+        changes += ensure_file(host, config)
         if not facts.kubelet_joined:
             command = f"kubeadm join --config {shlex.quote(path)}"
             changes.append(Change(f"join the cluster: {command}", lambda: host.sh(command, check=True)))
