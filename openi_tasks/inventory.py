@@ -154,16 +154,25 @@ class Host(Connection):
         known_hosts.prepare(self)
 
     def open(self) -> Any:
-        """Connect (once), with Nagle's algorithm off: small SSH packets must not wait for
-        delayed ACKs, which otherwise add about 40 ms to every command's round trip."""
-        was_connected = self.is_connected
-        result = super().open()
-        if not was_connected:
-            try:
-                self.client.get_transport().sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except (AttributeError, OSError):  # not a TCP socket (e.g. a ProxyCommand gateway)
-                pass
-        return result
+        """Connect (once), with Nagle's algorithm off from the first packet: the handshake and
+        every command are small packets that must not wait for delayed ACKs (about 40 ms each)."""
+        if self.is_connected or self.gateway:
+            return super().open()
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+        except (socket.timeout, TimeoutError):
+            raise
+        except OSError as error:  # reported as paramiko reports it when it connects by itself
+            raise NoValidConnectionsError({(self.host, self.port): error}) from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.connect_kwargs["sock"] = sock
+        try:
+            return super().open()
+        except BaseException:
+            sock.close()
+            raise
+        finally:
+            del self.connect_kwargs["sock"]
 
     @property
     def name(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import threading
 import time
@@ -301,3 +302,12 @@ def test_in_place_writes_keep_the_file_and_leave_nothing_behind(ssh_config, ssh_
         assert host.sh(f"ls -A {target_dir}").stdout.split() == ["hosts"]
         assert host.sh("ls -A ~ | grep -c openi-upload || true", sudo=False).stdout.strip() == "0"
     subprocess.run(["rm", "-rf", target_dir], check=True)
+
+
+def test_connections_have_nagle_off(ssh_config):
+    with inventory_for(ssh_config()) as inventory:
+        host = inventory.hosts()[0]
+        host.open()
+        sock = host.client.get_transport().sock
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        assert "sock" not in host.connect_kwargs  # the next connection makes its own
