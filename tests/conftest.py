@@ -44,12 +44,13 @@ def ssh_hosts(tmp_path_factory: pytest.TempPathFactory):
 def ssh_config(tmp_path: Path, ssh_hosts: SshHosts):
     """Write a configuration directory for the sshd hosts; keyword arguments override parts."""
 
-    def make(machines=None, operator=None, defaults=None, name="ssh-config") -> Path:
+    def make(machines=None, operator=None, defaults=None, kubernetes=None, name="ssh-config") -> Path:
         return write_configuration(
             tmp_path / name,
             machines if machines is not None else ssh_hosts.machines(),
             defaults=defaults or ssh_hosts.defaults(),
             operator=ssh_hosts.operator(**(operator or {})),
+            kubernetes=kubernetes,
         )
 
     return make

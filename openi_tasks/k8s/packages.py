@@ -3,12 +3,12 @@ binaries on the operator's machine (air-gapped clusters)."""
 
 from __future__ import annotations
 
-import hashlib
 import shlex
 from pathlib import Path
 
 from ..errors import OpenIError
 from ..inventory import Host
+from ..localfiles import file_digest
 from ..operations import ensure_files
 from ..phase import Change, Run
 from ..render import RenderedFile, render
@@ -49,21 +49,29 @@ def kubernetes_packages(run: Run, host: Host, facts: HostFacts) -> list[Change]:
                    lambda: host.sh(command, check=True))]
 
 
+def _binaries(run: Run) -> dict[str, tuple[Path, str]]:
+    """remote path -> (local file, its sha256), hashed once per run rather than once per host."""
+    if "binaries" not in run.options:
+        directory = Path(run.cluster.kubernetes.binaries_dir or "").expanduser()
+        binaries = {}
+        for name in BINARIES:
+            local = directory / name
+            if not local.is_file():
+                raise OpenIError(f"{local} does not exist (kubernetes.binaries-dir must hold {', '.join(BINARIES)})")
+            binaries[f"/usr/local/bin/{name}"] = (local, file_digest(local))
+        run.options["binaries"] = binaries
+    return run.options["binaries"]
+
+
 def _from_binaries(run: Run, host: Host) -> list[Change]:
-    directory = Path(run.cluster.kubernetes.binaries_dir or "").expanduser()
+    binaries = _binaries(run)
+    installed = host.sh_all([f"sha256sum {remote} 2>/dev/null" for remote in binaries])
     changes = []
-    uploads = {}
-    for name in BINARIES:
-        local = directory / name
-        if not local.is_file():
-            raise OpenIError(f"{local} does not exist (kubernetes.binaries-dir must hold {', '.join(BINARIES)})")
-        uploads[f"/usr/local/bin/{name}"] = local
-    installed = host.sh_all([f"sha256sum {remote} 2>/dev/null" for remote in uploads])
-    for (remote, local), current in zip(uploads.items(), installed):
-        data = local.read_bytes()
-        if current.stdout.split()[:1] != [hashlib.sha256(data).hexdigest()]:
+    for (remote, (local, digest)), current in zip(binaries.items(), installed):
+        if current.stdout.split()[:1] != [digest]:
+            # Read when applied: a plan for many hosts must not hold every host's copy in memory.
             changes.append(Change(f"upload {local} to {remote}",
-                                  lambda data=data, remote=remote: host.write_file(remote, data, 0o755)))
+                                  lambda local=local, remote=remote: host.write_file(remote, local.read_bytes(), 0o755)))
     changes += ensure_files(host, [RenderedFile(target, render(template))
                                    for template, target in (("k8s/kubelet/kubelet.service.j2", KUBELET_UNIT),
                                                             ("k8s/kubelet/10-kubeadm.conf.j2", KUBEADM_DROP_IN))])
