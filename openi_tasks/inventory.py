@@ -160,7 +160,7 @@ class Host(Connection):
             return super().open()
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             raise
         except OSError as error:  # reported as paramiko reports it when it connects by itself
             raise NoValidConnectionsError({(self.host, self.port): error}) from None
@@ -273,7 +273,7 @@ class Host(Connection):
         stopped = check and results and results[-1].exited != 0
         if len(results) < len(commands) and not stopped:  # the batch's shell itself failed
             raise CommandFailed(self.name, f"batch of {len(commands)} commands", batch)
-        if check and results[-1].exited != 0:
+        if stopped:
             raise CommandFailed(self.name, results[-1].command, results[-1])
         return results
 
@@ -358,10 +358,10 @@ class Host(Connection):
             install = f"umask 077 && cat {source} > {temporary} && cat {temporary} > {target} && chmod {mode:o} {target}"
         else:
             install = f"umask 077 && install -m {mode:o} -o 0 -g 0 {source} {temporary} && mv -f {temporary} {target}"
-        if in_place or upload is None:
-            cleanup = f"rm -f {temporary}" + ("" if upload is not None else f" {source}")
-        else:
-            cleanup = f"[ $rc -eq 0 ] || rm -f {temporary}"  # on success it has become the target
+        # In place, the temporary copy stays behind; otherwise, on success, it has become the target.
+        cleanup = f"rm -f {temporary}" if in_place else f"[ $rc -eq 0 ] || rm -f {temporary}"
+        if upload is None:
+            cleanup += f"; rm -f {source}"
         self.sh(f"{{ test -d {directory} || mkdir -p {directory}; }} && {install}; rc=$?; {cleanup}; exit $rc",
                 check=True, stdin=upload)
 

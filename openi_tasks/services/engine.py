@@ -68,12 +68,11 @@ class ServiceEngine:
     def deploy(self, names: list[str] | None = None, with_prerequisites: bool = False) -> list[ServiceOutcome]:
         rendered = self.render(deploy_order(self.services, names, with_prerequisites))
         outcomes = []
-        labelled = False
+        # Nodes are labelled once, before the first service that is placed by labels.
+        first_placed = next((s for s in rendered if s.spec.labels), None)
         for service in rendered:
             start = self.clock()
-            changed = 0
-            if service.spec.labels and not labelled:
-                changed, labelled = self._label_nodes(), True
+            changed = self._label_nodes() if service is first_placed else 0
             changed += self._apply(service)
             self._hook(service.spec, service.spec.start)
             self.wait_ready(service)
