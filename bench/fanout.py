@@ -7,8 +7,9 @@ against the same known_hosts file and logs in with the same key as a uid-0 accou
 /bin/sh (no shell start-up files: cheap hosts, so that the client's own cost shows).
 
 - openi-tasks: its fan-out API (`Inventory(...).group(hosts).map(...)`, what every deploy phase
-  uses), in a fresh process; the three commands go as one batch (`Host.sh_all`: one SSH session,
-  a result per command), as the phases' plans read their files.
+  uses), in a fresh process; the three commands and the upload go as one batch (`Host.sh_all`
+  with a `FileWrite` step: one SSH session, a result per step), as the phases' plans read their
+  files and apply their file changes.
 - ansible-core: a 4-task playbook with its best settings, stated in the output: forks = N,
   pipelining on, SSH ControlPersist on, no fact gathering.
 - pyinfra: a 4-operation deploy, `--parallel N`, no fact-heavy operations.
@@ -52,15 +53,14 @@ OURS = """
 import sys
 from pathlib import Path
 from openi_tasks.config import load_cluster
-from openi_tasks.inventory import Inventory
+from openi_tasks.inventory import FileWrite, Inventory
 
 cluster = load_cluster(sys.argv[1])
 payload = Path(sys.argv[2]).read_bytes()
 commands = {commands!r}
 
 def work(host):
-    host.sh_all(commands, check=True)
-    host.write_file("/tmp/openi-bench/ours.bin", payload, 0o644)
+    host.sh_all([*commands, FileWrite("/tmp/openi-bench/ours.bin", payload, 0o644)], check=True)
 
 with Inventory(cluster) as inventory:
     results = inventory.group(inventory.hosts()).map(work)

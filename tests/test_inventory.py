@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import subprocess
 import threading
@@ -13,7 +14,7 @@ from fabric.exceptions import GroupException
 
 from openi_tasks.cluster.exec import run_everywhere
 from openi_tasks.config import load_cluster
-from openi_tasks.inventory import CommandFailed, CommandTimeout, HostKeyError, Inventory, describe_error
+from openi_tasks.inventory import CommandFailed, CommandTimeout, FileWrite, HostKeyError, Inventory, describe_error
 
 from .sshd import PLAIN_ROOT, SUDO_USER
 
@@ -262,6 +263,74 @@ def test_a_batch_runs_as_root_through_sudo_with_a_password(ssh_config, ssh_hosts
         results = host.sh_all(["id -un", "id -u"], check=True)
         assert [r.stdout for r in results] == ["root\n", "0\n"]
         assert [r.stdout for r in host.sh_all(["id -un"], sudo=False)] == [f"{SUDO_USER}\n"]
+
+
+@pytest.mark.parametrize("login", ["root", "sudo-with-password"])
+def test_writes_and_commands_share_one_batch(ssh_config, ssh_hosts, login):
+    target_dir = f"/tmp/openi-test-batch-writes-{time.time_ns()}"
+    binary = bytes(range(256)) * 40 + b"openi-no-trailing-newline"
+    with inventory_for(ssh_config(machines=_sudo_machine(ssh_hosts, ssh_hosts.sudo_password))) as inventory:
+        host = inventory.host("node1" if login == "root" else "node2")
+        host.sh("true")  # the login's uid is learned: only the batch's own sessions are counted
+        opened = _count_sessions(host)
+        results = host.sh_all([
+            f"test -e {target_dir}; echo $?",
+            FileWrite(f"{target_dir}/a/secret.key", binary, 0o600),
+            f"sha256sum < {target_dir}/a/secret.key",
+            FileWrite(f"{target_dir}/b.conf", b"", 0o644),
+            FileWrite(f"{target_dir}/c.conf", b"third\n", 0o640),
+            f"stat -c '%a %U %s' {target_dir}/a/secret.key {target_dir}/b.conf {target_dir}/c.conf",
+        ], check=True)
+        # The password's login stages its contents over SFTP first: one more session, no more.
+        assert opened[0] == (1 if login == "root" else 2)
+        assert [results[1].command, results[4].command] == [f"write {target_dir}/a/secret.key", f"write {target_dir}/c.conf"]
+        assert results[0].stdout == "1\n"
+        assert results[2].stdout.split()[0] == hashlib.sha256(binary).hexdigest()
+        assert results[5].stdout.splitlines() == ["600 root 10265", "644 root 0", "640 root 6"]
+        assert host.read_file(f"{target_dir}/c.conf") == b"third\n"
+        assert sorted(host.sh(f"ls -A {target_dir} {target_dir}/a").stdout.split()) == \
+            sorted([f"{target_dir}:", "a", "b.conf", "c.conf", f"{target_dir}/a:", "secret.key"])
+        assert host.sh("ls -A ~ | grep -c openi-upload || true", sudo=False).stdout.strip() == "0"
+    subprocess.run(["rm", "-rf", target_dir], check=True)
+
+
+@pytest.mark.parametrize("login", ["root", "sudo-with-password"])
+def test_a_failed_write_stops_the_batch_and_leaves_nothing_behind(ssh_config, ssh_hosts, login):
+    target_dir = f"/tmp/openi-test-batch-fail-{time.time_ns()}"
+    with inventory_for(ssh_config(machines=_sudo_machine(ssh_hosts, ssh_hosts.sudo_password))) as inventory:
+        host = inventory.host("node1" if login == "root" else "node2")
+        host.write_file(f"{target_dir}/blocker", "a file, not a directory\n")
+        with pytest.raises(CommandFailed) as info:
+            host.sh_all([
+                FileWrite(f"{target_dir}/first", b"one\n"),
+                FileWrite(f"{target_dir}/blocker/below", b"two\n"),
+                FileWrite(f"{target_dir}/third", b"three\n"),
+            ], check=True)
+        assert f"write {target_dir}/blocker/below" in str(info.value)
+        assert host.sh(f"ls -A {target_dir}").stdout.split() == ["blocker", "first"]
+        assert host.sh("ls -A ~ | grep -c openi-upload || true", sudo=False).stdout.strip() == "0"
+        with pytest.raises(ValueError, match="check=True"):
+            host.sh_all([FileWrite(f"{target_dir}/unchecked", b"x")])
+    subprocess.run(["rm", "-rf", target_dir], check=True)
+
+
+def test_a_short_input_never_reaches_the_target(ssh_config, monkeypatch):
+    target = f"/tmp/openi-test-short-{time.time_ns()}"
+    with inventory_for(ssh_config()) as inventory:
+        host = inventory.hosts()[0]
+        host.write_file(target, "old\n")
+        exec_one = type(host)._exec
+
+        def truncating(self, command, timeout, sudo_password=None, stdin=None):
+            return exec_one(self, command, timeout, sudo_password, stdin[:-20] if stdin else stdin)
+
+        monkeypatch.setattr(type(host), "_exec", truncating)
+        with pytest.raises(CommandFailed):
+            host.write_file(target, "new content that is cut short on its way\n")
+        monkeypatch.undo()
+        assert host.read_file(target) == b"old\n"
+        assert host.sh(f"ls {target}*").stdout.split() == [target]
+        host.sh(f"rm -f {target}", check=True)
 
 
 def test_the_first_command_learns_the_login_uid_without_a_round_trip_of_its_own(ssh_config, ssh_hosts):
