@@ -11,7 +11,7 @@ import difflib
 import shlex
 from typing import Iterable
 
-from .inventory import CommandFailed, Host
+from .inventory import CommandFailed, FileWrite, Host
 from .phase import Change
 from .render import RenderedFile
 
@@ -60,13 +60,13 @@ def ensure_file(host: Host, file: RenderedFile, current: tuple[bytes | None, int
             )
         ]
     verb = "create" if content is None else "update"
-    return [
-        Change(
-            f"{verb} {file.path} (mode {file.mode:o})",
-            lambda: host.write_file(file.path, wanted, file.mode),
-            diff=_diff(file, content),
-        )
-    ]
+    return [write_change(host, f"{verb} {file.path} (mode {file.mode:o})", FileWrite(file.path, wanted, file.mode),
+                         diff=_diff(file, content))]
+
+
+def write_change(host: Host, description: str, write: FileWrite, diff: str = "") -> Change:
+    """The change that makes `write` on `host`; written in one batch with the writes next to it."""
+    return Change(description, lambda: host.sh_all([write], check=True), diff=diff, write=write)
 
 
 def ensure_files(host: Host, files: Iterable[RenderedFile]) -> list[Change]:

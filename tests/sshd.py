@@ -141,3 +141,18 @@ class SshHosts:
         if user == PLAIN_ROOT:
             ensure_plain_root()
         return {"username": user, "sshport": self.port, "ssh-key": str(self.client_key)}
+
+
+def count_sessions(host) -> list[int]:
+    """Counts the SSH sessions the host opens from now on."""
+    host.open()
+    transport = host.client.get_transport()
+    opened = [0]
+    open_session = transport.open_session
+
+    def counting(*args, **kwargs):
+        opened[0] += 1
+        return open_session(*args, **kwargs)
+
+    transport.open_session = counting
+    return opened

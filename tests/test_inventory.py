@@ -16,7 +16,7 @@ from openi_tasks.cluster.exec import run_everywhere
 from openi_tasks.config import load_cluster
 from openi_tasks.inventory import CommandFailed, CommandTimeout, FileWrite, HostKeyError, Inventory, describe_error
 
-from .sshd import PLAIN_ROOT, SUDO_USER
+from .sshd import PLAIN_ROOT, SUDO_USER, count_sessions
 
 pytestmark = pytest.mark.sshd
 
@@ -208,26 +208,11 @@ def test_root_writes_go_over_stdin_and_leave_nothing_behind(ssh_config):
     subprocess.run(["rm", "-rf", target_dir], check=True)
 
 
-def _count_sessions(host) -> list[int]:
-    """Counts the SSH sessions the host opens from now on."""
-    host.open()
-    transport = host.client.get_transport()
-    opened = [0]
-    open_session = transport.open_session
-
-    def counting(*args, **kwargs):
-        opened[0] += 1
-        return open_session(*args, **kwargs)
-
-    transport.open_session = counting
-    return opened
-
-
 def test_a_batch_runs_in_one_session_and_keeps_each_commands_output_and_status(ssh_config):
     with inventory_for(ssh_config()) as inventory:
         host = inventory.hosts()[0]
         assert host.is_root
-        opened = _count_sessions(host)
+        opened = count_sessions(host)
         results = host.sh_all([
             "cd /tmp && printf 'no newline'",
             "echo to-stderr >&2; exit 3",
@@ -272,7 +257,7 @@ def test_writes_and_commands_share_one_batch(ssh_config, ssh_hosts, login):
     with inventory_for(ssh_config(machines=_sudo_machine(ssh_hosts, ssh_hosts.sudo_password))) as inventory:
         host = inventory.host("node1" if login == "root" else "node2")
         host.sh("true")  # the login's uid is learned: only the batch's own sessions are counted
-        opened = _count_sessions(host)
+        opened = count_sessions(host)
         results = host.sh_all([
             f"test -e {target_dir}; echo $?",
             FileWrite(f"{target_dir}/a/secret.key", binary, 0o600),
@@ -340,7 +325,7 @@ def test_the_first_command_learns_the_login_uid_without_a_round_trip_of_its_own(
     with inventory_for(ssh_config(machines=machines)) as inventory:
         plain, sudoer = inventory.host("node1"), inventory.host("node2")
         for host, login in ((plain, PLAIN_ROOT), (sudoer, SUDO_USER)):
-            opened = _count_sessions(host)
+            opened = count_sessions(host)
             first = host.sh("id -un; echo \"sudo_user=${SUDO_USER:-}\"; echo err >&2", check=True)
             assert opened[0] == 1, host.name
             assert first.stderr == "err\n"  # the uid report is taken out of the output

@@ -1,4 +1,4 @@
-"""The phase runner, exercised with small test phases (no host is contacted)."""
+"""The phase runner, exercised with small test phases (no host is contacted), and applying changes on a real sshd host."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ import pytest
 from openi_tasks.config import load_cluster
 from openi_tasks.errors import RunFailed, UsageError
 from openi_tasks.inventory import Inventory
-from openi_tasks.phase import Change, Phase, PhaseRunner, Run
+from openi_tasks.operations import ensure_files
+from openi_tasks.phase import Change, Phase, PhaseRunner, Run, apply_changes
+from openi_tasks.render import RenderedFile
 
 from .conftest import EXAMPLE
+from .sshd import count_sessions
 
 
 class Recorder:
@@ -165,3 +168,21 @@ def test_after_runs_once_and_its_failure_fails_the_phase(run):
         PhaseRunner([Waits()]).run(run)
     assert calls == ["after"]
     assert "cluster did not become healthy" in run.output.getvalue()
+
+
+@pytest.mark.sshd
+def test_consecutive_file_writes_are_applied_in_one_session(ssh_config, tmp_path):
+    target = f"/tmp/openi-test-apply-{tmp_path.name}"
+    with Inventory(load_cluster(ssh_config())) as inventory:
+        host = inventory.hosts()[0]
+        files = [RenderedFile(f"{target}/{name}", f"{name}\n", 0o640) for name in ("a", "b", "c", "d")]
+        host.write_file(files[1].path, "b\n", 0o600)  # only its mode differs: a command, not a write
+        between = Change("a command between", lambda: host.sh(f"touch {target}/between", check=True))
+        changes = ensure_files(host, files[:2]) + [between] + ensure_files(host, files[2:])
+        assert [c.write is not None for c in changes] == [True, False, False, True, True]
+        opened = count_sessions(host)
+        apply_changes(host, changes)
+        assert opened[0] == 4  # a, then the chmod, the command, then c and d together
+        assert ensure_files(host, files) == []
+        assert host.sh(f"ls {target}").stdout.split() == ["a", "b", "between", "c", "d"]
+        host.sh(f"rm -rf {target}", check=True)

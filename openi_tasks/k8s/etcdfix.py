@@ -24,7 +24,7 @@ import time
 from ..config import Cluster, EtcdMember, Machine
 from ..errors import OpenIError, UsageError
 from ..inventory import Inventory, describe_error
-from ..phase import Run
+from ..phase import Run, apply_changes
 from ..report import Reporter
 from ..state import state_dir
 from .backup import backup, operator_pki
@@ -94,8 +94,9 @@ def etcdfix(cluster: Cluster, reporter: Reporter, nodes: list[Machine], force: b
         reporter.info(f"added member {bad.name} ({bad.peer_url}) through {via}")
         initial = ",".join(f"{m.name or bad.name}={m.peer_urls[0]}" for m in after_add)
         run = Run(cluster, inventory, reporter, state_dir=state_dir(cluster), options={"pki": pki})
-        for change in etcd_changes(run, host, joining=bootstrap_env(cluster, initial, "existing")):
-            change.apply()
+        changes = etcd_changes(run, host, joining=bootstrap_env(cluster, initial, "existing"))
+        apply_changes(host, changes)
+        for change in changes:
             reporter.info(f"{machine.hostname}: {change.description}")
         _wait_caught_up(cluster, pki, bad)
     _table(reporter, "etcd members after", _member_list(pki, answering), member_health(cluster, pki))

@@ -19,7 +19,7 @@ from ..config import Cluster, Machine
 from ..errors import OpenIError, UsageError
 from ..inventory import Host, Inventory
 from ..kube import KubeApi
-from ..phase import Change, Phase, PhaseOutcome, PhaseRunner, Run
+from ..phase import Change, Phase, PhaseOutcome, PhaseRunner, Run, apply_changes
 from ..report import Reporter
 from ..state import state_dir
 from .clean import Clean
@@ -89,8 +89,7 @@ class EtcdJoin(Phase):
         member = member_of(run.cluster, host.machine)
         live = add_member(pki_of(run), _healthy_url(run, excluding=[member.name]), member.peer_url)
         initial = ",".join(f"{m.name or member.name}={m.peer_urls[0]}" for m in live)
-        for change in etcd_changes(run, host, joining=bootstrap_env(run.cluster, initial, "existing")):
-            change.apply()
+        apply_changes(host, etcd_changes(run, host, joining=bootstrap_env(run.cluster, initial, "existing")))
         wait_healthy(run.cluster, pki_of(run), members=tuple(m for m in run.cluster.etcd_members
                                                              if m.name in {x.name or member.name for x in live}))
 

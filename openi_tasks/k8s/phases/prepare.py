@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import shlex
 
-from ...inventory import Host
-from ...operations import ensure_file, file_states
+from ...inventory import FileWrite, Host
+from ...operations import ensure_file, file_states, write_change
 from ...phase import Change, Phase, Run
 from ...render import RenderedFile
 from ..facts import SYSCTLS
@@ -77,5 +77,5 @@ class Prepare(Phase):
             return []
         changes = ensure_file(host, RenderedFile(HOSTS, wanted, mode or 0o644), (content, mode))
         # /etc/hosts may be a bind mount (containers): rewrite it in place, keep the description and diff.
-        return [Change(c.description, lambda: host.write_file(HOSTS, wanted, mode or 0o644, in_place=True), c.diff)
+        return [write_change(host, c.description, FileWrite(HOSTS, wanted.encode(), mode or 0o644, in_place=True), c.diff)
                 for c in changes]
