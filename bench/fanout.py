@@ -23,7 +23,8 @@ with N partly because of them.
     python bench/fanout.py --hosts 30 --runs 3
 
 ansible-core, pyinfra and openi-tasks' dependencies are installed into bench/.tools-venv on first
-use; all three tools run from it (openi-tasks from this checkout, through PYTHONPATH).
+use; all three tools run from it (openi-tasks from this checkout, through PYTHONPATH), each with
+its bytecode cache allowed.
 """
 
 from __future__ import annotations
@@ -171,7 +172,11 @@ def main() -> None:
         payload = work / "payload.bin"
         payload.write_bytes(os.urandom(100 * 1024))
         hosts = SshHosts(work / "sshd", count=max(options.hosts)).start()
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "ANSIBLE_CONFIG": "ansible.cfg"}
+        # As on an operator's machine, every tool may keep its bytecode cache (this workplace's
+        # environment sets PYTHONDONTWRITEBYTECODE; pip-installed tools have theirs anyway, but
+        # openi-tasks runs from the checkout and would compile its own modules on every run).
+        env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+        env.update(PYTHONPATH=str(ROOT), ANSIBLE_CONFIG="ansible.cfg")
         results: dict[tuple[str, int], tuple[float, float]] = {}
         try:
             for count in options.hosts:
