@@ -28,7 +28,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import paramiko
 from fabric import Config, Connection, ThreadingGroup
@@ -67,12 +67,26 @@ class CommandFailed(OpenIError):
 class FileWrite:
     """A file to write as a step of `Host.sh_all`: owned by root with `mode`, the old file
     replaced atomically, or overwritten `in_place` (for mount points, such as /etc/hosts in a
-    container)."""
+    container). `content` is bytes, or a local file read piece by piece as it is sent (binaries
+    of a hundred megabytes, to many hosts at once)."""
 
     path: str
-    content: bytes
+    content: bytes | Path
     mode: int = 0o644
     in_place: bool = False
+
+    @property
+    def size(self) -> int:
+        return len(self.content) if isinstance(self.content, bytes) else self.content.stat().st_size
+
+
+def _pieces(content: bytes | Path) -> Iterator[bytes]:
+    if isinstance(content, bytes):
+        yield content
+        return
+    with open(content, "rb") as handle:
+        while piece := handle.read(1 << 20):
+            yield piece
 
 
 def _short(command: str, limit: int = 120) -> str:
@@ -214,14 +228,14 @@ class Host(Connection):
         sudo: bool = True,
         check: bool = False,
         timeout: int | None = None,
-        stdin: bytes | Sequence[bytes] | None = None,
+        stdin: bytes | Sequence[bytes | Path] | None = None,
     ) -> Result:
         """Run `command` in a shell on the host, as root when `sudo` (the default).
 
         Output is captured, not printed. A non-zero exit is returned as the result, or raised
         as `CommandFailed` with `check=True`. A command running longer than `timeout` (default:
         the configuration's command-timeout) raises `CommandTimeout`. `stdin` (bytes, or parts
-        sent one after another) is fed to the command; not with a sudo password to type (sudo
+        sent one after another: bytes or local files) is fed to the command; not with a sudo password to type (sudo
         reads that from stdin).
         """
         # POSIX sh whatever the login shell is; `exec` spares the login shell a fork.
@@ -325,7 +339,8 @@ class Host(Connection):
             with sftp.open(name, "wb") as handle:
                 handle.chmod(0o600)
                 handle.set_pipelined(True)  # no round trip per 32 KB; a failed write raises at close
-                handle.write(write.content)
+                for piece in _pieces(write.content):
+                    handle.write(piece)
             staged.append(shlex.quote(f"{home}/{name}"))
         return staged
 
@@ -339,7 +354,7 @@ class Host(Connection):
         if staged is None:
             # Exactly its bytes from the session's input, then the boundary's line: a short or
             # misaligned input fails here instead of reaching the target.
-            source = f"head -c {len(write.content)} <&3"
+            source = f"head -c {write.size} <&3"
             received = f'IFS= read -r end <&3 && [ "$end" = {boundary} ]'
         else:
             source, received = f"cat {staged}", "true"
@@ -353,7 +368,7 @@ class Host(Connection):
         return f"umask 077 && {{ test -d {directory} || mkdir -p {directory}; }} && {install}; rc=$?; {cleanup}; exit $rc"
 
     def _exec(self, command: str, timeout: float, sudo_password: str | None = None,
-              stdin: bytes | Sequence[bytes] | None = None) -> Result:
+              stdin: bytes | Sequence[bytes | Path] | None = None) -> Result:
         """One command on its own channel of the host's connection, read without helper threads.
 
         A sudo password is written to the command's stdin only when sudo shows its prompt, and
@@ -365,9 +380,10 @@ class Host(Connection):
             channel.exec_command(command)
             if stdin is not None:
                 for part in [stdin] if isinstance(stdin, bytes) else stdin:
-                    # A memoryview: paramiko's sendall re-slices what is left after every packet,
-                    # which copies a bytes object each time (quadratic: 40 MB took 6 s).
-                    channel.sendall(memoryview(part))
+                    for piece in _pieces(part):
+                        # A memoryview: paramiko's sendall re-slices what is left after every
+                        # packet, which copies a bytes object each time (quadratic: 40 MB took 6 s).
+                        channel.sendall(memoryview(piece))
                 channel.shutdown_write()
             stdout, stderr = bytearray(), bytearray()
             prompt = self.config.sudo.prompt.encode()

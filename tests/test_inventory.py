@@ -301,13 +301,15 @@ def test_a_failed_write_stops_the_batch_and_leaves_nothing_behind(ssh_config, ss
 
 
 @pytest.mark.parametrize("login", ["root", "sudo-with-password"])
-def test_large_contents_arrive_whole(ssh_config, ssh_hosts, login):
+def test_large_contents_arrive_whole(ssh_config, ssh_hosts, tmp_path, login):
     target_dir = f"/tmp/openi-test-large-{time.time_ns()}"
-    contents = [os.urandom(6 * 1024 * 1024 + 7), os.urandom(3 * 1024 * 1024)]
+    contents = [os.urandom(6 * 1024 * 1024 + 7), os.urandom(3 * 1024 * 1024 + 5)]
+    local = tmp_path / "binary"  # the second is sent from a local file, piece by piece
+    local.write_bytes(contents[1])
     with inventory_for(ssh_config(machines=_sudo_machine(ssh_hosts, ssh_hosts.sudo_password))) as inventory:
         host = inventory.host("node1" if login == "root" else "node2")
-        results = host.sh_all([FileWrite(f"{target_dir}/{i}", content, 0o755) for i, content in enumerate(contents)]
-                              + [f"sha256sum {target_dir}/0 {target_dir}/1"], check=True)
+        results = host.sh_all([FileWrite(f"{target_dir}/0", contents[0], 0o755), FileWrite(f"{target_dir}/1", local, 0o755),
+                               f"sha256sum {target_dir}/0 {target_dir}/1"], check=True)
     assert [line.split()[0] for line in results[-1].stdout.splitlines()] == \
         [hashlib.sha256(content).hexdigest() for content in contents]
     subprocess.run(["rm", "-rf", target_dir], check=True)

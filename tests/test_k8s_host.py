@@ -11,7 +11,7 @@ from openi_tasks.config import load_cluster
 from openi_tasks.config.generate import write_configuration
 from openi_tasks.errors import OpenIError
 from openi_tasks.localfiles import file_digest
-from openi_tasks.inventory import Inventory
+from openi_tasks.inventory import FileWrite, Inventory
 from openi_tasks.k8s import packages
 from openi_tasks.k8s.facts import HostFacts, problems
 from openi_tasks.k8s.kubeconfig import for_operator
@@ -161,4 +161,8 @@ def test_binaries_are_hashed_once_per_run_and_compared_with_each_host(tmp_path, 
     for changes in plans.values():  # this machine has none of the fakes in /usr/local/bin
         assert [c.description for c in changes if c.description.startswith("upload")] == [
             f"upload {binaries / name} to /usr/local/bin/{name}" for name in packages.BINARIES
+        ]
+        # Sent from the local file as it is read, not held in memory per host.
+        assert [c.write for c in changes if c.description.startswith("upload")] == [
+            FileWrite(f"/usr/local/bin/{name}", binaries / name, 0o755) for name in packages.BINARIES
         ]

@@ -7,9 +7,9 @@ import shlex
 from pathlib import Path
 
 from ..errors import OpenIError
-from ..inventory import Host
+from ..inventory import FileWrite, Host
 from ..localfiles import file_digest
-from ..operations import ensure_files
+from ..operations import ensure_files, write_change
 from ..phase import Change, Run
 from ..render import RenderedFile, render
 from .facts import HostFacts
@@ -69,9 +69,8 @@ def _from_binaries(run: Run, host: Host) -> list[Change]:
     changes = []
     for (remote, (local, digest)), current in zip(binaries.items(), installed):
         if current.stdout.split()[:1] != [digest]:
-            # Read when applied: a plan for many hosts must not hold every host's copy in memory.
-            changes.append(Change(f"upload {local} to {remote}",
-                                  lambda local=local, remote=remote: host.write_file(remote, local.read_bytes(), 0o755)))
+            # Read piece by piece as it is sent: many hosts at once must not each hold a copy in memory.
+            changes.append(write_change(host, f"upload {local} to {remote}", FileWrite(remote, local, 0o755)))
     changes += ensure_files(host, [RenderedFile(target, render(template))
                                    for template, target in (("k8s/kubelet/kubelet.service.j2", KUBELET_UNIT),
                                                             ("k8s/kubelet/10-kubeadm.conf.j2", KUBEADM_DROP_IN))])
