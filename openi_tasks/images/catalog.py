@@ -15,15 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from ..errors import OpenIError
 from ..graph import CycleError, dependency_order
 from ..render import TEMPLATES
+from ..service_yaml import SERVICE_YAML, entries, none, words
 
-SERVICE_YAML = TEMPLATES.parent / "service.yaml"
 CONTEXTS = TEMPLATES / "images"
 
 
@@ -42,38 +39,16 @@ class ImageSpec:
     context: Path
 
 
-def _none(value: Any) -> Any:
-    return None if value in (None, "None", "none", "") else value
-
-
-def _names(value: Any) -> tuple[str, ...]:
-    items = value if isinstance(value, list) else [value]
-    return tuple(str(v) for v in items if _none(v) is not None)
-
-
 def load_images(service_yaml: Path = SERVICE_YAML, contexts: Path = CONTEXTS) -> dict[str, ImageSpec]:
     """The imagelist, checked; raises `CatalogError` listing every problem."""
-    try:
-        data = yaml.safe_load(service_yaml.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise CatalogError(f"{service_yaml}: {exc}") from None
-    entries = data.get("imagelist") if isinstance(data, dict) else None
-    if not isinstance(entries, dict):
-        raise CatalogError(f"{service_yaml}: imagelist must be a mapping of image names")
-    images, problems = {}, []
-    for name, entry in entries.items():
-        entry = entry or {}
-        if not isinstance(entry, dict):
-            problems.append(f"image {name}: must be a mapping (templatelist, copy, prerequisite)")
-            continue
-        unknown = set(entry) - {"templatelist", "copy", "prerequisite"}
-        if unknown:
-            problems.append(f"image {name}: unknown key {', '.join(sorted(unknown))}")
+    listed, problems = entries(service_yaml, "imagelist", "image", ("templatelist", "copy", "prerequisite"), CatalogError)
+    images = {}
+    for name, entry in listed.items():
         spec = ImageSpec(
             name=name,
-            templates=_names(entry.get("templatelist")),
-            copy=_names(entry.get("copy")),
-            prerequisite=_none(entry.get("prerequisite")),
+            templates=words(entry.get("templatelist")),
+            copy=words(entry.get("copy")),
+            prerequisite=none(entry.get("prerequisite")),
             context=contexts / name,
         )
         if not spec.context.is_dir():

@@ -24,18 +24,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from ..errors import OpenIError
 from ..graph import CycleError, dependency_order
 from ..render import TEMPLATES
+from ..service_yaml import SERVICE_YAML, entries, words
 
-SERVICE_YAML = TEMPLATES.parent / "service.yaml"
 SERVICES = TEMPLATES / "services"
-KNOWN_KEYS = {"prerequisite", "templatelist", "manifests", "configmaps", "pull-secret", "labels", "timeout",
-              "deploy", "start", "stop", "startscript", "stopscript"}
+KNOWN_KEYS = ("prerequisite", "templatelist", "manifests", "configmaps", "pull-secret", "labels", "timeout",
+              "deploy", "start", "stop", "startscript", "stopscript")
 
 
 class ServiceCatalogError(OpenIError):
@@ -67,42 +64,24 @@ class ServiceSpec:
     directory: Path
 
 
-def _words(value: Any) -> tuple[str, ...]:
-    items = value if isinstance(value, list) else [value]
-    return tuple(str(v) for v in items if v not in (None, "None", "none", ""))
-
-
 def load_services(service_yaml: Path = SERVICE_YAML, root: Path = SERVICES) -> dict[str, ServiceSpec]:
-    try:
-        data = yaml.safe_load(service_yaml.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ServiceCatalogError(f"{service_yaml}: {exc}") from None
-    entries = data.get("servicelist") if isinstance(data, dict) else None
-    if not isinstance(entries, dict):
-        raise ServiceCatalogError(f"{service_yaml}: servicelist must be a mapping of service names")
-    services, problems = {}, []
-    for name, entry in entries.items():
-        entry = entry or {}
-        if not isinstance(entry, dict):
-            problems.append(f"service {name}: must be a mapping")
-            continue
-        unknown = set(entry) - KNOWN_KEYS
-        if unknown:
-            problems.append(f"service {name}: unknown key {', '.join(sorted(unknown))}")
+    listed, problems = entries(service_yaml, "servicelist", "service", KNOWN_KEYS, ServiceCatalogError)
+    services = {}
+    for name, entry in listed.items():
         configmaps = []
         for cm in entry.get("configmaps") or []:
             if not isinstance(cm, dict) or "name" not in cm or not (cm.get("files") or cm.get("directory")):
                 problems.append(f"service {name}: each configmap needs a name and files or a directory")
                 continue
-            configmaps.append(ConfigMapSpec(str(cm["name"]), _words(cm.get("files")), cm.get("directory")))
+            configmaps.append(ConfigMapSpec(str(cm["name"]), words(cm.get("files")), cm.get("directory")))
         spec = ServiceSpec(
             name=name,
-            prerequisites=_words(entry.get("prerequisite")),
-            templates=_words(entry.get("templatelist")),
-            manifests=_words(entry.get("manifests")),
+            prerequisites=words(entry.get("prerequisite")),
+            templates=words(entry.get("templatelist")),
+            manifests=words(entry.get("manifests")),
             configmaps=tuple(configmaps),
             pull_secret=bool(entry.get("pull-secret", False)),
-            labels=_words(entry.get("labels")),
+            labels=words(entry.get("labels")),
             timeout=int(entry.get("timeout", 600)),
             deploy=bool(entry.get("deploy", True)),
             start=entry.get("start") or entry.get("startscript"),
