@@ -235,8 +235,8 @@ class Host(Connection):
         Output is captured, not printed. A non-zero exit is returned as the result, or raised
         as `CommandFailed` with `check=True`. A command running longer than `timeout` (default:
         the configuration's command-timeout) raises `CommandTimeout`. `stdin` (bytes, or parts
-        sent one after another: bytes or local files) is fed to the command; not with a sudo password to type (sudo
-        reads that from stdin).
+        sent one after another: bytes or local files) is fed to the command; not with a sudo
+        password to type (sudo reads that from stdin).
         """
         # POSIX sh whatever the login shell is; `exec` spares the login shell a fork.
         wrapped = f"sh -c {shlex.quote(command)}"

@@ -8,9 +8,9 @@ import shlex
 from ...inventory import Host
 from ...operations import ensure_file, ensure_files
 from ...phase import Change, Phase, Run
+from ...render import RenderedFile
 from ..containers import ContainerSpec, digest, ensure_container, inspect
 from ..etcd import wait_healthy
-from ...render import RenderedFile
 from ..files import ETCD_BOOTSTRAP, ETCD_CONTAINER, etcd_pki_files, file_at, host_files, member_of
 from ..pki import pki_of
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import shlex
 
 from ...inventory import Host
+from ...operations import ensure_file
 from ...phase import Change, Phase, Run
 from ..packages import kubernetes_packages
-from ...operations import ensure_file
 from .control_plane import kubeadm_config
 from .facts import facts_of
 
