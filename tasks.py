@@ -1,5 +1,12 @@
-"""Entry point for `inv`: the openi-tasks collection. Run `inv --list` to see the tasks."""
+"""Entry point for `inv` in a checkout: the openi-tasks collection. Run `inv --list` to see the tasks.
 
-from openi_tasks.collection import namespace
+Installed, the same tasks run as `openi <task>` from any directory.
+"""
+
+from openi_tasks.main import prepare_process
+
+prepare_process()
+
+from openi_tasks.collection import namespace  # noqa: E402
 
 ns = namespace

@@ -54,7 +54,7 @@ OURS = """
 import sys
 from pathlib import Path
 from openi_tasks.config import load_cluster
-from openi_tasks.inventory import FileWrite, Inventory
+from openi_tasks.ssh import FileWrite, Inventory
 
 cluster = load_cluster(sys.argv[1])
 payload = Path(sys.argv[2]).read_bytes()
@@ -64,7 +64,7 @@ def work(host):
     host.sh_all([*commands, FileWrite("/tmp/openi-bench/ours.bin", payload, 0o644)], check=True)
 
 with Inventory(cluster) as inventory:
-    results = inventory.group(inventory.hosts()).map(work)
+    results = inventory.map(inventory.hosts(), work)
     failed = {{h.name: r for h, r in results.items() if isinstance(r, Exception)}}
     if failed:
         sys.exit(f"failed: {{failed}}")

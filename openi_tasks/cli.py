@@ -1,8 +1,15 @@
-"""What every task shares: where the configuration is, and turning errors into exit codes."""
+"""What every task shares: where the configuration is, one reporter, and errors as exit codes.
+
+A task body is written `def deploy(c, reporter, path=None, ...)`: `task` gives it the run's
+`Reporter` (and hides that parameter from Invoke, so it is no command-line flag), turns library
+errors into a message and an exit code, and keeps `-h` for help.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -21,6 +28,9 @@ PATH_HELP = (
     "configuration directory (default: Invoke config openi.config_path, then $OPENI_CONFIG, "
     f"then {DEFAULT_CONFIG})"
 )
+# operator.* settings an operator may override for one run through Invoke's configuration
+# (`inv -c FILE`, or INVOKE_OPENI_CONNECT_TIMEOUT=5 and so on); `inv -T N` sets the command timeout.
+OVERRIDABLE = ("connect_timeout", "command_timeout", "keepalive", "concurrency")
 
 
 def config_path(c: Context, path: str | None) -> Path:
@@ -29,26 +39,53 @@ def config_path(c: Context, path: str | None) -> Path:
     return Path(path or configured or os.environ.get("OPENI_CONFIG") or DEFAULT_CONFIG).expanduser()
 
 
-def load(c: Context, path: str | None, reporter: Reporter | None = None) -> Cluster:
-    """Load the cluster and show its warnings."""
+def load(c: Context, path: str | None, reporter: Reporter) -> Cluster:
+    """Load the cluster, apply this run's overrides of the operator settings, show its warnings."""
     cluster = load_cluster(config_path(c, path))
+    cluster = with_overrides(cluster, c)
     for warning in cluster.warnings:
-        (reporter or Reporter()).info(str(warning))
+        reporter.info(str(warning))
     return cluster
 
 
+def with_overrides(cluster: Cluster, c: Context) -> Cluster:
+    settings = c.config.get("openi") or {}
+    changes: dict[str, Any] = {}
+    for key in OVERRIDABLE:
+        value = settings.get(key)
+        if key == "command_timeout" and value is None:
+            value = (c.config.get("timeouts") or {}).get("command")
+        if value is None:
+            continue
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise UsageError(f"openi.{key} must be a whole number of seconds (or hosts), not {value!r}") from None
+        if number < (0 if key == "keepalive" else 1):
+            raise UsageError(f"openi.{key} must be at least {0 if key == 'keepalive' else 1}, not {number}")
+        changes[key] = number
+    if not changes:
+        return cluster
+    return dataclasses.replace(cluster, operator=cluster.operator.model_copy(update=changes))
+
+
 def user_errors(body: Callable) -> Callable:
-    """Turn library errors into a clear message and exit code, never a traceback."""
+    """Give the task its reporter; turn library errors into a clear message and exit code."""
 
     @functools.wraps(body)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(c: Context, *args: Any, **kwargs: Any) -> Any:
         try:
-            return body(*args, **kwargs)
+            return body(c, Reporter(), *args, **kwargs)
         except OpenIError as exc:
             raise Exit(f"error: {exc}", code=exc.exit_code) from None
         except KeyboardInterrupt:
-            raise Exit("interrupted", code=130) from None
+            raise Exit("interrupted: every connection was closed", code=130) from None
 
+    signature = inspect.signature(body)
+    parameters = list(signature.parameters.values())
+    if len(parameters) < 2 or parameters[1].name != "reporter":
+        raise TypeError(f"task {body.__name__} must take (c, reporter, ...)")
+    wrapper.__signature__ = signature.replace(parameters=[parameters[0], *parameters[2:]])  # type: ignore[attr-defined]
     return wrapper
 
 
@@ -60,7 +97,7 @@ class _Task(invoke.Task):
 
 
 def task(**kwargs: Any) -> Callable[[Callable], invoke.Task]:
-    """`invoke.task` for openi-tasks: library errors become exit codes; -h stays help."""
+    """`invoke.task` for openi-tasks: a reporter for the body, errors as exit codes, -h stays help."""
 
     def decorate(body: Callable) -> invoke.Task:
         return invoke.task(klass=_Task, **kwargs)(user_errors(body))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-
-import docker
+from typing import TYPE_CHECKING
 
 from .errors import OpenIError
+
+if TYPE_CHECKING:
+    import docker
 
 
 def file_digest(path: Path, algorithm: str = "sha256") -> str:
@@ -19,8 +21,10 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
     return digest.hexdigest()
 
 
-def local_docker(timeout: int = 600) -> docker.DockerClient:
+def local_docker(timeout: int = 600) -> "docker.DockerClient":
     """This machine's Docker engine, or a clear error saying it cannot be reached."""
+    import docker  # imported on use: commands that never build images should not pay for it
+
     try:
         client = docker.from_env(timeout=timeout)
         client.ping()

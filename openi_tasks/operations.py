@@ -11,12 +11,14 @@ import difflib
 import shlex
 from typing import Iterable
 
-from .inventory import CommandFailed, FileWrite, Host
 from .phase import Change
 from .render import RenderedFile
+from .ssh import CommandFailed, FileWrite, Host
+
+FileState = tuple[bytes | None, int | None]
 
 
-def file_states(host: Host, paths: Iterable[str]) -> dict[str, tuple[bytes | None, int | None]]:
+def file_states(host: Host, paths: Iterable[str]) -> dict[str, FileState]:
     """Each file's content and mode on the host, or (None, None) where it does not exist.
 
     All of them are read in one round trip, so a plan costs one per host, not one per file.
@@ -38,12 +40,12 @@ def file_states(host: Host, paths: Iterable[str]) -> dict[str, tuple[bytes | Non
     return states
 
 
-def file_state(host: Host, path: str) -> tuple[bytes | None, int | None]:
+def file_state(host: Host, path: str) -> FileState:
     """A file's content and mode on the host, or (None, None) when it does not exist."""
     return file_states(host, [path])[path]
 
 
-def ensure_file(host: Host, file: RenderedFile, current: tuple[bytes | None, int | None] | None = None) -> list[Change]:
+def ensure_file(host: Host, file: RenderedFile, current: FileState | None = None) -> list[Change]:
     """The file exists with exactly this content and mode. Secrets (0600 files) are never shown.
 
     `current` is the file's state when the caller has already read it (see `ensure_files`).
@@ -53,20 +55,11 @@ def ensure_file(host: Host, file: RenderedFile, current: tuple[bytes | None, int
     if content == wanted and mode == file.mode:
         return []
     if content == wanted:
-        return [
-            Change(
-                f"set the mode of {file.path} to {file.mode:o} (was {mode:o})",
-                lambda: host.sh(f"chmod {file.mode:o} {shlex.quote(file.path)}", check=True),
-            )
-        ]
+        return [Change(f"set the mode of {file.path} to {file.mode:o} (was {mode:o})",
+                       f"chmod {file.mode:o} {shlex.quote(file.path)}")]
     verb = "create" if content is None else "update"
-    return [write_change(host, f"{verb} {file.path} (mode {file.mode:o})", FileWrite(file.path, wanted, file.mode),
-                         diff=_diff(file, content))]
-
-
-def write_change(host: Host, description: str, write: FileWrite, diff: str = "") -> Change:
-    """The change that makes `write` on `host`; written in one batch with the writes next to it."""
-    return Change(description, lambda: host.sh_all([write], check=True), diff=diff, write=write)
+    return [Change(f"{verb} {file.path} (mode {file.mode:o})", FileWrite(file.path, wanted, file.mode),
+                   diff=_diff(file, content))]
 
 
 def ensure_files(host: Host, files: Iterable[RenderedFile]) -> list[Change]:
@@ -76,12 +69,12 @@ def ensure_files(host: Host, files: Iterable[RenderedFile]) -> list[Change]:
     return [change for f in files for change in ensure_file(host, f, states[f.path])]
 
 
-def ensure_absent(host: Host, path: str) -> list[Change]:
-    """Nothing exists at `path` (file or directory, removed recursively)."""
-    quoted = shlex.quote(path)
-    if host.sh(f"test -e {quoted} || test -L {quoted}").exited != 0:
-        return []
-    return [Change(f"remove {path}", lambda: host.sh(f"rm -rf {quoted}", check=True))]
+def ensure_absent(host: Host, paths: Iterable[str]) -> list[Change]:
+    """Nothing exists at any of `paths` (files or directories, removed recursively); one round trip."""
+    paths = list(dict.fromkeys(paths))
+    found = host.sh_all([f"test -e {shlex.quote(p)} || test -L {shlex.quote(p)}" for p in paths])
+    return [Change(f"remove {path}", f"rm -rf {shlex.quote(path)}")
+            for path, result in zip(paths, found) if result.exited == 0]
 
 
 def _diff(file: RenderedFile, old: bytes | None) -> str:

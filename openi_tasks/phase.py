@@ -3,21 +3,23 @@
 A phase says which hosts it works on, whether they may go in parallel, and — per host — what
 it would change, by comparing what should be with what is (`plan`). The runner prints the plan
 (`--dry-run`) or applies it. So "already done" needs no memory, and a dry run follows the same
-code as a real one.
+code as a real one. A phase gets its options when it is made (`Lock(break_lock=True)`); what it
+derives from the cluster comes from the run (`run.pki`, `run.join`).
 
     class Hello(Phase):
         name, title = "hello", "Say hello"
 
         def plan(self, run, host):
             if host.read_file("/etc/motd") == b"hello\\n":
-                return []                                   # already done
-            return [Change("write /etc/motd", lambda: host.write_file("/etc/motd", "hello\\n"))]
+                return []                                              # already done
+            return [Change("write /etc/motd", FileWrite("/etc/motd", b"hello\\n"))]
 
-    PhaseRunner([Hello()]).run(Run(cluster, inventory, Reporter()))
+    with open_run(cluster, Reporter(), "hello") as run:
+        PhaseRunner([Hello()]).run(run)
 
 A failure on any host stops the run at the end of that phase, prints a per-host table, runs
 the clean-ups of the phases that ran (in reverse order; e.g. releasing the cluster lock) and
-raises `RunFailed`.
+raises `RunFailed`. A serial phase stops at its first failing host.
 """
 
 from __future__ import annotations
@@ -25,55 +27,39 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from itertools import groupby
-from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
-from .config import Cluster
 from .errors import RunFailed, UsageError
-from .inventory import FileWrite, Host, Inventory, describe_error, fan_out
-from .report import Reporter
+from .ssh import FileWrite, Host, describe_error, fan_out
+
+if TYPE_CHECKING:
+    from .run import Run
 
 
 @dataclass
 class Change:
-    """One thing a phase does on a host. `diff` shows a file's change in a dry run.
-
-    A change that only writes a file also says so in `write`, so that `apply_changes` can send a
-    host's consecutive writes in one session instead of one round trip each.
-    """
+    """One thing a phase does on a host: a command (run as root, must succeed), a file write, or
+    a callable for what is neither (an API call from this machine). `diff` shows a file's change
+    in a dry run. Commands and writes are data, so a host's consecutive ones go in one session."""
 
     description: str
-    apply: Callable[[], Any]
+    action: str | FileWrite | Callable[[], Any]
     diff: str = ""
-    write: FileWrite | None = None
+
+    @property
+    def remote(self) -> bool:
+        return isinstance(self.action, (str, FileWrite))
 
 
 def apply_changes(host: Host, changes: Iterable[Change]) -> None:
-    """Apply `changes` in order, consecutive file writes together in one batch."""
-    for writes, group in groupby(changes, key=lambda change: change.write is not None):
-        if writes:
-            host.sh_all([change.write for change in group], check=True)
+    """Apply `changes` in order; consecutive commands and file writes together in one batch,
+    which stops at the first that fails."""
+    for remote, group in groupby(changes, key=lambda change: change.remote):
+        if remote:
+            host.sh_all([change.action for change in group], check=True)
         else:
             for change in group:
-                change.apply()
-
-
-@dataclass
-class Run:
-    """What the phases of one task share: the cluster, its hosts, options and gathered facts."""
-
-    cluster: Cluster
-    inventory: Inventory
-    reporter: Reporter
-    dry_run: bool = False
-    state_dir: Path | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-    facts: dict[str, Any] = field(default_factory=dict)
-    targets: frozenset[str] | None = None  # when set, the phases act on these hosts only
-
-    def hosts(self, role: str | None = None) -> list[Host]:
-        """The hosts phases act on: all (or of `role`), narrowed to `targets` when set."""
-        return [h for h in self.inventory.hosts(role=role) if self.targets is None or h.name in self.targets]
+                change.action()
 
 
 class Phase:
@@ -84,20 +70,44 @@ class Phase:
     parallel: bool = True
     bookkeeping: bool = False  # its changes (a lock) do not count as changing the cluster
 
-    def hosts(self, run: Run) -> list[Host]:
+    def hosts(self, run: "Run") -> list[Host]:
         return run.hosts()
 
-    def should_run(self, run: Run) -> bool:
+    def should_run(self, run: "Run") -> bool:
         return True
 
-    def plan(self, run: Run, host: Host) -> list[Change]:
+    def plan(self, run: "Run", host: Host) -> list[Change]:
         return []
 
-    def after(self, run: Run) -> None:
+    def after(self, run: "Run") -> None:
         """Cluster-wide work once every host is done (waits, checks). Not called in a dry run."""
 
-    def cleanup(self, run: Run) -> None:
+    def cleanup(self, run: "Run") -> None:
         """Called when a later phase failed, for phases that ran (e.g. release a lock)."""
+
+
+def index_of(phases: Sequence[Phase], name: str) -> int:
+    for index, phase in enumerate(phases):
+        if phase.name == name:
+            return index
+    raise ValueError(f"no phase {name} in {', '.join(p.name for p in phases)}")
+
+
+def insert_before(phases: Sequence[Phase], name: str, *new: Phase) -> list[Phase]:
+    """The phases with `new` inserted before the one named `name`."""
+    at = index_of(phases, name)
+    return [*phases[:at], *new, *phases[at:]]
+
+
+def insert_after(phases: Sequence[Phase], name: str, *new: Phase) -> list[Phase]:
+    at = index_of(phases, name) + 1
+    return [*phases[:at], *new, *phases[at:]]
+
+
+def without(phases: Sequence[Phase], *names: str) -> list[Phase]:
+    for name in names:
+        index_of(phases, name)  # a misspelt name is a programming error, not a silent no-op
+    return [p for p in phases if p.name not in names]
 
 
 @dataclass
@@ -119,7 +129,7 @@ class PhaseOutcome:
 
     @property
     def failed(self) -> bool:
-        return bool(self.error) or any(h.status == "failed" for h in self.hosts)
+        return bool(self.error) or any(h.status in ("failed", "not run") for h in self.hosts)
 
     def count(self, status: str) -> int:
         return sum(1 for h in self.hosts if h.status == status)
@@ -137,7 +147,7 @@ class PhaseRunner:
             raise UsageError(f"unknown phase {', '.join(unknown)}; the phases are: {', '.join(names)}")
         self.selected = [p for p in self.phases if (not only or p.name in only) and p.name not in skip]
 
-    def run(self, run: Run) -> list[PhaseOutcome]:
+    def run(self, run: "Run") -> list[PhaseOutcome]:
         outcomes: list[PhaseOutcome] = []
         ran: list[Phase] = []
         for phase in self.selected:
@@ -152,12 +162,13 @@ class PhaseRunner:
                         done.cleanup(run)
                     except Exception as exc:  # a failing clean-up must not hide the failure
                         run.reporter.warn(f"clean-up of {done.name} failed: {describe_error(exc)}")
+                        run.log.write(f"clean-up of {done.name} failed: {describe_error(exc)}")
                 run.reporter.summary(outcomes, run.dry_run)
                 raise RunFailed(f"phase {phase.name} failed")
         run.reporter.summary(outcomes, run.dry_run)
         return outcomes
 
-    def _run_phase(self, run: Run, phase: Phase) -> PhaseOutcome:
+    def _run_phase(self, run: "Run", phase: Phase) -> PhaseOutcome:
         outcome = PhaseOutcome(phase)
         start = time.monotonic()
         try:
@@ -166,18 +177,20 @@ class PhaseRunner:
                 run.reporter.phase_skipped(phase)
                 return outcome
             hosts = phase.hosts(run)
+            run.log.write(f"phase {phase.name}: {len(hosts)} host(s){' (dry run)' if run.dry_run else ''}")
             with run.reporter.phase(phase, len(hosts)) as progress:
                 outcome.hosts = self._run_hosts(run, phase, hosts, progress)
                 if not run.dry_run and not outcome.failed:
                     phase.after(run)
         except Exception as exc:
             outcome.error = describe_error(exc)
+            run.log.write(f"phase {phase.name} failed: {outcome.error}")
         finally:
             outcome.seconds = time.monotonic() - start
         run.reporter.changes(outcome, run.dry_run)
         return outcome
 
-    def _run_hosts(self, run: Run, phase: Phase, hosts: list[Host], progress: Callable) -> list[HostOutcome]:
+    def _run_hosts(self, run: "Run", phase: Phase, hosts: list[Host], progress: Callable) -> list[HostOutcome]:
         def one(host: Host) -> HostOutcome:
             start = time.monotonic()
             result = HostOutcome(host.name, "unchanged")
@@ -186,19 +199,23 @@ class PhaseRunner:
                 if result.changes:
                     result.status = "planned" if run.dry_run else "changed"
                 if not run.dry_run:
+                    for change in result.changes:
+                        run.log.write(f"{host.name}: {phase.name}: {change.description}")
                     apply_changes(host, result.changes)
             except Exception as exc:
                 result.status, result.error = "failed", describe_error(exc)
+                run.log.write(f"{host.name}: {phase.name} failed: {result.error}")
             result.seconds = time.monotonic() - start
             progress(result)
             return result
 
         if phase.parallel:
             done = fan_out(hosts, one, run.inventory.limit)
-            return [done[h] for h in hosts]
+            return [done[h] if isinstance(done[h], HostOutcome) else
+                    HostOutcome(h.name, "failed", error=describe_error(done[h])) for h in hosts]
         results: list[HostOutcome] = []
         for host in hosts:
-            if results and results[-1].status == "failed":
+            if any(r.status in ("failed", "not run") for r in results):
                 results.append(HostOutcome(host.name, "not run", error="an earlier host of this serial phase failed"))
                 continue
             results.append(one(host))

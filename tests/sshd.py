@@ -146,7 +146,7 @@ class SshHosts:
 def count_sessions(host) -> list[int]:
     """Counts the SSH sessions the host opens from now on."""
     host.open()
-    transport = host.client.get_transport()
+    transport = host.transport
     opened = [0]
     open_session = transport.open_session
 

@@ -6,7 +6,7 @@ import kubernetes_validate
 import pytest
 
 from openi_tasks.config import load_cluster
-from openi_tasks.k8s.addons import addon_objects
+from openi_tasks.k8s.addon_objects import addon_objects
 
 from .conftest import EXAMPLE
 

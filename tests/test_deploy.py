@@ -18,12 +18,12 @@ from openi_tasks.config import load_cluster
 from openi_tasks.errors import RunFailed
 from openi_tasks.k8s.clean import clean
 from openi_tasks.k8s.deploy import deploy
-from openi_tasks.k8s.etcd import client, member_health
+from openi_tasks.k8s.etcd_client import client, member_health
 from openi_tasks.k8s.phases.lock import LOCK
 from openi_tasks.k8s.pki import ClusterPki
 from openi_tasks.k8s.status import show_status
 from openi_tasks.report import Reporter
-from openi_tasks.state import state_dir
+from openi_tasks.state import StateDir
 
 pytestmark = pytest.mark.testbed
 
@@ -58,7 +58,7 @@ def test_dry_run_changes_nothing_and_shows_every_command(testbed, cluster):
     report, out = reporter()
     deploy(cluster, report, dry_run=True)
     assert fingerprints(testbed) == before
-    assert not state_dir(cluster).exists(), "a dry run writes no state either"
+    assert not StateDir.of(cluster).exists(), "a dry run writes no state either"
     text = out.getvalue()
     for expected in (
         "worker2: would install Docker from the OS package (docker.io)",
@@ -106,7 +106,7 @@ def test_deploy_installs_docker_and_brings_up_tls_etcd_and_the_endpoint(testbed,
     assert code == 0 and output.startswith("active")
 
     # Three members, one leader; a key written through one member is read through the others.
-    pki = ClusterPki(cluster, state_dir(cluster))
+    pki = ClusterPki(cluster, StateDir.of(cluster))
     health = member_health(cluster, pki)
     assert [m.healthy for m in health] == [True, True, True] and sum(m.leader for m in health) == 1
     members = cluster.etcd_members
@@ -237,7 +237,7 @@ def test_clean_removes_what_deploy_made_and_a_deploy_after_it_works(testbed, clu
 
     report, _ = reporter()
     deploy(cluster, report, only=PHASES)
-    pki = ClusterPki(cluster, state_dir(cluster))
+    pki = ClusterPki(cluster, StateDir.of(cluster))
     assert all(m.healthy for m in member_health(cluster, pki))
     # A fresh cluster: what was written before the clean is gone.
     assert client(pki, cluster.etcd_members[0].client_url).get("/openi-test/written-through-1") == []

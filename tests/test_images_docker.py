@@ -21,7 +21,7 @@ from openi_tasks.config.generate import write_configuration
 from openi_tasks.images.build import ImageBuildFailed, ImageBuilder
 from openi_tasks.images.catalog import load_images
 from openi_tasks.images.push import PushFailed, push
-from openi_tasks.inventory import Inventory
+from openi_tasks.ssh import Inventory
 from openi_tasks.report import Reporter
 
 pytestmark = pytest.mark.testbed

@@ -11,11 +11,10 @@ import time
 
 import paramiko
 import pytest
-from fabric.exceptions import GroupException
 
 from openi_tasks.cluster.exec import run_everywhere
 from openi_tasks.config import load_cluster
-from openi_tasks.inventory import CommandFailed, CommandTimeout, FileWrite, HostKeyError, Inventory, describe_error
+from openi_tasks.ssh import CommandFailed, CommandTimeout, FileWrite, HostKeyError, Inventory, describe_error
 
 from .sshd import PLAIN_ROOT, SUDO_USER, count_sessions
 
@@ -29,7 +28,7 @@ def inventory_for(directory) -> Inventory:
 def test_each_host_runs_the_command_on_its_own_server(ssh_config, ssh_hosts):
     with inventory_for(ssh_config()) as inventory:
         hosts = inventory.hosts()
-        results = inventory.group(hosts).map(lambda h: h.sh("echo $SSH_CONNECTION", sudo=False).stdout.split()[2])
+        results = inventory.map(hosts, lambda h: h.sh("echo $SSH_CONNECTION", sudo=False).stdout.split()[2])
     assert not results.failed
     assert {h.name: r for h, r in results.items()} == {
         f"node{i + 1}": address for i, address in enumerate(ssh_hosts.addresses)
@@ -38,7 +37,7 @@ def test_each_host_runs_the_command_on_its_own_server(ssh_config, ssh_hosts):
 
 def _intervals(inventory: Inventory, seconds: float) -> list[tuple[float, float]]:
     script = f"date +%s.%N; sleep {seconds}; date +%s.%N"
-    results = inventory.group(inventory.hosts()).map(lambda h: h.sh(script, sudo=False).stdout.split())
+    results = inventory.map(inventory.hosts(), lambda h: h.sh(script, sudo=False).stdout.split())
     assert not results.failed, results.failed
     return [(float(a), float(b)) for a, b in results.values()]
 
@@ -54,7 +53,7 @@ def _most_at_once(intervals: list[tuple[float, float]]) -> int:
 
 def test_hosts_run_in_parallel(ssh_config, ssh_hosts):
     with inventory_for(ssh_config()) as inventory:
-        inventory.group(inventory.hosts()).map(lambda h: h.open())  # handshakes are not under test
+        inventory.map(inventory.hosts(), lambda h: h.open())  # handshakes are not under test
         intervals = _intervals(inventory, 1.0)
     assert _most_at_once(intervals) == len(ssh_hosts.addresses)
 
@@ -79,13 +78,13 @@ def test_a_failing_host_is_reported_and_the_others_succeed(ssh_config, ssh_hosts
     command = f'case "$SSH_CONNECTION" in *" {failing} "*) echo broken; exit 3;; esac; echo fine'
     with inventory_for(ssh_config()) as inventory:
         outcomes = run_everywhere(inventory, inventory.hosts(), command, sudo=False)
-        with pytest.raises(GroupException) as info:
-            inventory.group(inventory.hosts()).run(f"sh -c '{command}' || exit $?", hide=True, in_stream=False)
+        results = inventory.map(inventory.hosts(), lambda h: h.sh(command, sudo=False, check=True))
     by_host = {o.host: o for o in outcomes}
     assert (by_host["node2"].exit_code, by_host["node2"].first_line) == (3, "broken")
     assert all(o.exit_code == 0 and o.first_line == "fine" for name, o in by_host.items() if name != "node2")
-    # Fabric's API: every host's result is kept, the failure among them.
-    assert len(info.value.result) == len(ssh_hosts.addresses) and len(info.value.result.failed) == 1
+    # Every host's result is kept, the failure among them as the exception that stopped it.
+    assert len(results) == len(ssh_hosts.addresses)
+    assert [h.name for h, r in results.items() if isinstance(r, CommandFailed)] == ["node2"]
 
 
 def test_unreachable_host_is_a_failure_not_a_skip(ssh_config, ssh_hosts):
@@ -113,7 +112,7 @@ def test_accept_new_records_keys_once_and_refuses_a_changed_key(ssh_config, ssh_
     known = tmp_path / "tofu_known_hosts"
     directory = ssh_config(operator={"known-hosts": str(known), "host-key-policy": "accept-new"})
     with inventory_for(directory) as inventory:
-        inventory.group(inventory.hosts()).run("true", hide=True, in_stream=False)
+        inventory.map(inventory.hosts(), lambda h: h.sh("true", sudo=False, check=True))
         assert len(inventory.known_hosts.accepted) == len(ssh_hosts.addresses)
     recorded = known.read_text().splitlines()
     assert sorted(line.split()[0] for line in recorded) == sorted(f"[{a}]:2222" for a in ssh_hosts.addresses)
@@ -127,7 +126,7 @@ def test_accept_new_records_keys_once_and_refuses_a_changed_key(ssh_config, ssh_
     first = recorded[0].split()[0]
     known.write_text(f"{first} ssh-ed25519 {other.get_base64()}\n")
     with inventory_for(directory) as inventory:
-        host = next(h for h in inventory.hosts() if f"[{h.host}]:2222" == first)
+        host = next(h for h in inventory.hosts() if f"[{h.machine.address}]:2222" == first)
         with pytest.raises(paramiko.BadHostKeyException) as info:
             host.sh("true", sudo=False)
     assert "MISMATCH" in describe_error(info.value)
@@ -378,6 +377,6 @@ def test_connections_have_nagle_off(ssh_config):
     with inventory_for(ssh_config()) as inventory:
         host = inventory.hosts()[0]
         host.open()
-        sock = host.client.get_transport().sock
+        sock = host.transport.sock
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
-        assert "sock" not in host.connect_kwargs  # the next connection makes its own
+        assert "sock" not in host.connection.connect_kwargs  # the next connection makes its own

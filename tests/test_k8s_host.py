@@ -11,13 +11,14 @@ from openi_tasks.config import load_cluster
 from openi_tasks.config.generate import write_configuration
 from openi_tasks.errors import OpenIError
 from openi_tasks.localfiles import file_digest
-from openi_tasks.inventory import FileWrite, Inventory
+from openi_tasks.ssh import FileWrite, Inventory
+from openi_tasks.k8s import binaries as binaries_module
 from openi_tasks.k8s import packages
-from openi_tasks.k8s.facts import HostFacts, problems
-from openi_tasks.k8s.kubeconfig import for_operator
+from openi_tasks.k8s.hostfacts import HostFacts, problems
+from openi_tasks.k8s.admin_conf import for_operator
 from openi_tasks.k8s.kubectl import install_kubectl, merge_kubeconfig
 from openi_tasks.k8s.phases.prepare import fixed_hosts_file
-from openi_tasks.phase import Run
+from openi_tasks.run import open_run
 from openi_tasks.report import Reporter
 
 from .conftest import EXAMPLE
@@ -148,21 +149,20 @@ def test_install_kubectl_from_a_binaries_directory(tmp_path, monkeypatch):
 def test_binaries_are_hashed_once_per_run_and_compared_with_each_host(tmp_path, ssh_config, monkeypatch):
     binaries = tmp_path / "binaries"
     binaries.mkdir()
-    for name in packages.BINARIES:  # FAKE binaries: real Kubernetes binaries cannot be had here
+    for name in binaries_module.NAMES:  # FAKE binaries: this test is about hashing and uploads only
         (binaries / name).write_text(f"#!/bin/sh\necho fake {name}\n")
     cluster = load_cluster(ssh_config(kubernetes={"package-source": "binaries", "binaries-dir": str(binaries)}))
     hashed = []
-    monkeypatch.setattr(packages, "file_digest", lambda path: hashed.append(path) or file_digest(path))
-    with Inventory(cluster) as inventory:
-        run = Run(cluster, inventory, Reporter())
-        hosts = inventory.hosts()[:2]
+    monkeypatch.setattr(binaries_module, "file_digest", lambda path: hashed.append(path) or file_digest(path))
+    with open_run(cluster, Reporter(), "test", record=False) as run:
+        hosts = run.inventory.hosts()[:2]
         plans = {host.name: packages._from_binaries(run, host) for host in hosts}
-    assert sorted(hashed) == sorted(binaries / name for name in packages.BINARIES)
+    assert sorted(hashed) == sorted(binaries / name for name in binaries_module.NAMES)
     for changes in plans.values():  # this machine has none of the fakes in /usr/local/bin
         assert [c.description for c in changes if c.description.startswith("upload")] == [
-            f"upload {binaries / name} to /usr/local/bin/{name}" for name in packages.BINARIES
+            f"upload {binaries / name} to /usr/local/bin/{name}" for name in binaries_module.NAMES
         ]
         # Sent from the local file as it is read, not held in memory per host.
-        assert [c.write for c in changes if c.description.startswith("upload")] == [
-            FileWrite(f"/usr/local/bin/{name}", binaries / name, 0o755) for name in packages.BINARIES
+        assert [c.action for c in changes if c.description.startswith("upload")] == [
+            FileWrite(f"/usr/local/bin/{name}", binaries / name, 0o755) for name in binaries_module.NAMES
         ]

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from openi_tasks.config import load_cluster
+from openi_tasks.state import StateDir
 from openi_tasks.k8s import kubeadm
 from openi_tasks.k8s.pki import ClusterPki
 
@@ -22,7 +23,7 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def join(cluster, tmp_path_factory):
-    pki = ClusterPki(cluster, tmp_path_factory.mktemp("state"))
+    pki = ClusterPki(cluster, StateDir(tmp_path_factory.mktemp("state")))
     return kubeadm.JoinSecrets("abcdef.0123456789abcdef", kubeadm.ca_cert_hash(pki.kubernetes_ca.cert_pem)), pki
 
 
@@ -102,10 +103,11 @@ def test_config_files_per_role(cluster, join):
 
 
 def test_bootstrap_token_is_kept_private_and_well_formed(tmp_path):
-    token = kubeadm.bootstrap_token(tmp_path, persist=True)
+    path = StateDir(tmp_path).bootstrap_token
+    token = kubeadm.bootstrap_token(path, persist=True)
     assert re.fullmatch(r"[a-z0-9]{6}\.[a-z0-9]{16}", token)
-    assert kubeadm.bootstrap_token(tmp_path, persist=True) == token
-    assert (tmp_path / "kubeadm" / "bootstrap-token").stat().st_mode & 0o077 == 0
+    assert kubeadm.bootstrap_token(path, persist=True) == token
+    assert path.stat().st_mode & 0o077 == 0 and path.parent.stat().st_mode & 0o077 == 0
 
 
 def test_single_master_endpoint_and_ipv4_only_names():
@@ -116,8 +118,8 @@ def test_single_master_endpoint_and_ipv4_only_names():
 
 
 def test_control_plane_certificates_are_issued_once_and_kept(cluster, tmp_path):
-    first = ClusterPki(cluster, tmp_path).control_plane_files()
-    again = ClusterPki(cluster, tmp_path).control_plane_files()
+    first = ClusterPki(cluster, StateDir(tmp_path)).control_plane_files()
+    again = ClusterPki(cluster, StateDir(tmp_path)).control_plane_files()
     assert first == again
     assert set(first) == {"ca.crt", "ca.key", "front-proxy-ca.crt", "front-proxy-ca.key", "sa.key", "sa.pub",
                           "etcd/ca.crt", "apiserver-etcd-client.crt", "apiserver-etcd-client.key"}

@@ -21,13 +21,13 @@ from openi_tasks.config.nodes import load_nodes
 from openi_tasks.errors import ConfigError, OpenIError, RunFailed, UsageError
 from openi_tasks.k8s.backup import backup, restore
 from openi_tasks.k8s.deploy import deploy
-from openi_tasks.k8s.etcd import client, member_health, members
+from openi_tasks.k8s.etcd_client import client, member_health, members
 from openi_tasks.k8s.etcdfix import EtcdfixRefused, etcdfix
 from openi_tasks.k8s.maintenance import add, extended, remove, repair
 from openi_tasks.k8s.phases.lock import LOCK
 from openi_tasks.k8s.pki import ClusterPki
 from openi_tasks.report import Reporter
-from openi_tasks.state import state_dir
+from openi_tasks.state import StateDir
 
 pytestmark = pytest.mark.testbed
 
@@ -48,7 +48,7 @@ def cluster(testbed):
 
 @pytest.fixture(scope="module")
 def pki(cluster):
-    return ClusterPki(cluster, state_dir(cluster))
+    return ClusterPki(cluster, StateDir.of(cluster))
 
 
 def nodes_file(tmp_path: Path, *entries: dict) -> Path:

@@ -8,9 +8,11 @@ import pytest
 
 from openi_tasks.config import load_cluster
 from openi_tasks.errors import RunFailed, UsageError
-from openi_tasks.inventory import Inventory
+from openi_tasks.ssh import Inventory
 from openi_tasks.operations import ensure_files
-from openi_tasks.phase import Change, Phase, PhaseRunner, Run, apply_changes
+from openi_tasks.phase import Change, Phase, PhaseRunner, apply_changes
+from openi_tasks.run import Run
+from openi_tasks.state import StateDir
 from openi_tasks.render import RenderedFile
 
 from .conftest import EXAMPLE
@@ -56,10 +58,10 @@ class FilePhase(Phase):
 
 
 @pytest.fixture
-def run(capture):
+def run(capture, tmp_path):
     reporter, buffer = capture
     cluster = load_cluster(EXAMPLE)
-    r = Run(cluster, Inventory(cluster), reporter)
+    r = Run(cluster, Inventory(cluster), reporter, StateDir(tmp_path / "state"))
     r.output = buffer
     return r
 
@@ -137,6 +139,17 @@ def test_a_serial_phase_stops_at_its_first_failing_host(run):
     assert "an earlier host of this serial phase failed" in run.output.getvalue()
 
 
+def test_a_serial_phase_runs_no_host_after_its_first_failure(run):
+    """Three hosts, the first fails: neither the second nor the third may run (a membership change
+    after a failure would act on a cluster that is already in trouble)."""
+    store, recorder = {}, Recorder()
+    phase = FilePhase("serial", store, recorder, role="master", fail_on=["openi-master-1"], parallel=False)
+    with pytest.raises(RunFailed):
+        PhaseRunner([phase]).run(run)
+    assert recorder.events == ["cleanup serial"]
+    assert store == {}
+
+
 def test_should_run_false_skips_a_phase(run):
     class Never(Phase):
         name, title = "never", "never runs"
@@ -179,10 +192,11 @@ def test_consecutive_file_writes_are_applied_in_one_session(ssh_config, tmp_path
         host.write_file(files[1].path, "b\n", 0o600)  # only its mode differs: a command, not a write
         between = Change("a command between", lambda: host.sh(f"touch {target}/between", check=True))
         changes = ensure_files(host, files[:2]) + [between] + ensure_files(host, files[2:])
-        assert [c.write is not None for c in changes] == [True, False, False, True, True]
+        # Commands and writes are data: the chmod of b goes with a's write; a callable splits the batch.
+        assert [c.remote for c in changes] == [True, True, False, True, True]
         opened = count_sessions(host)
         apply_changes(host, changes)
-        assert opened[0] == 4  # a, then the chmod, the command, then c and d together
+        assert opened[0] == 3  # a and b's chmod together, the callable's command, then c and d together
         assert ensure_files(host, files) == []
         assert host.sh(f"ls {target}").stdout.split() == ["a", "b", "between", "c", "d"]
         host.sh(f"rm -rf {target}", check=True)

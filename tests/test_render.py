@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from openi_tasks.config import load_cluster
+from openi_tasks.state import StateDir
 from openi_tasks.k8s.files import (
     CONTAINERD_CONFIG,
     ETCD_BOOTSTRAP,
@@ -109,7 +110,7 @@ def test_shell_quote_of_a_list():
 
 
 def test_render_tree_mirrors_target_paths(cluster, tmp_path):
-    files = render_cluster(cluster, tmp_path / "state")
+    files = render_cluster(cluster, StateDir(tmp_path / "state"))
     count = write_tree(tmp_path / "out", files)
     # 3 files on every host, the etcd definition, bootstrap file and 5 certificate files on each
     # master, haproxy's 2 on the proxy, and the operator's etcdctl.env
@@ -126,7 +127,7 @@ def test_render_tree_mirrors_target_paths(cluster, tmp_path):
 
 def test_the_original_configuration_renders(tmp_path):
     cluster = load_cluster(ORIGINAL)
-    files = render_cluster(cluster, tmp_path)
+    files = render_cluster(cluster, StateDir(tmp_path))
     spec = yaml.safe_load(next(f for f in files["master1"] if f.path == ETCD_CONTAINER).content)
     assert spec["image"] == "gcr.io/google_containers/etcd:3.2.17"
     assert [f.path for f in files["worker1"]] == [MODULES_LOAD, SYSCTL_CONF, CONTAINERD_CONFIG]

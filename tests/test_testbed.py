@@ -12,7 +12,7 @@ import pytest
 
 from openi_tasks.config import load_cluster
 from openi_tasks.config.generate import write_configuration
-from openi_tasks.inventory import Inventory
+from openi_tasks.ssh import Inventory
 from openi_tasks.testbed import testbed as tb
 from openi_tasks.testbed.testbed import LABEL, SUDO_USER, sshd_answers
 
@@ -72,7 +72,7 @@ def test_the_service_catalog_renders_for_the_testbed_and_places_by_its_flags(tes
 def test_every_node_answers_ssh_as_both_users_and_sudo_works(testbed, tmp_path, as_sudo_user):
     cluster = load_cluster(_configuration(testbed, tmp_path, as_sudo_user))
     with Inventory(cluster) as inventory:
-        results = inventory.group(inventory.hosts()).map(
+        results = inventory.map(inventory.hosts(), 
             lambda h: (h.sh("id -un", sudo=False).stdout.strip(), h.sh("id -un").stdout.strip(),
                        h.sh("hostname", sudo=False).stdout.strip())
         )
@@ -86,12 +86,12 @@ def test_each_node_has_its_own_docker(testbed):
     image = f"{testbed.state.registry}/debian:bookworm"
     with Inventory(cluster) as inventory:
         hosts = [h for h in inventory.hosts() if h.name != "worker2"]  # worker2 is bare
-        started = inventory.group(hosts).map(
+        started = inventory.map(hosts, 
             lambda h: h.sh(f"docker run -d --name marker-{h.name} {image} sleep 600", check=True)
         )
         assert not started.failed, started.failed
-        listed = inventory.group(hosts).map(lambda h: h.sh("docker ps --format '{{.Names}}'", check=True).stdout.split())
-        inventory.group(hosts).map(lambda h: h.sh(f"docker rm -f marker-{h.name}"))
+        listed = inventory.map(hosts, lambda h: h.sh("docker ps --format '{{.Names}}'", check=True).stdout.split())
+        inventory.map(hosts, lambda h: h.sh(f"docker rm -f marker-{h.name}"))
     assert {h.name: names for h, names in listed.items()} == {h.name: [f"marker-{h.name}"] for h in hosts}
 
 
@@ -108,7 +108,7 @@ def test_an_image_pushed_to_the_registry_is_pulled_by_every_node(testbed):
     by_digest = f"{reference.rsplit(':', 1)[0]}@{digest}"
     with Inventory(cluster) as inventory:
         hosts = [h for h in inventory.hosts() if h.name != "worker2"]
-        pulled = inventory.group(hosts).map(
+        pulled = inventory.map(hosts, 
             lambda h: h.sh(f"docker pull -q {by_digest} >/dev/null && docker image inspect --format '{{{{.Id}}}}' {by_digest}",
                            check=True).stdout.strip()
         )

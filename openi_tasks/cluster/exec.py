@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..config import Cluster
 from ..errors import UsageError
-from ..inventory import Host, Inventory, describe_error
+from ..ssh import Host, Inventory, describe_error
 from ..report import Reporter
 
 
@@ -46,7 +46,7 @@ def run_everywhere(inventory: Inventory, hosts: list[Host], command: str, sudo: 
         output = (result.stdout.strip() or result.stderr.strip()).splitlines()
         return ExecOutcome(host.name, result.exited, time.monotonic() - start, output[0] if output else "")
 
-    done = inventory.group(hosts).map(one)
+    done = inventory.map(hosts, one)
     return [done[h] for h in hosts]
 
 

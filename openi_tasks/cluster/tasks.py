@@ -6,32 +6,30 @@ from pathlib import Path
 
 from invoke import Context, Exit
 
+from ..report import Reporter
 from ..cli import PATH_HELP, load, required, split_list, task
-from ..inventory import Inventory
 from ..k8s.files import render_cluster
 from ..render import write_tree
-from ..report import Reporter
-from ..state import state_dir
+from ..run import open_run
+from ..state import StateDir
 from . import exec as remote
 from .summary import summarize
 
 
 @task(help={"path": PATH_HELP, "all-hosts": "list every host even in a large cluster"})
-def check(c: Context, path: str | None = None, all_hosts: bool = False) -> None:
+def check(c: Context, reporter: Reporter, path: str | None = None, all_hosts: bool = False) -> None:
     """Validate the configuration directory and print a summary (contacts no host)."""
-    reporter = Reporter()
     cluster = load(c, path, reporter)
     summarize(cluster, reporter, all_hosts=all_hosts)
     reporter.info(f"{cluster.path}: valid")
 
 
 @task(help={"path": PATH_HELP, "out": "directory to write the rendered files to (required)"})
-def render(c: Context, out: str | None = None, path: str | None = None) -> None:
+def render(c: Context, reporter: Reporter, out: str | None = None, path: str | None = None) -> None:
     """Write every file a deploy would put on each host to OUT/<host>/..., without contacting any."""
     out = required(out, "--out DIR")
-    reporter = Reporter()
     cluster = load(c, path, reporter)
-    files = render_cluster(cluster, state_dir(cluster))
+    files = render_cluster(cluster, StateDir.of(cluster))
     count = write_tree(Path(out), files)
     reporter.info(f"wrote {count} files for {len(files) - 1} hosts and the operator under {out}")
 
@@ -47,6 +45,7 @@ def render(c: Context, out: str | None = None, path: str | None = None) -> None:
 )
 def exec(  # noqa: A001 - the task is called exec on the command line
     c: Context,
+    reporter: Reporter,
     cmd: str | None = None,
     role: str | None = None,
     hosts: str | None = None,
@@ -55,13 +54,10 @@ def exec(  # noqa: A001 - the task is called exec on the command line
 ) -> None:
     """Run one command on the selected hosts in parallel; print a row per host."""
     cmd = required(cmd, "--cmd COMMAND")
-    reporter = Reporter()
     cluster = load(c, path, reporter)
-    with Inventory(cluster) as inventory:
-        selected = remote.select_hosts(cluster, inventory, role, split_list(hosts))
-        outcomes = remote.run_everywhere(inventory, selected, cmd, sudo)
-        for accepted in inventory.known_hosts.accepted:
-            reporter.warn(f"trusted a new host key (first use): {accepted}")
+    with open_run(cluster, reporter, "exec") as run:
+        selected = remote.select_hosts(cluster, run.inventory, role, split_list(hosts))
+        outcomes = remote.run_everywhere(run.inventory, selected, cmd, sudo)
     remote.report(reporter, outcomes)
     if not all(o.ok for o in outcomes):
         raise Exit(code=1)

@@ -203,6 +203,7 @@ class OperatorSettings(FileModel):
     host_key_policy: Literal["strict", "accept-new"] = "strict"
     connect_timeout: Annotated[int, Field(ge=1, le=600)] = 10
     command_timeout: Annotated[int, Field(ge=1)] = 1800
+    keepalive: Annotated[int, Field(ge=0, le=300)] = 5
     concurrency: Annotated[int, Field(ge=1, le=1024)] = 32
     state_dir: Optional[OperatorPath] = None
 
@@ -387,6 +388,13 @@ class ServicesFile(OpenSection):
     grafana: GrafanaSection = GrafanaSection()
     prometheus: PrometheusSection = PrometheusSection()
     pylon: PylonSection = PylonSection()
+
+    def secret_values(self) -> list[str]:
+        """Every secret this file holds, in clear (for scrubbing logs; never printed)."""
+        info = self.cluster.docker_registry_info
+        candidates = [self.restserver.jwt_secret, self.restserver.default_pai_admin_password,
+                      info.docker_password if info is not None else None]
+        return [c.get_secret_value() for c in candidates if c is not None]
 
 
 FILES = {

@@ -15,12 +15,11 @@ from pathlib import Path
 from ..config import Cluster
 from ..errors import OpenIError
 from ..localfiles import file_digest
-from ..state import state_dir
+from ..state import StateDir
 
 
 def tarball_path(cluster: Cluster) -> Path:
-    version = cluster.services.hadoop.hadoop_version
-    return state_dir(cluster) / "hadoop" / f"hadoop-{version}.tar.gz"
+    return StateDir.of(cluster).hadoop_tarball(cluster.services.hadoop.hadoop_version)
 
 
 def _published_sha512(text: str) -> str:

@@ -6,14 +6,9 @@ import tempfile
 from pathlib import Path
 
 from ..config import Cluster
-from ..state import state_dir
+from ..state import StateDir
 from .configure import write_configuration
 from .fetch import extract_defaults, fetch
-
-
-def configuration_dir(cluster: Cluster) -> Path:
-    """Where the per-role configuration goes by default (the hadoop services read it from here)."""
-    return state_dir(cluster) / "hadoop" / "configuration"
 
 
 def prepare(cluster: Cluster, out: Path | None = None) -> tuple[Path, dict[str, Path]]:
@@ -21,5 +16,5 @@ def prepare(cluster: Cluster, out: Path | None = None) -> tuple[Path, dict[str, 
     tarball = fetch(cluster)
     with tempfile.TemporaryDirectory(prefix="openi-hadoop-") as tmp:
         defaults = extract_defaults(tarball, Path(tmp), cluster.services.hadoop.hadoop_version)
-        written = write_configuration(cluster, defaults, out or configuration_dir(cluster))
+        written = write_configuration(cluster, defaults, out or StateDir.of(cluster).hadoop_configuration)
     return tarball, written

@@ -14,9 +14,8 @@ from .reconfigure import reconfigure as run_reconfigure
 
 
 @task(help={"path": PATH_HELP, "out": "where to write the configuration (default <state>/hadoop/configuration)"})
-def prepare(c: Context, path=None, out=None):
+def prepare(c: Context, reporter: Reporter, path=None, out=None):
     """Generate Hadoop's per-role configuration and YARN queues from the cluster model."""
-    reporter = Reporter()
     cluster = load(c, path, reporter)
     tarball, written = run_prepare(cluster, Path(out).expanduser() if out else None)
     reporter.table(f"Hadoop {cluster.services.hadoop.hadoop_version} ({tarball})", ("role", "configuration"),
@@ -24,7 +23,6 @@ def prepare(c: Context, path=None, out=None):
 
 
 @task(help={"path": PATH_HELP})
-def reconfigure(c: Context, path=None):
+def reconfigure(c: Context, reporter: Reporter, path=None):
     """Stop Hadoop's services, replace their configuration maps, start them again."""
-    reporter = Reporter()
     run_reconfigure(service_engine(load(c, path, reporter), reporter))

@@ -26,7 +26,7 @@ from ..errors import OpenIError
 from ..localfiles import local_docker
 from ..render import environment, render
 from ..report import Reporter
-from ..state import state_dir
+from ..state import StateDir
 from .catalog import CatalogError, ImageSpec, build_order
 
 LABEL = "openi.inputs"
@@ -53,7 +53,7 @@ def template_context(cluster: Cluster, images: dict[str, ImageSpec]) -> dict[str
         "images": {name: cluster.image_ref(name) for name in images},
         "base_os_image": cluster.services.images.base_os_image,
         "hadoop_version": cluster.services.hadoop.hadoop_version,
-        "hadoop_dist": str(state_dir(cluster) / "hadoop" / f"hadoop-{cluster.services.hadoop.hadoop_version}.tar.gz"),
+        "hadoop_dist": str(StateDir.of(cluster).hadoop_tarball(cluster.services.hadoop.hadoop_version)),
     }
 
 

@@ -24,16 +24,14 @@ def load_catalog(directory: str | None):
 
 
 @task(help={"path": PATH_HELP, "name": NAME_HELP, "force": "rebuild even when nothing changed", "catalog": CATALOG_HELP})
-def build(c: Context, path=None, name=None, force=False, catalog=None):
+def build(c: Context, reporter: Reporter, path=None, name=None, force=False, catalog=None):
     """Build the platform's images in dependency order (unchanged images are not rebuilt)."""
-    reporter = Reporter()
     cluster = load(c, path, reporter)
     ImageBuilder(cluster, load_catalog(catalog), reporter).build([name] if name else None, force=force)
 
 
 @task(help={"path": PATH_HELP, "name": NAME_HELP, "catalog": CATALOG_HELP})
-def push(c: Context, path=None, name=None, catalog=None):
+def push(c: Context, reporter: Reporter, path=None, name=None, catalog=None):
     """Push the platform's images to the configured registry, logging in when configured."""
-    reporter = Reporter()
     cluster = load(c, path, reporter)
     push_images(cluster, load_catalog(catalog), reporter, [name] if name else None)

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from ..inventory import Host
 from ..phase import Change
+from ..ssh import Host
 
 MANAGED = "openi.managed"
 SPEC_HASH = "openi.spec-hash"
@@ -98,22 +98,17 @@ def inspect(host: Host, name: str) -> RunningContainer | None:
     return RunningContainer(name, running == "true", spec_hash.strip())
 
 
-def ensure_container(host: Host, spec: ContainerSpec, current: RunningContainer | None) -> list[Change]:
+def ensure_container(spec: ContainerSpec, current: RunningContainer | None) -> list[Change]:
     """Make it so: start the container, or replace it when its definition or inputs changed."""
     if current is not None and current.spec_hash == spec.digest:
         if current.running:
             return []
-        return [Change(f"start container {spec.name}", lambda: host.sh(f"docker start {shlex.quote(spec.name)}", check=True))]
+        return [Change(f"start container {spec.name}", f"docker start {shlex.quote(spec.name)}")]
     run = spec.run_command()
     if current is None:
-        return [Change(f"run container {spec.name}: {run}", lambda: host.sh(run, check=True))]
+        return [Change(f"run container {spec.name}: {run}", run)]
     replace = f"docker rm -f {shlex.quote(spec.name)} && {run}"
-    return [
-        Change(
-            f"replace container {spec.name} (its definition changed): {run}",
-            lambda: host.sh(replace, check=True),
-        )
-    ]
+    return [Change(f"replace container {spec.name} (its definition changed): {run}", replace)]
 
 
 def managed_containers(host: Host) -> list[str]:

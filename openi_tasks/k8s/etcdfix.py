@@ -23,14 +23,15 @@ import time
 
 from ..config import Cluster, EtcdMember, Machine
 from ..errors import OpenIError, UsageError
-from ..inventory import Inventory, describe_error
-from ..phase import Run, apply_changes
+from ..phase import PhaseRunner, apply_changes
 from ..report import Reporter
-from ..state import state_dir
+from ..run import open_run
+from ..ssh import describe_error
 from .backup import backup, operator_pki
-from .etcd import Member, MemberHealth, add_member, member_health, members, remove_member, wait_healthy
+from .etcd_client import Member, MemberHealth, add_member, member_health, members, remove_member, wait_healthy
 from .files import bootstrap_env, member_of
 from .phases.etcd import etcd_changes
+from .phases.lock import Lock, release
 from .pki import ClusterPki
 
 
@@ -57,8 +58,20 @@ def etcdfix(cluster: Cluster, reporter: Reporter, nodes: list[Machine], force: b
     if bad is None:
         raise UsageError(f"{machine.hostname} is not a master: it has no etcd member to repair")
     pki = operator_pki(cluster)
-    others = [m for m in cluster.etcd_members if m is not bad]
+    excluding = frozenset([machine.hostname])
+    with open_run(cluster, reporter, "etcdfix", machines=cluster.masters) as run:
+        run.pki = pki
+        # The cluster lock on a majority of the other masters: the broken one may be dead.
+        PhaseRunner([Lock(excluding=excluding)]).run(run)
+        try:
+            _repair(run, reporter, machine, bad, force)
+        finally:
+            release(run, excluding)
 
+
+def _repair(run, reporter: Reporter, machine: Machine, bad: EtcdMember, force: bool) -> None:
+    cluster, pki = run.cluster, run.pki
+    others = [m for m in cluster.etcd_members if m is not bad]
     health = member_health(cluster, pki)
     healthy = {h.name for h in health if h.healthy}
     answering = [m for m in others if m.name in healthy]
@@ -73,33 +86,36 @@ def etcdfix(cluster: Cluster, reporter: Reporter, nodes: list[Machine], force: b
     reporter.info(f"snapshot: {snapshot}")
     leader = next((h.url for h in health if h.leader and h.name != bad.name), None)
     via = leader or answering[0].client_url
-
-    with Inventory(cluster, machines=cluster.masters) as inventory:
-        host = inventory.host(machine.hostname)
-        wiped, reason = _wipe(host, cluster, bad)
-        reporter.info(f"{machine.hostname}: " + (f"stopped etcd-{bad.name} and wiped its data" if wiped
-                                                  else f"could not be reached to wipe: {reason}"))
-        if bad_live is not None:
-            remove_member(pki, via, bad_live.id)
-            reporter.info(f"removed member {bad.name} ({bad_live.id:x}) through {via}")
-        if not wiped:
-            wait_healthy(cluster, pki, timeout=60, members=tuple(others))
-            _table(reporter, "etcd members after", _member_list(pki, answering), member_health(cluster, pki, tuple(others)))
-            raise OpenIError(
-                f"etcd is healthy on {len(others)} members without {bad.name}, but {machine.hostname} could not be "
-                f"wiped ({reason}). Run k8s.etcdfix again when it is back (or with a replacement machine, same "
-                f"etcdid, in the configuration) to bring the member back."
-            )
-        after_add = add_member(pki, via, bad.peer_url)
-        reporter.info(f"added member {bad.name} ({bad.peer_url}) through {via}")
-        initial = ",".join(f"{m.name or bad.name}={m.peer_urls[0]}" for m in after_add)
-        run = Run(cluster, inventory, reporter, state_dir=state_dir(cluster), options={"pki": pki})
-        changes = etcd_changes(run, host, joining=bootstrap_env(cluster, initial, "existing"))
-        apply_changes(host, changes)
-        for change in changes:
-            reporter.info(f"{machine.hostname}: {change.description}")
-        _wait_caught_up(cluster, pki, bad)
+    _rebuild(run, reporter, machine, bad, bad_live, answering, others, via)
     _table(reporter, "etcd members after", _member_list(pki, answering), member_health(cluster, pki))
+
+
+def _rebuild(run, reporter: Reporter, machine: Machine, bad: EtcdMember, bad_live: Member | None,
+             answering: list[EtcdMember], others: list[EtcdMember], via: str) -> None:
+    cluster, pki = run.cluster, run.pki
+    host = run.host(machine)
+    wiped, reason = _wipe(host, cluster, bad)
+    reporter.info(f"{machine.hostname}: " + (f"stopped etcd-{bad.name} and wiped its data" if wiped
+                                              else f"could not be reached to wipe: {reason}"))
+    if bad_live is not None:
+        remove_member(pki, via, bad_live.id)
+        reporter.info(f"removed member {bad.name} ({bad_live.id:x}) through {via}")
+    if not wiped:
+        wait_healthy(cluster, pki, timeout=60, members=tuple(others))
+        _table(reporter, "etcd members after", _member_list(pki, answering), member_health(cluster, pki, tuple(others)))
+        raise OpenIError(
+            f"etcd is healthy on {len(others)} members without {bad.name}, but {machine.hostname} could not be "
+            f"wiped ({reason}). Run k8s.etcdfix again when it is back (or with a replacement machine, same "
+            f"etcdid, in the configuration) to bring the member back."
+        )
+    after_add = add_member(pki, via, bad.peer_url)
+    reporter.info(f"added member {bad.name} ({bad.peer_url}) through {via}")
+    initial = ",".join(f"{m.name or bad.name}={m.peer_urls[0]}" for m in after_add)
+    changes = etcd_changes(run, host, joining=bootstrap_env(cluster, initial, "existing"))
+    apply_changes(host, changes)
+    for change in changes:
+        reporter.info(f"{machine.hostname}: {change.description}")
+    _wait_caught_up(cluster, pki, bad)
 
 
 def _member_list(pki: ClusterPki, answering: list[EtcdMember]) -> list[Member]:

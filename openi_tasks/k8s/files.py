@@ -11,7 +11,8 @@ from pathlib import Path
 
 from ..config import Cluster, EtcdMember, Machine
 from ..render import RenderedFile, render
-from .facts import SYSCTLS
+from ..state import StateDir
+from .hostfacts import SYSCTLS
 from .pki import ClusterPki
 
 ETCD_PKI = "/etc/openi/etcd/pki"
@@ -93,24 +94,24 @@ def file_at(files: list[RenderedFile], path: str) -> RenderedFile:
     return next(f for f in files if f.path == path)
 
 
-def operator_files(cluster: Cluster, state_dir: Path) -> list[RenderedFile]:
+def operator_files(cluster: Cluster, state: StateDir) -> list[RenderedFile]:
     """Files for the operator's machine (paths relative to the state directory)."""
     return [
         RenderedFile(
-            "etcd/etcdctl.env",
-            render("k8s/operator/etcdctl.env.j2", cluster=cluster, state_dir=str(state_dir)),
+            str(state.etcdctl_env.relative_to(state.root)),
+            render("k8s/operator/etcdctl.env.j2", cluster=cluster, state_dir=str(state.root)),
         )
     ]
 
 
-def render_cluster(cluster: Cluster, state_dir: Path) -> dict[str, list[RenderedFile]]:
+def render_cluster(cluster: Cluster, state: StateDir) -> dict[str, list[RenderedFile]]:
     """Everything a deploy would write, by hostname, plus `_operator`. Writes no state."""
-    pki = ClusterPki(cluster, state_dir, persist=False)
+    pki = ClusterPki(cluster, state, persist=False)
     files = {}
     for machine in cluster.machines:
         files[machine.hostname] = host_files(cluster, machine)
         member = member_of(cluster, machine)
         if member is not None:
             files[machine.hostname] += etcd_pki_files(pki, member)
-    files[OPERATOR] = operator_files(cluster, state_dir)
+    files[OPERATOR] = operator_files(cluster, state)
     return files

@@ -181,9 +181,8 @@ def ca_cert_hash(ca_pem: bytes) -> str:
     return "sha256:" + hashlib.sha256(spki).hexdigest()
 
 
-def bootstrap_token(state_dir: Path, persist: bool) -> str:
-    """The cluster's join token `[a-z0-9]{6}.[a-z0-9]{16}`, kept (0600) in the state directory."""
-    path = state_dir / "kubeadm" / "bootstrap-token"
+def bootstrap_token(path: Path, persist: bool) -> str:
+    """The cluster's join token `[a-z0-9]{6}.[a-z0-9]{16}`, kept (0600) at `path` in the state directory."""
     if path.is_file():
         return path.read_text().strip()
     alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"

@@ -14,8 +14,7 @@ import yaml
 
 from ..config import Cluster
 from ..errors import OpenIError
-from ..state import state_dir, write_private
-from .kubeconfig import admin_path
+from ..state import StateDir, write_private
 
 ARCH = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
@@ -87,4 +86,4 @@ def merge_kubeconfig(kube_config: Path, admin: Path) -> str:
 
 
 def install_kubectl(cluster: Cluster, bin_dir: Path, kube_config: Path) -> list[str]:
-    return [install_binary(cluster, bin_dir), merge_kubeconfig(kube_config, admin_path(state_dir(cluster)))]
+    return [install_binary(cluster, bin_dir), merge_kubeconfig(kube_config, StateDir.of(cluster).admin_conf)]

@@ -23,12 +23,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ..config import Cluster, EtcdMember
 from ..pki import CertificateAuthority, Issued, key_pem
-from ..state import write_private
+from ..state import StateDir, write_private
+
 
 class ClusterPki:
-    def __init__(self, cluster: Cluster, state_dir: Path, persist: bool = True) -> None:
+    def __init__(self, cluster: Cluster, state: StateDir, persist: bool = True) -> None:
         self.cluster = cluster
-        self.root = state_dir / "pki"
+        self.root = state.pki
         self.persist = persist
 
     @property
@@ -149,9 +150,3 @@ class ClusterPki:
         have_names = set(san.get_values_for_type(x509.DNSName))
         return {str(ipaddress.ip_address(a)) for a in addresses} <= have_ips and set(names) <= have_names
 
-
-def pki_of(run) -> ClusterPki:
-    """The run's cluster PKI (in memory only during a dry run)."""
-    if "pki" not in run.options:
-        run.options["pki"] = ClusterPki(run.cluster, run.state_dir, persist=not run.dry_run)
-    return run.options["pki"]

@@ -10,11 +10,10 @@ import io
 import socket
 
 from ..config import Cluster
-from ..inventory import Host, Inventory, describe_error
 from ..report import Reporter
-from ..state import state_dir
-from .etcd import member_health
-from .kubeconfig import admin_path
+from ..run import Run, open_run
+from ..ssh import Host, Inventory, describe_error
+from .etcd_client import member_health
 from .pki import ClusterPki
 
 STATS = "curl -fsS 'http://127.0.0.1:8404/stats;csv'"
@@ -29,7 +28,7 @@ def host_rows(inventory: Inventory) -> list[tuple]:
                 "; ".join(containers.stdout.strip().splitlines()) or "-")
 
     hosts = inventory.hosts()
-    done = inventory.group(hosts).map(one)
+    done = inventory.map(hosts, one)
     return [done[h] if not isinstance(done[h], Exception) else (h.name, h.machine.role, describe_error(done[h]), "-", "-")
             for h in hosts]
 
@@ -53,9 +52,9 @@ def endpoint_rows(cluster: Cluster, inventory: Inventory) -> list[tuple]:
     return rows
 
 
-def node_rows(cluster: Cluster) -> list[tuple] | str:
+def node_rows(run: Run) -> list[tuple] | str:
     """Kubernetes' nodes, or why they cannot be listed."""
-    kubeconfig = admin_path(state_dir(cluster))
+    kubeconfig = run.state.admin_conf
     if not kubeconfig.is_file():
         return f"no admin kubeconfig at {kubeconfig} (the control plane has not been deployed)"
     try:
@@ -75,11 +74,12 @@ def node_rows(cluster: Cluster) -> list[tuple] | str:
 
 def show_status(cluster: Cluster, reporter: Reporter) -> bool:
     healthy = True
-    with Inventory(cluster) as inventory:
+    with open_run(cluster, reporter, "status", record=False) as run:
+        inventory = run.inventory
         hosts = host_rows(inventory)
         reporter.table("hosts", ("host", "role", "reachable", "docker", "containers"), hosts)
         healthy &= all(row[2] == "yes" for row in hosts)
-        pki = ClusterPki(cluster, state_dir(cluster), persist=False)
+        pki = ClusterPki(cluster, run.state, persist=False)
         if (pki.etcd_dir / "operator.crt").is_file():
             members = member_health(cluster, pki)
             reporter.table("etcd members", ("member", "client URL", "healthy", "leader", "version", "raft index", "error"),
@@ -92,7 +92,7 @@ def show_status(cluster: Cluster, reporter: Reporter) -> bool:
         reporter.info(f"API endpoint: {cluster.endpoint.mode}, {cluster.endpoint.url}")
         reporter.table("API endpoint backends", ("backend", "status"), endpoint)
         healthy &= any(status in ("UP", "answers") for _, status in endpoint)
-    nodes = node_rows(cluster)
+        nodes = node_rows(run)
     if isinstance(nodes, str):
         reporter.info(f"Kubernetes nodes: {nodes}")
     else:

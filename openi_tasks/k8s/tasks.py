@@ -34,9 +34,8 @@ NODES_HELP = "nodes file: machine-list entries of the hosts to act on (same form
         "break-lock": "remove a stale cluster lock left by an interrupted run",
     }
 )
-def deploy(c: Context, path=None, dry_run=False, only=None, skip=None, break_lock=False):
+def deploy(c: Context, reporter: Reporter, path=None, dry_run=False, only=None, skip=None, break_lock=False):
     """Deploy Kubernetes: Docker, etcd (TLS), API endpoint, control plane, workers, add-ons."""
-    reporter = Reporter()
     cluster = load(c, path, reporter)
     run_deploy(cluster, reporter, dry_run=dry_run, only=split_list(only), skip=split_list(skip), break_lock=break_lock)
 
@@ -49,9 +48,8 @@ def deploy(c: Context, path=None, dry_run=False, only=None, skip=None, break_loc
         "break-lock": "remove a stale cluster lock left by an interrupted run",
     }
 )
-def clean(c: Context, path=None, yes=False, dry_run=False, break_lock=False):
+def clean(c: Context, reporter: Reporter, path=None, yes=False, dry_run=False, break_lock=False):
     """Remove everything deploy put on the hosts (containers, files, data, kubeadm state)."""
-    reporter = Reporter()
     cluster = load(c, path, reporter)
     if not (yes or dry_run):
         confirm(f"This removes Kubernetes and etcd's data from {len(cluster.machines)} hosts of {cluster.id}.",
@@ -67,26 +65,23 @@ def clean(c: Context, path=None, yes=False, dry_run=False, break_lock=False):
         "kubeconfig": "the kubeconfig file to merge the cluster's context into (default ~/.kube/config)",
     },
 )
-def install_kubectl(c: Context, path=None, bin_dir="~/.local/bin", kubeconfig="~/.kube/config"):
+def install_kubectl(c: Context, reporter: Reporter, path=None, bin_dir="~/.local/bin", kubeconfig="~/.kube/config"):
     """Install kubectl here and merge the cluster's admin kubeconfig into ~/.kube/config."""
-    reporter = Reporter()
     cluster = load(c, path, reporter)
     for line in run_install_kubectl(cluster, Path(bin_dir).expanduser(), Path(kubeconfig).expanduser()):
         reporter.info(line)
 
 
 @task(help={"path": PATH_HELP})
-def status(c: Context, path=None):
+def status(c: Context, reporter: Reporter, path=None):
     """Show hosts, etcd members, the API endpoint's backends and Kubernetes nodes (exit 1 if unhealthy)."""
-    reporter = Reporter()
     if not show_status(load(c, path, reporter), reporter):
         raise Exit(code=1)
 
 
 @task(help={"path": PATH_HELP, "nodes": NODES_HELP, "force": "act even on a member that looks healthy"})
-def etcdfix(c: Context, nodes=None, path=None, force=False):
+def etcdfix(c: Context, reporter: Reporter, nodes=None, path=None, force=False):
     """Repair one broken etcd member: snapshot, remove, wipe, re-add, rejoin."""
-    reporter = Reporter()
     cluster = load(c, path, reporter)
     run_etcdfix(cluster, reporter, load_nodes(required(nodes, "--nodes FILE"), cluster), force=force)
 
@@ -104,9 +99,8 @@ UPDATE_HELP = "also edit cluster-configuration.yaml's machine-list (comments are
         "skip": "skip these phases (comma-separated)",
     }
 )
-def add(c: Context, nodes=None, path=None, update_config=False, dry_run=False, only=None, skip=None):
+def add(c: Context, reporter: Reporter, nodes=None, path=None, update_config=False, dry_run=False, only=None, skip=None):
     """Add the hosts of a nodes file to the cluster (workers, or masters one at a time)."""
-    reporter = Reporter()
     cluster = load(c, path, reporter)
     nodes_file = required(nodes, "--nodes FILE")
     machines = load_nodes(nodes_file, cluster, allow_new=True)
@@ -129,9 +123,8 @@ def add(c: Context, nodes=None, path=None, update_config=False, dry_run=False, o
         "dry-run": "show what would change on each host; change nothing",
     }
 )
-def remove(c: Context, nodes=None, path=None, yes=False, update_config=False, dry_run=False):
+def remove(c: Context, reporter: Reporter, nodes=None, path=None, yes=False, update_config=False, dry_run=False):
     """Drain and remove the hosts of a nodes file (a master's etcd member too)."""
-    reporter = Reporter()
     cluster = load(c, path, reporter)
     machines = load_nodes(required(nodes, "--nodes FILE"), cluster)
     names = [m.hostname for m in machines]
@@ -148,17 +141,15 @@ def remove(c: Context, nodes=None, path=None, yes=False, update_config=False, dr
 
 
 @task(help={"path": PATH_HELP, "nodes": NODES_HELP, "dry-run": "show what would change on each host; change nothing"})
-def repair(c: Context, nodes=None, path=None, dry_run=False):
+def repair(c: Context, reporter: Reporter, nodes=None, path=None, dry_run=False):
     """Reset and rejoin broken workers (refused on etcd hosts)."""
-    reporter = Reporter()
     cluster = load(c, path, reporter)
     run_repair(cluster, reporter, load_nodes(required(nodes, "--nodes FILE"), cluster), dry_run=dry_run)
 
 
 @task(help={"path": PATH_HELP, "out": "also copy the snapshot (and its .sha256) to this file or directory"})
-def backup(c: Context, path=None, out=None):
+def backup(c: Context, reporter: Reporter, path=None, out=None):
     """Write a timestamped, checksummed etcd snapshot to the state directory."""
-    reporter = Reporter()
     snapshot = run_backup(load(c, path, reporter), Path(out).expanduser() if out else None)
     reporter.info(f"etcd snapshot written ({snapshot.stat().st_size} bytes, sha256 in {snapshot.name}.sha256):")
     print(snapshot)
@@ -172,9 +163,8 @@ def backup(c: Context, path=None, out=None):
         "dry-run": "show what would be done on each master; change nothing",
     }
 )
-def restore(c: Context, snapshot=None, path=None, yes=False, dry_run=False):
+def restore(c: Context, reporter: Reporter, snapshot=None, path=None, yes=False, dry_run=False):
     """Rebuild the whole etcd cluster from a snapshot."""
-    reporter = Reporter()
     cluster = load(c, path, reporter)
     file = Path(required(snapshot, "--snapshot FILE")).expanduser()
     verify(file)

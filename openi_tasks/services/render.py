@@ -12,8 +12,8 @@ import yaml
 
 from ..config import Cluster
 from ..errors import OpenIError
-from ..hadoop.prepare import configuration_dir
 from ..images.catalog import load_images
+from ..state import StateDir
 from ..render import TemplateError, environment, render
 from .catalog import ServiceCatalogError, ServiceSpec
 
@@ -44,7 +44,7 @@ def service_context(cluster: Cluster) -> dict[str, Any]:
                    "nvidia-device-plugin": external.nvidia_device_plugin},
         "pull_secret": cluster.services.cluster.docker_registry_info.secret_name
         if cluster.services.cluster.docker_registry_info else None,
-        "hadoop_configuration": str(configuration_dir(cluster)),
+        "hadoop_configuration": str(StateDir.of(cluster).hadoop_configuration),
         "flagged": lambda flag: [m for m in cluster.machines if m.node_labels.get(flag) == "true"],
         "secret": _secret,
         "zookeeper_quorum": ",".join(f"{m.address}:2181" for m in sorted(

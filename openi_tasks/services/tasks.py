@@ -10,9 +10,8 @@ from invoke import Context
 from ..cli import PATH_HELP, confirm, load, required, task
 from ..config import Cluster
 from ..errors import OpenIError
-from ..k8s.kubeconfig import admin_path
 from ..report import Reporter
-from ..state import state_dir, write_private
+from ..state import StateDir, write_private
 from .api import KubernetesApi
 from .catalog import deploy_order, load_services
 from .engine import ServiceEngine
@@ -21,7 +20,7 @@ SERVICE_HELP = "only this service (a name from service.yaml's servicelist)"
 
 
 def engine(cluster: Cluster, reporter: Reporter) -> ServiceEngine:
-    kubeconfig = admin_path(state_dir(cluster))
+    kubeconfig = StateDir.of(cluster).admin_conf
     if not kubeconfig.is_file():
         raise OpenIError(f"no admin kubeconfig at {kubeconfig}: deploy Kubernetes first (inv k8s.deploy)")
     return ServiceEngine(cluster, load_services(), KubernetesApi(kubeconfig), reporter, kubeconfig=kubeconfig)
@@ -34,9 +33,8 @@ def engine(cluster: Cluster, reporter: Reporter) -> ServiceEngine:
         "with-prerequisites": "with --service: deploy its prerequisites first",
     }
 )
-def deploy(c: Context, path=None, service=None, with_prerequisites=False):
+def deploy(c: Context, reporter: Reporter, path=None, service=None, with_prerequisites=False):
     """Deploy the platform's services in dependency order and wait until each is ready."""
-    reporter = Reporter()
     cluster = load(c, path, reporter)
     outcomes = engine(cluster, reporter).deploy([service] if service else None, with_prerequisites)
     reporter.table("services", ("service", "objects changed", "seconds"),
@@ -44,9 +42,8 @@ def deploy(c: Context, path=None, service=None, with_prerequisites=False):
 
 
 @task(help={"path": PATH_HELP, "service": SERVICE_HELP, "yes": "do not ask for confirmation"})
-def clean(c: Context, path=None, service=None, yes=False):
+def clean(c: Context, reporter: Reporter, path=None, service=None, yes=False):
     """Stop services in reverse order and wipe their data on every node."""
-    reporter = Reporter()
     cluster = load(c, path, reporter)
     if not yes:
         what = service or "every service, and the platform's data on every node"
@@ -55,18 +52,16 @@ def clean(c: Context, path=None, service=None, yes=False):
 
 
 @task(help={"path": PATH_HELP})
-def status(c: Context, path=None):
+def status(c: Context, reporter: Reporter, path=None):
     """Show each service's desired and ready replicas, and where they run."""
-    reporter = Reporter()
     cluster = load(c, path, reporter)
     reporter.table("services", ("service", "workload", "ready", "nodes"), engine(cluster, reporter).status())
 
 
 @task(help={"path": PATH_HELP, "service": SERVICE_HELP, "out": "directory to write rendered files to (required)"})
-def render(c: Context, path=None, service=None, out=None):
+def render(c: Context, reporter: Reporter, path=None, service=None, out=None):
     """Write every rendered service file to a directory, offline."""
     target = Path(required(out, "--out DIR"))
-    reporter = Reporter()
     cluster = load(c, path, reporter)
     services = load_services()
     offline = ServiceEngine(cluster, services, api=None, reporter=reporter)  # rendering needs no cluster

@@ -22,9 +22,8 @@ WORKDIR_HELP = "the testbed's working directory (default ./.testbed)"
         "workdir": WORKDIR_HELP,
     }
 )
-def up(c: Context, nodes=1, masters=3, proxy=True, bare=0, workdir=".testbed"):
+def up(c: Context, reporter: Reporter, nodes=1, masters=3, proxy=True, bare=0, workdir=".testbed"):
     """Start a testbed: nodes with sshd and dockerd, a registry, and a configuration for it."""
-    reporter = Reporter()
     testbed = Testbed(Path(workdir), say=reporter.info)
     config_dir = testbed.up(masters=int(masters), workers=int(nodes), proxy=proxy, bare=int(bare))
     reporter.table("testbed", ("node", "address", "role", "container", "sshd", "dockerd"),
@@ -33,16 +32,16 @@ def up(c: Context, nodes=1, masters=3, proxy=True, bare=0, workdir=".testbed"):
 
 
 @task(help={"workdir": WORKDIR_HELP})
-def status(c: Context, workdir=".testbed"):
+def status(c: Context, reporter: Reporter, workdir=".testbed"):
     """List the testbed's nodes and whether sshd and dockerd answer."""
     testbed = Testbed(Path(workdir))
     rows = testbed.status()
-    Reporter().table(f"testbed {testbed.id} ({testbed.workdir})", ("node", "address", "role", "container", "sshd", "dockerd"),
+    reporter.table(f"testbed {testbed.id} ({testbed.workdir})", ("node", "address", "role", "container", "sshd", "dockerd"),
                      [list(row.values()) for row in rows])
 
 
 @task(help={"workdir": WORKDIR_HELP})
-def down(c: Context, workdir=".testbed"):
+def down(c: Context, reporter: Reporter, workdir=".testbed"):
     """Remove every container, network, volume and file the testbed made."""
     removed = Testbed(Path(workdir)).down()
-    Reporter().info(f"removed {len(removed)} things" + "".join(f"\n  {r}" for r in removed))
+    reporter.info(f"removed {len(removed)} things" + "".join(f"\n  {r}" for r in removed))

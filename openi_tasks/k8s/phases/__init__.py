@@ -1,4 +1,8 @@
-"""The phases of `inv k8s.deploy`, one module per phase family, in the order they run."""
+"""Every phase of the k8s tasks, one module per phase family. A task module composes them.
+
+`deploy_phases` is the deploy's list in order; maintenance tasks insert and remove phases by
+name (`phase.insert_before`, `insert_after`, `without`) rather than splicing lists by hand.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +20,8 @@ from .prepare import Prepare
 from .workers import Workers
 
 
-def deploy_phases() -> list[Phase]:
+def deploy_phases(break_lock: bool = False) -> list[Phase]:
     return [
-        Connect(), Facts(), Lock(), Prepare(), Docker(), Etcd(), Endpoint(),
+        Connect(), Facts(), Lock(break_lock=break_lock), Prepare(), Docker(), Etcd(), Endpoint(),
         ControlPlane(), Workers(), Addons(), Kubeconfig(), Unlock(),
     ]

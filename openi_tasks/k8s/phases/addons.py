@@ -4,11 +4,10 @@ applied from this machine with server-side apply; only objects that would change
 from __future__ import annotations
 
 from ...errors import OpenIError
-from ...inventory import Host
-from ...kube import KubeApi
-from ...phase import Change, Run
-from ..addons import addon_objects, describe
-from ..kubeconfig import admin_path
+from ...phase import Change
+from ...run import Run
+from ...ssh import Host
+from ..addon_objects import addon_objects, describe
 from .base import OnFirstMaster
 
 
@@ -20,12 +19,11 @@ class Addons(OnFirstMaster):
 
     def plan(self, run: Run, host: Host) -> list[Change]:
         objects = addon_objects(run.cluster)
-        kubeconfig = admin_path(run.state_dir)
-        if not kubeconfig.is_file():
+        api = run.api()
+        if api is None:
             if run.dry_run:
                 return [Change(f"apply {describe(o)}", lambda: None) for o in objects]
-            raise FileNotFoundError(f"{kubeconfig} is missing: run the control-plane phase first")
-        api = KubeApi(kubeconfig)
+            raise FileNotFoundError(f"{run.state.admin_conf} is missing: run the control-plane phase first")
         changes, absent = [], []
         for obj in objects:
             if obj["kind"] == "Node" and api.get(obj) is None:

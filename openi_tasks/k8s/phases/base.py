@@ -1,13 +1,14 @@
-"""What several deploy phases share."""
+"""What several phases share."""
 
 from __future__ import annotations
 
-from ...inventory import Host
-from ...phase import Phase, Run
+from typing import TYPE_CHECKING
 
+from ...phase import Phase
+from ...ssh import Host
 
-def first_master(run: Run) -> Host:
-    return run.inventory.host(run.cluster.masters[0].hostname)
+if TYPE_CHECKING:
+    from ...run import Run
 
 
 class OnFirstMaster(Phase):
@@ -15,5 +16,5 @@ class OnFirstMaster(Phase):
 
     parallel = False
 
-    def hosts(self, run: Run) -> list[Host]:
-        return [first_master(run)]
+    def hosts(self, run: "Run") -> list[Host]:
+        return [run.first_master]

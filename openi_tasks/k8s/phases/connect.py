@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ...phase import Change, Phase, Run
-from ...inventory import Host
+from ...phase import Change, Phase
+from ...run import Run
+from ...ssh import Host
 
 
 class Connect(Phase):

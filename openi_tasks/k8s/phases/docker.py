@@ -5,13 +5,15 @@ from __future__ import annotations
 import shlex
 
 from ...config import Cluster
-from ...inventory import Host
 from ...operations import ensure_file
-from ...phase import Change, Phase, Run
-from ..facts import HostFacts
+from ...phase import Change, Phase
+from ...run import Run
+from ...ssh import Host
+from ..hostfacts import HostFacts
 from ..files import CONTAINERD_CONFIG, file_at, host_files
 from ..packages import APT
 from .facts import facts_of
+
 
 def install_command(cluster: Cluster, facts: HostFacts) -> tuple[str, str]:
     """(description, command) installing Docker from the configured source."""
@@ -39,15 +41,12 @@ class Docker(Phase):
         changes = []
         if not facts.docker:
             description, command = install_command(run.cluster, facts)
-            changes.append(Change(f"{description}: {command}", lambda: host.sh(command, check=True)))
+            changes.append(Change(f"{description}: {command}", command))
         if not facts.docker_active:
-            changes.append(Change(
-                "enable and start docker (systemctl enable --now containerd docker)",
-                lambda: host.sh("systemctl enable --now containerd docker", check=True),
-            ))
+            changes.append(Change("enable and start docker (systemctl enable --now containerd docker)",
+                                  "systemctl enable --now containerd docker"))
         config = ensure_file(host, file_at(host_files(run.cluster, host.machine), CONTAINERD_CONFIG))
         if config:
             restart = "systemctl restart containerd && (systemctl is-active --quiet docker || systemctl restart docker)"
-            changes += config + [Change("restart containerd to load its CRI configuration",
-                                        lambda: host.sh(restart, check=True))]
+            changes += config + [Change("restart containerd to load its CRI configuration", restart)]
         return changes

@@ -7,10 +7,11 @@ import shlex
 import time
 
 from ...errors import OpenIError
-from ...inventory import CommandFailed, Host
 from ...operations import ensure_file, file_states
-from ...phase import Change, Phase, Run
+from ...phase import Change, Phase
 from ...render import RenderedFile
+from ...run import Run
+from ...ssh import CommandFailed, Host
 from ..containers import ContainerSpec, digest, ensure_container, inspect
 from ..files import HAPROXY_CONFIG, HAPROXY_CONTAINER, HAPROXY_DIR, file_at, host_files
 
@@ -54,7 +55,7 @@ class Endpoint(Phase):
             changes += config_changes
         changes += ensure_file(host, definition, states[definition.path])
         spec = ContainerSpec.from_yaml(definition.content, "haproxy", depends=(digest(config.content),))
-        return changes + ensure_container(host, spec, inspect(host, spec.name))
+        return changes + ensure_container(spec, inspect(host, spec.name))
 
     def after(self, run: Run) -> None:
         for host in self.hosts(run):

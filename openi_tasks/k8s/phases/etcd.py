@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import shlex
 
-from ...inventory import Host
 from ...operations import ensure_file, ensure_files
-from ...phase import Change, Phase, Run
+from ...phase import Change, Phase
 from ...render import RenderedFile
+from ...run import Run
+from ...ssh import Host
 from ..containers import ContainerSpec, digest, ensure_container, inspect
-from ..etcd import wait_healthy
+from ..etcd_client import wait_healthy
 from ..files import ETCD_BOOTSTRAP, ETCD_CONTAINER, etcd_pki_files, file_at, host_files, member_of
-from ..pki import pki_of
 
 
 def etcd_changes(run: Run, host: Host, joining: RenderedFile | None = None) -> list[Change]:
@@ -24,7 +24,7 @@ def etcd_changes(run: Run, host: Host, joining: RenderedFile | None = None) -> l
     """
     cluster = run.cluster
     member = member_of(cluster, host.machine)
-    pki_files = etcd_pki_files(pki_of(run), member)
+    pki_files = etcd_pki_files(run.pki, member)
     files = host_files(cluster, host.machine)
     definition = file_at(files, ETCD_CONTAINER)
     changes = ensure_files(host, pki_files + [definition] + ([joining] if joining is not None else []))
@@ -35,9 +35,9 @@ def etcd_changes(run: Run, host: Host, joining: RenderedFile | None = None) -> l
         changes += ensure_file(host, file_at(files, ETCD_BOOTSTRAP), (None, None))
     if not has_data:
         changes.append(Change(f"create the etcd data directory {cluster.kubernetes.etcd_data_path}",
-                              lambda: host.sh(f"mkdir -p -m 700 {data}", check=True)))
+                              f"mkdir -p -m 700 {data}"))
     spec = ContainerSpec.from_yaml(definition.content, "etcd", depends=tuple(digest(f.content) for f in pki_files))
-    return changes + ensure_container(host, spec, inspect(host, spec.name))
+    return changes + ensure_container(spec, inspect(host, spec.name))
 
 
 class Etcd(Phase):
@@ -51,4 +51,4 @@ class Etcd(Phase):
         return etcd_changes(run, host)
 
     def after(self, run: Run) -> None:
-        wait_healthy(run.cluster, pki_of(run))
+        wait_healthy(run.cluster, run.pki)

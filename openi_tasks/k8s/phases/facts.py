@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 from ...errors import OpenIError
-from ...inventory import Host
-from ...phase import Change, Phase, Run
-from .. import facts as host_facts
+from ...phase import Change, Phase
+from ...run import Run
+from ...ssh import Host
+from .. import hostfacts
 
 
 class HostRefused(OpenIError):
     """A host cannot take part in the deploy; the message says why."""
 
 
-def facts_of(run: Run, host: Host) -> host_facts.HostFacts:
+def facts_of(run: Run, host: Host) -> hostfacts.HostFacts:
     """This host's facts, gathered now unless the facts phase already did."""
     if host.name not in run.facts:
         disk = run.cluster.kubernetes.etcd_data_path if host.machine.is_master else "/var/lib"
-        run.facts[host.name] = host_facts.gather(host, disk)
+        run.facts[host.name] = hostfacts.gather(host, disk)
     return run.facts[host.name]
 
 
@@ -26,7 +27,7 @@ class Facts(Phase):
 
     def plan(self, run: Run, host: Host) -> list[Change]:
         run.facts.pop(host.name, None)
-        found = host_facts.problems(run.cluster, host.machine, facts_of(run, host))
+        found = hostfacts.problems(run.cluster, host.machine, facts_of(run, host))
         if found:
             raise HostRefused("; ".join(found))
         return []

@@ -5,10 +5,11 @@
 
 from __future__ import annotations
 
-from ...inventory import Host
-from ...phase import Change, Run
+from ...phase import Change
+from ...run import Run
+from ...ssh import Host
 from ...state import write_private
-from ..kubeconfig import ADMIN_CONF, admin_path, for_operator
+from ..admin_conf import ADMIN_CONF, for_operator
 from .base import OnFirstMaster
 
 
@@ -17,7 +18,7 @@ class Kubeconfig(OnFirstMaster):
     title = "Admin kubeconfig for the operator"
 
     def plan(self, run: Run, host: Host) -> list[Change]:
-        target = admin_path(run.state_dir)
+        target = run.state.admin_conf
         admin = host.read_file(ADMIN_CONF)
         if admin is None:
             if run.dry_run:

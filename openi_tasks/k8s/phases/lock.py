@@ -1,21 +1,21 @@
-"""lock / unlock: one deploy at a time per cluster, with a lock on the first master.
+"""lock / unlock: one run at a time per cluster.
 
-The lock is a directory made with `mkdir` (atomic) holding who took it. A lock left by a run
-that died can be broken with `--break-lock`; a failing run releases its lock (clean-up).
+The lock is a directory made with `mkdir` (atomic) on each master, holding who took it. A run
+holds the cluster lock when it holds it on a majority of the masters, so two runs can never both
+hold it, and a run that must not touch one master (etcdfix of that master's member, which may be
+dead) can still lock the cluster on the others. A lock left by a run that died can be broken with
+`--break-lock`; a failing run releases its lock (clean-up).
 """
 
 from __future__ import annotations
 
-import getpass
 import os
 import shlex
-import socket
-import time
 
 from ...errors import OpenIError
-from ...inventory import Host
-from ...phase import Change, Run
-from .base import OnFirstMaster, first_master
+from ...phase import Change, Phase
+from ...run import Run
+from ...ssh import Host, describe_error
 
 LOCK = "/var/lib/openi/deploy.lock"
 
@@ -24,35 +24,46 @@ class LockHeld(OpenIError):
     """Another run holds the cluster lock."""
 
 
-def lock_owner(run: Run) -> str:
-    """Who this run is, as written into the lock."""
-    if "lock_owner" not in run.options:
-        run.options["lock_owner"] = (
-            f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()} "
-            f"since {time.strftime('%Y-%m-%dT%H:%M:%S%z')} run {os.urandom(4).hex()}"
-        )
-    return run.options["lock_owner"]
-
-
 def current_owner(host: Host) -> str | None:
     result = host.sh(f"cat {LOCK}/owner 2>/dev/null")
     return (result.stdout.strip() or None) if result.exited == 0 else None
 
 
-class Lock(OnFirstMaster):
+def lock_hosts(run: Run, excluding: frozenset[str]) -> list[Host]:
+    return [run.host(m) for m in run.cluster.masters if m.hostname not in excluding]
+
+
+def majority(run: Run) -> int:
+    return len(run.cluster.masters) // 2 + 1
+
+
+class Lock(Phase):
     name = "lock"
-    title = "Take the cluster lock"
+    title = "Take the cluster lock (on a majority of the masters)"
     bookkeeping = True
 
+    def __init__(self, break_lock: bool = False, excluding: frozenset[str] = frozenset()) -> None:
+        self.break_lock = break_lock
+        self.excluding = excluding
+
+    def hosts(self, run: Run) -> list[Host]:
+        return lock_hosts(run, self.excluding)
+
+    def should_run(self, run: Run) -> bool:
+        if len(self.hosts(run)) < majority(run):
+            raise LockHeld(f"the cluster lock needs {majority(run)} of the {len(run.cluster.masters)} masters; "
+                           f"only {len(self.hosts(run))} may be used by this run")
+        return True
+
     def plan(self, run: Run, host: Host) -> list[Change]:
-        me = lock_owner(run)
+        me = run.lock_owner
         owner = current_owner(host)
         if owner == me:
             return []
         take = f"mkdir -p {os.path.dirname(LOCK)} && mkdir {LOCK} && printf '%s\\n' {shlex.quote(me)} > {LOCK}/owner"
         if owner is None:
             return [Change("take the cluster lock", lambda: self._take(host, take))]
-        if not run.options.get("break_lock"):
+        if not self.break_lock:
             raise LockHeld(
                 f"the cluster is locked by {owner}. If that run is still going, wait for it; "
                 f"if it died, run again with --break-lock"
@@ -65,24 +76,37 @@ class Lock(OnFirstMaster):
             raise LockHeld(f"another run took the cluster lock first: {current_owner(host)}")
 
     def cleanup(self, run: Run) -> None:
-        release(run)
+        release(run, self.excluding)
 
 
-def release(run: Run) -> None:
-    """Remove the lock if this run holds it."""
+def release(run: Run, excluding: frozenset[str] = frozenset()) -> None:
+    """Remove the lock wherever this run holds it; a master that cannot be reached keeps its copy
+    (its owner line names this run, so --break-lock is safe)."""
     if run.dry_run:
         return
-    host = first_master(run)
-    if current_owner(host) == lock_owner(run):
-        host.sh(f"rm -rf {LOCK}", check=True)
+    for host in lock_hosts(run, excluding):
+        try:
+            if current_owner(host) == run.lock_owner:
+                host.sh(f"rm -rf {LOCK}", check=True)
+        except Exception as exc:  # reported; releasing the others matters more
+            run.reporter.warn(f"{host.name}: could not release the cluster lock: {describe_error(exc)}")
 
 
-class Unlock(OnFirstMaster):
+class Unlock(Phase):
     name = "unlock"
     title = "Release the cluster lock"
     bookkeeping = True
+    parallel = False
+
+    def __init__(self, excluding: frozenset[str] = frozenset()) -> None:
+        self.excluding = excluding
+
+    def hosts(self, run: Run) -> list[Host]:
+        return [run.first_master] if run.first_master.name not in self.excluding else lock_hosts(run, self.excluding)[:1]
 
     def plan(self, run: Run, host: Host) -> list[Change]:
-        if current_owner(host) != lock_owner(run):
+        held = [h for h in lock_hosts(run, self.excluding) if current_owner(h) == run.lock_owner]
+        if not held:
             return []
-        return [Change("release the cluster lock", lambda: release(run))]
+        return [Change(f"release the cluster lock on {', '.join(h.name for h in held)}",
+                       lambda: release(run, self.excluding))]

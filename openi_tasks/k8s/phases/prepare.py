@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import shlex
 
-from ...inventory import FileWrite, Host
-from ...operations import ensure_file, file_states, write_change
-from ...phase import Change, Phase, Run
+from ...operations import ensure_file, file_states
+from ...phase import Change, Phase
 from ...render import RenderedFile
-from ..facts import SYSCTLS
+from ...run import Run
+from ...ssh import FileWrite, Host
+from ..hostfacts import SYSCTLS
 from ..files import MODULES_LOAD, SYSCTL_CONF, file_at, host_files
 from .facts import facts_of
 
@@ -53,20 +54,17 @@ class Prepare(Phase):
         if facts.swap:
             changes.append(Change(
                 "turn swap off (swapoff -a) and comment swap out of /etc/fstab",
-                lambda: host.sh("swapoff -a && sed -i.openi-bak -E 's@^([^#].*[[:space:]]swap[[:space:]].*)$@# \\1@' /etc/fstab",
-                                check=True),
+                "swapoff -a && sed -i.openi-bak -E 's@^([^#].*[[:space:]]swap[[:space:]].*)$@# \\1@' /etc/fstab",
             ))
         changes += ensure_file(host, modules_load, states[MODULES_LOAD])
         for module, state in (("overlay", facts.overlay), ("br_netfilter", facts.br_netfilter)):
             if state == "loadable":
-                changes.append(Change(f"load kernel module {module}", lambda m=module: host.sh(f"modprobe {m}", check=True)))
+                changes.append(Change(f"load kernel module {module}", f"modprobe {module}"))
         changes += ensure_file(host, sysctl_conf, states[SYSCTL_CONF])
         for key, value in SYSCTLS.items():
             if facts.sysctls.get(key) != value:
-                changes.append(Change(
-                    f"set {key} = {value} (was {facts.sysctls.get(key) or 'unset'})",
-                    lambda k=key, v=value: host.sh(f"sysctl -w {shlex.quote(f'{k}={v}')}", check=True),
-                ))
+                changes.append(Change(f"set {key} = {value} (was {facts.sysctls.get(key) or 'unset'})",
+                                      f"sysctl -w {shlex.quote(f'{key}={value}')}"))
         return changes
 
     def _hosts_file(self, host: Host, state: tuple[bytes | None, int | None]) -> list[Change]:
@@ -77,5 +75,5 @@ class Prepare(Phase):
             return []
         changes = ensure_file(host, RenderedFile(HOSTS, wanted, mode or 0o644), (content, mode))
         # /etc/hosts may be a bind mount (containers): rewrite it in place, keep the description and diff.
-        return [write_change(host, c.description, FileWrite(HOSTS, wanted.encode(), mode or 0o644, in_place=True), c.diff)
+        return [Change(c.description, FileWrite(HOSTS, wanted.encode(), mode or 0o644, in_place=True), c.diff)
                 for c in changes]

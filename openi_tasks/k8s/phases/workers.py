@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import shlex
 
-from ...inventory import Host
 from ...operations import ensure_file
-from ...phase import Change, Phase, Run
+from ...phase import Change, Phase
+from ...run import Run
+from ...ssh import Host
 from ..packages import kubernetes_packages
 from .control_plane import kubeadm_config
 from .facts import facts_of
@@ -23,9 +24,8 @@ class Workers(Phase):
         facts = facts_of(run, host)
         changes = kubernetes_packages(run, host, facts)
         config = kubeadm_config(run, host)
-        path = config.path
         changes += ensure_file(host, config)
         if not facts.kubelet_joined:
-            command = f"kubeadm join --config {shlex.quote(path)}"
-            changes.append(Change(f"join the cluster: {command}", lambda: host.sh(command, check=True)))
+            command = f"kubeadm join --config {shlex.quote(config.path)}"
+            changes.append(Change(f"join the cluster: {command}", command))
         return changes

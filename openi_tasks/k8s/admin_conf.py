@@ -3,17 +3,11 @@ and kept (0600) in the state directory as `admin.conf`."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import yaml
 
 from ..config import Cluster
 
 ADMIN_CONF = "/etc/kubernetes/admin.conf"
-
-
-def admin_path(state_dir: Path) -> Path:
-    return state_dir / "admin.conf"
 
 
 def for_operator(cluster: Cluster, admin_conf: bytes) -> str:

@@ -11,6 +11,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 from urllib.parse import urlparse
 
 import requests
@@ -79,6 +80,15 @@ def wait_healthy(cluster: Cluster, pki: ClusterPki, timeout: float = 120.0,
             detail = "; ".join(f"{r.name}: {'ok' if r.healthy else r.error}" for r in rows)
             raise EtcdUnhealthy(f"etcd did not become healthy within {timeout:.0f}s ({detail})")
         time.sleep(1)
+
+
+def healthy_url(cluster: Cluster, pki: ClusterPki, excluding: Iterable[str] = ()) -> str:
+    """A healthy member's client URL (the leader when it answers), not among `excluding`."""
+    skip = set(excluding)
+    rows = [r for r in member_health(cluster, pki) if r.healthy and r.name not in skip]
+    if not rows:
+        raise OpenIError("no healthy etcd member answers")
+    return sorted(rows, key=lambda r: not r.leader)[0].url
 
 
 def _reason(exc: Exception) -> str:

@@ -12,7 +12,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from ..config import Cluster, Machine
-from ..inventory import CommandFailed, Host
+from ..ssh import CommandFailed, Host
 
 SUPPORTED_OS = {("ubuntu", "22.04"), ("ubuntu", "24.04"), ("debian", "12")}
 SUPPORTED_ARCH = {"x86_64", "aarch64"}

@@ -1,0 +1,84 @@
+"""Phases that change the cluster's membership: new hosts checked, new masters joining etcd one
+at a time, removed masters leaving it."""
+
+from __future__ import annotations
+
+from ...errors import OpenIError
+from ...phase import Change, Phase, apply_changes
+from ...run import Run
+from ...ssh import Host
+from ..etcd_client import add_member, healthy_url, members, remove_member, wait_healthy
+from ..files import bootstrap_env, member_of
+from .etcd import etcd_changes
+from .facts import facts_of
+
+
+class CheckNew(Phase):
+    """Hosts being added must not be part of the cluster already."""
+
+    name = "check-new"
+    title = "Check that the new hosts are not in the cluster yet"
+
+    def __init__(self, new: tuple[str, ...]) -> None:
+        self.new = new
+
+    def hosts(self, run: Run) -> list[Host]:
+        return [run.host(name) for name in self.new]
+
+    def plan(self, run: Run, host: Host) -> list[Change]:
+        facts = facts_of(run, host)
+        if facts.kubelet_joined:
+            raise OpenIError(f"{host.name} is already a Kubernetes node (its kubelet has joined)")
+        member = member_of(run.cluster, host.machine)
+        if member is not None and not run.dry_run:
+            names = {m.name for m in members(run.pki, healthy_url(run.cluster, run.pki, excluding=[member.name]))}
+            if member.name in names:
+                raise OpenIError(f"{host.name}'s etcd member {member.name} is already in the cluster")
+        return []
+
+
+class EtcdJoin(Phase):
+    """New masters join etcd one at a time: member add, then started with the live member list."""
+
+    name = "etcd-join"
+    title = "Add the new masters to etcd, one at a time"
+    parallel = False
+
+    def __init__(self, new: tuple[str, ...]) -> None:
+        self.new = new
+
+    def hosts(self, run: Run) -> list[Host]:
+        return [run.host(n) for n in self.new if run.cluster.by_name[n].is_master]
+
+    def plan(self, run: Run, host: Host) -> list[Change]:
+        member = member_of(run.cluster, host.machine)
+        return [Change(f"add etcd member {member.name} ({member.peer_url}) and start it with the live member list",
+                       lambda: self._join(run, host))]
+
+    def _join(self, run: Run, host: Host) -> None:
+        member = member_of(run.cluster, host.machine)
+        live = add_member(run.pki, healthy_url(run.cluster, run.pki, excluding=[member.name]), member.peer_url)
+        initial = ",".join(f"{m.name or member.name}={m.peer_urls[0]}" for m in live)
+        apply_changes(host, etcd_changes(run, host, joining=bootstrap_env(run.cluster, initial, "existing")))
+        names = {x.name or member.name for x in live}
+        wait_healthy(run.cluster, run.pki, members=tuple(m for m in run.cluster.etcd_members if m.name in names))
+
+
+class EtcdLeave(Phase):
+    """Removed masters leave etcd, one at a time, through a healthy member."""
+
+    name = "etcd-leave"
+    title = "Remove the masters' etcd members"
+    parallel = False
+
+    def hosts(self, run: Run) -> list[Host]:
+        return run.hosts("master")
+
+    def plan(self, run: Run, host: Host) -> list[Change]:
+        member = member_of(run.cluster, host.machine)
+        via = healthy_url(run.cluster, run.pki, excluding=run.targets or ())
+        current = next((m for m in members(run.pki, via) if m.name == member.name or member.peer_url in m.peer_urls), None)
+        if current is None:
+            return []
+        return [Change(f"remove etcd member {member.name} ({current.id:x}) through {via}",
+                       lambda: remove_member(run.pki, via, current.id))]
