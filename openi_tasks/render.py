@@ -16,7 +16,9 @@ import jinja2
 
 from .errors import OpenIError
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+# Installed, the templates are package data (openi_tasks/templates); in a checkout, templates/.
+_PACKAGED = Path(__file__).resolve().parent / "templates"
+TEMPLATES = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parent.parent / "templates"
 
 
 class TemplateError(OpenIError):

@@ -7,11 +7,12 @@ Everything goes through one `Reporter` around a rich `Console`, so tests can cap
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -43,6 +44,25 @@ class Reporter:
         for row in rows:
             table.add_row(*(escape(str(cell)) for cell in row))
         self.console.print(table)
+
+    # --- long work ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def activity(self, title: str) -> Iterator["Activity"]:
+        """Long work (a build, a wait): on a terminal one live line with the elapsed time and the
+        last event; otherwise a plain line per step (events are not printed, only kept as last)."""
+        activity = Activity(self, title)
+        if not self.console.is_terminal:
+            self.console.print(f"{escape(title)} ...")
+            yield activity
+            self.console.print(f"{escape(title)}: done in {time.monotonic() - activity.start:.0f}s")
+            return
+        with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn(),
+                      TextColumn("[dim]{task.fields[event]}"), console=self.console, transient=False) as progress:
+            activity.task = progress.add_task(title, total=None, event="")
+            activity.progress = progress
+            yield activity
+            progress.update(activity.task, total=1, completed=1, event="done")
 
     # --- phases -----------------------------------------------------------------------------
 
@@ -118,3 +138,28 @@ class Reporter:
         self.console.print(table)
         if not any(o.failed for o in outcomes) and total == 0:
             self.console.print("[green]everything is already as configured: no changes[/]")
+
+
+class Activity:
+    """What `Reporter.activity` yields: `step` for milestones, `event` for the latest detail."""
+
+    def __init__(self, reporter: Reporter, title: str) -> None:
+        self.reporter = reporter
+        self.title = title
+        self.start = time.monotonic()
+        self.last = ""
+        self.progress: Progress | None = None
+        self.task = None
+
+    def event(self, text: str) -> None:
+        self.last = text.strip()[:120]
+        if self.progress is not None:
+            self.progress.update(self.task, event=escape(self.last))
+
+    def step(self, text: str) -> None:
+        elapsed = time.monotonic() - self.start
+        if self.progress is not None:
+            self.progress.console.print(f"  [{elapsed:5.0f}s] {escape(text)}")
+            self.event(text)
+        else:
+            self.reporter.console.print(f"  [{elapsed:5.0f}s] {escape(text)}")

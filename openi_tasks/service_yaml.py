@@ -14,7 +14,7 @@ import yaml
 from .errors import OpenIError
 from .render import TEMPLATES
 
-SERVICE_YAML = TEMPLATES.parent / "service.yaml"
+SERVICE_YAML = TEMPLATES / "service.yaml"  # a checkout has a symlink to it at its root
 
 
 def none(value: Any) -> Any:

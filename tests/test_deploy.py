@@ -58,7 +58,7 @@ def test_dry_run_changes_nothing_and_shows_every_command(testbed, cluster):
     report, out = reporter()
     deploy(cluster, report, dry_run=True)
     assert fingerprints(testbed) == before
-    assert not StateDir.of(cluster).exists(), "a dry run writes no state either"
+    assert not StateDir.of(cluster).root.exists(), "a dry run writes no state either"
     text = out.getvalue()
     for expected in (
         "worker2: would install Docker from the OS package (docker.io)",

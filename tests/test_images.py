@@ -8,7 +8,8 @@ import pytest
 
 from openi_tasks.config import load_cluster
 from openi_tasks.graph import CycleError, dependency_order
-from openi_tasks.images.build import inputs_hash, prepare_context, template_context
+from openi_tasks.dockerbuild import inputs_hash
+from openi_tasks.images.build import prepare_context, template_context
 from openi_tasks.images.catalog import CatalogError, build_order, load_images
 
 from .conftest import EXAMPLE, ORIGINAL

@@ -18,7 +18,8 @@ from rich.console import Console
 
 from openi_tasks.config import load_cluster
 from openi_tasks.config.generate import write_configuration
-from openi_tasks.images.build import ImageBuildFailed, ImageBuilder
+from openi_tasks.dockerbuild import ImageBuildFailed
+from openi_tasks.images.build import ImageBuilder
 from openi_tasks.images.catalog import load_images
 from openi_tasks.images.push import PushFailed, push
 from openi_tasks.ssh import Inventory

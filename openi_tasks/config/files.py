@@ -243,6 +243,8 @@ class KubernetesSettings(FileModel):
     dashboard_version: Version = "v2.7.0"
     dashboard_image: Optional[Image] = None
     dashboard_metrics_scraper_image: Image = "docker.io/kubernetesui/metrics-scraper:v1.0.8"
+    cni_plugins_version: Version = "v1.10.0"
+    bundle_base_image: Image = "docker.io/library/debian:bookworm-slim"
     package_source: Literal["repository", "binaries"] = "repository"
     package_repository: Optional[Url] = None
     binaries_dir: Optional[OperatorPath] = None

@@ -9,32 +9,25 @@ image, the step and its last lines of output.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import docker
-from docker.errors import APIError, ImageNotFound
+from typing import TYPE_CHECKING, Any
 
 from ..config import Cluster
-from ..errors import OpenIError
+from ..dockerbuild import ImageBuildFailed, built_image, inputs_hash, stream_build
 from ..localfiles import local_docker
-from ..render import environment, render
+from ..render import TEMPLATES, environment, render
 from ..report import Reporter
 from ..state import StateDir
 from .catalog import CatalogError, ImageSpec, build_order
 
-LABEL = "openi.inputs"
-REPOSITORY_ROOT = Path(__file__).resolve().parent.parent.parent
+if TYPE_CHECKING:
+    import docker
 
-
-class ImageBuildFailed(OpenIError):
-    """A build step failed: names the image, the step, and its last lines."""
+REPOSITORY_ROOT = TEMPLATES.parent  # relative copy sources: the checkout, or the installed package
 
 
 @dataclass(frozen=True)
@@ -78,24 +71,9 @@ def prepare_context(spec: ImageSpec, target: Path, context: dict[str, Any]) -> P
     return target
 
 
-def inputs_hash(context_dir: Path, parent_id: str) -> str:
-    digest = hashlib.sha256(parent_id.encode() + b"\0")
-    for path in sorted(p for p in context_dir.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(context_dir)).encode() + b"\0")
-        digest.update(oct(path.stat().st_mode & 0o777).encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
-    return digest.hexdigest()
-
-
-def _bookkeeping(line: str) -> bool:
-    """Docker's own progress lines, which say nothing about what a step printed."""
-    text = line.strip()
-    return text.startswith(("--->", "Removing intermediate container", "Successfully built", "Successfully tagged"))
-
-
 class ImageBuilder:
     def __init__(self, cluster: Cluster, images: dict[str, ImageSpec], reporter: Reporter,
-                 client: docker.DockerClient | None = None) -> None:
+                 client: "docker.DockerClient | None" = None) -> None:
         self.cluster = cluster
         self.images = images
         self.reporter = reporter
@@ -121,40 +99,13 @@ class ImageBuilder:
         inputs = inputs_hash(context_dir, parent_id)
         start = time.monotonic()
         if not force:
-            existing = self.client.images.list(filters={"label": f"{LABEL}={inputs}"})
-            if existing:
-                image = existing[0]
+            image = built_image(self.client, inputs)
+            if image is not None:
                 if ref not in image.tags:
                     image.tag(ref)
                 return BuildResult(spec.name, ref, "unchanged", time.monotonic() - start, image.id)
-        image_id = self._stream_build(spec, ref, context_dir, inputs, force)
-        return BuildResult(spec.name, ref, "built", time.monotonic() - start, image_id)
-
-    def _stream_build(self, spec: ImageSpec, ref: str, context_dir: Path, inputs: str, force: bool) -> str:
-        dockerfile = "dockerfile" if (context_dir / "dockerfile").is_file() else "Dockerfile"
-        tail: deque[str] = deque(maxlen=12)
-        step = "(before the first step)"
         self.reporter.info(f"building {spec.name} as {ref}")
-        try:
-            stream = self.client.api.build(
-                path=str(context_dir), dockerfile=dockerfile, tag=ref, labels={LABEL: inputs},
-                rm=True, forcerm=True, pull=False, nocache=force, decode=True,
-            )
-            for chunk in stream:
-                if "stream" in chunk:
-                    for line in chunk["stream"].splitlines():
-                        if line.startswith("Step "):
-                            step = line.strip()
-                            self.reporter.info(f"  {spec.name}: {step}")
-                        elif line.strip() and not _bookkeeping(line):
-                            tail.append(line.rstrip())
-                if "error" in chunk:
-                    tail.append(chunk["error"].rstrip())
-                    detail = "\n    ".join(tail)
-                    raise ImageBuildFailed(f"image {spec.name} failed at {step}:\n    {detail}")
-        except APIError as exc:
-            raise ImageBuildFailed(f"image {spec.name} failed at {step}: {exc.explanation or exc}") from None
-        try:
-            return self.client.images.get(ref).id
-        except ImageNotFound:
-            raise ImageBuildFailed(f"image {spec.name}: the build ended without an image") from None
+        dockerfile = "dockerfile" if (context_dir / "dockerfile").is_file() else "Dockerfile"
+        image_id = stream_build(self.client, spec.name, context_dir, ref, inputs, lambda line: self.reporter.info(f"  {line}"),
+                                dockerfile=dockerfile, nocache=force)
+        return BuildResult(spec.name, ref, "built", time.monotonic() - start, image_id)

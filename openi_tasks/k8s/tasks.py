@@ -7,6 +7,7 @@ from pathlib import Path
 from invoke import Context, Exit
 
 from ..cli import PATH_HELP, confirm, load, required, split_list, task
+from ..errors import UsageError
 from ..config.edit import add_machines, remove_machines
 from ..config.nodes import load_nodes, node_entries
 from ..report import Reporter
@@ -145,6 +146,39 @@ def repair(c: Context, reporter: Reporter, nodes=None, path=None, dry_run=False)
     """Reset and rejoin broken workers (refused on etcd hosts)."""
     cluster = load(c, path, reporter)
     run_repair(cluster, reporter, load_nodes(required(nodes, "--nodes FILE"), cluster), dry_run=dry_run)
+
+
+@task(
+    help={
+        "path": PATH_HELP,
+        "from-source": "build every binary and image from the Go modules at the configured versions",
+        "out": "the bundle directory (default: kubernetes.binaries-dir)",
+        "push": "push the images to the registries their references name (the cluster's registry)",
+        "save-images": "also write `docker load`able archives of the images into <bundle>/images/",
+        "base-image": "image the built images start from (default: kubernetes.bundle-base-image)",
+    }
+)
+def bundle(c: Context, reporter: Reporter, path=None, from_source=False, out=None, push=False, save_images=False,
+           base_image=None):
+    """Gather every binary and image the configuration needs (an air-gapped bundle, with a sha256 manifest)."""
+    from ..bundle.build import BundleBuilder
+
+    cluster = load(c, path, reporter)
+    directory = Path(out or cluster.kubernetes.binaries_dir or "").expanduser()
+    if not (out or cluster.kubernetes.binaries_dir):
+        raise UsageError("say where the bundle goes: --out DIR, or kubernetes.binaries-dir in the configuration")
+    if not from_source:
+        raise UsageError("only --from-source bundles can be made on this version of openi-tasks")
+    builder = BundleBuilder(cluster, reporter, directory, base_image=base_image or cluster.kubernetes.bundle_base_image)
+    manifest = builder.from_source()
+    if save_images:
+        builder.save_images(manifest)
+    pushed = builder.push(manifest) if push else []
+    reporter.table(f"bundle {directory}", ("artifact", "sha256"),
+                   [(b.path, b.sha256[:16]) for b in manifest.binaries] + [(i.ref, i.id[7:23]) for i in manifest.images])
+    if pushed:
+        reporter.table("pushed", ("image", "result"), pushed)
+    reporter.info(f"manifest: {directory / 'manifest.json'}")
 
 
 @task(help={"path": PATH_HELP, "out": "also copy the snapshot (and its .sha256) to this file or directory"})

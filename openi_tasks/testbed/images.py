@@ -45,8 +45,6 @@ class TestbedImages:
     base: str
     node: str
     bare: str
-    etcd: str
-    haproxy: str
     registry: str
     mirror: str
 
@@ -89,8 +87,6 @@ class ImageBuilder:
             base=base,
             node=node,
             bare=bare,
-            etcd=self.from_context("etcd", {"BASE": base}),
-            haproxy=self.from_context("haproxy", {"BASE": base}),
             registry=self.from_context("registry", {"BASE": base}),
             mirror=self.from_context("mirror", {"NODE": bare, "PACKAGES": MIRROR_PACKAGES}),
         )

@@ -20,12 +20,15 @@ WORKDIR_HELP = "the testbed's working directory (default ./.testbed)"
         "proxy": "add a proxy node as the API endpoint (default on; --no-proxy for none)",
         "bare": "how many of the worker nodes start without Docker (default 0)",
         "workdir": WORKDIR_HELP,
+        "kubernetes-version": "the Kubernetes version of its configuration and bundle (default: the project's)",
     }
 )
-def up(c: Context, reporter: Reporter, nodes=1, masters=3, proxy=True, bare=0, workdir=".testbed"):
-    """Start a testbed: nodes with sshd and dockerd, a registry, and a configuration for it."""
+def up(c: Context, reporter: Reporter, nodes=1, masters=3, proxy=True, bare=0, workdir=".testbed",
+       kubernetes_version=None):
+    """Start a testbed: nodes with sshd and dockerd, a registry, a bundle, and a configuration for it."""
     testbed = Testbed(Path(workdir), say=reporter.info)
-    config_dir = testbed.up(masters=int(masters), workers=int(nodes), proxy=proxy, bare=int(bare))
+    config_dir = testbed.up(masters=int(masters), workers=int(nodes), proxy=proxy, bare=int(bare),
+                            kubernetes_version=kubernetes_version, reporter=reporter)
     reporter.table("testbed", ("node", "address", "role", "container", "sshd", "dockerd"),
                    [list(row.values()) for row in testbed.status()])
     print(config_dir)

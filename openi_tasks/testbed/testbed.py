@@ -37,10 +37,15 @@ from typing import Callable
 import docker
 from docker.errors import APIError, NotFound
 
+from ..bundle.build import BundleBuilder
+from ..bundle.cache import cache_dir
+from ..config import load_cluster
+from ..config.files import KubernetesSettings
 from ..config.generate import write_configuration
 from ..errors import OpenIError
 from ..localfiles import local_docker
 from ..pki import CertificateAuthority, SshKey
+from ..report import Reporter
 from ..state import write_private
 from .images import ImageBuilder, TestbedImages
 
@@ -49,6 +54,12 @@ SUDO_USER = "openi"
 REGISTRY_PORT = 5000
 MIRROR_PORT = 8080
 HOST_CERTS = Path("/etc/docker/certs.d")
+# kubelet in a node sets these kernel tunables when they differ, and cannot (a node's /proc/sys is
+# read-only): the testbed sets them on this machine, as kubelet does on every host it runs on.
+KUBELET_SYSCTLS = {"vm.overcommit_memory": 1, "vm.panic_on_oom": 0, "kernel.panic": 10, "kernel.panic_on_oops": 1,
+                   "kernel.keys.root_maxkeys": 1000000, "kernel.keys.root_maxbytes": 25000000}
+# Floors for what a dozen kubelets and their pods on one kernel need (kind asks for the same).
+INOTIFY_FLOORS = {"fs.inotify.max_user_instances": 512, "fs.inotify.max_user_watches": 524288}
 EXPLICIT_CAPABILITIES = dict(
     cap_add=["ALL"],
     cap_drop=["SYS_RESOURCE"],
@@ -80,7 +91,6 @@ class TestbedState:
     registry: str
     mirror: str
     run_mode: str
-    etcd_version: str
     config_dir: str
     nodes: list[NodeInfo] = field(default_factory=list)
     containers: list[str] = field(default_factory=list)
@@ -119,8 +129,14 @@ class Testbed:
 
     # --- up ---------------------------------------------------------------------------------
 
-    def up(self, masters: int = 3, workers: int = 1, proxy: bool = True, bare: int = 0) -> Path:
-        """Bring the testbed up and return its configuration directory."""
+    def up(self, masters: int = 3, workers: int = 1, proxy: bool = True, bare: int = 0,
+           kubernetes_version: str | None = None, reporter: Reporter | None = None) -> Path:
+        """Bring the testbed up and return its configuration directory.
+
+        Its configuration points at a Kubernetes bundle built from the Go modules (built once and
+        cached, see `inv k8s.bundle`) whose images are in the testbed's registry, so that
+        `inv k8s.deploy -p <that directory>` needs nothing else.
+        """
         if masters < 1 or workers < 0 or not 0 <= bare <= workers:
             raise TestbedError("need at least one master, and --bare at most the number of worker nodes")
         if masters > 1 and not proxy:
@@ -128,6 +144,7 @@ class Testbed:
         if os.geteuid() != 0:
             raise TestbedError("the testbed needs root (it runs debootstrap and writes Docker's certs.d)")
         layout = _layout(masters, workers, proxy, bare)
+        self._kernel_settings()
         if self.state_file.is_file():
             return self._resume(layout)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -148,18 +165,10 @@ class Testbed:
             registry=registry,
             mirror=f"http://{mirror_ip}:{MIRROR_PORT}",
             run_mode=run_mode,
-            etcd_version=_etcd_version(self.client, images.etcd),
             config_dir=str(self.workdir / "cluster-configuration"),
             images=asdict(images),
         )
         self._save(state)  # from here on, `down` can clean up whatever exists
-        state.containers += [
-            self._service("registry", images.registry, registry_ip, network.name,
-                          volumes={f"{self.prefix}-registry": {"bind": "/var/lib/docker-registry", "mode": "rw"},
-                                   str(self.workdir / "registry-certs"): {"bind": "/certs", "mode": "ro"}}),
-            self._service("mirror", images.mirror, mirror_ip, network.name),
-        ]
-        self._save(state)
         operator_key = SshKey.generate("openi-testbed-operator")
         write_private(secrets_dir / "id_ed25519", operator_key.private)
         password = secrets.token_urlsafe(18)
@@ -168,22 +177,35 @@ class Testbed:
             NodeInfo(hostname, str(hosts[9 + i]), role, is_bare, f"{self.prefix}-{hostname}")
             for i, (hostname, role, is_bare) in enumerate(layout)
         ]
-        self._save(state)
         host_keys = {n.hostname: SshKey.generate(n.hostname) for n in state.nodes}
+        (secrets_dir / "known_hosts").write_text(
+            "".join(f"{n.address} {host_keys[n.hostname].public}\n" for n in state.nodes)
+        )
+        self._write_configuration(state, password, images.base, kubernetes_version)
+        self._save(state)
+        cluster = load_cluster(Path(state.config_dir))
+        builder = BundleBuilder(cluster, reporter or Reporter(), Path(cluster.kubernetes.binaries_dir),
+                                base_image=images.base, client=self.client)
+        manifest = builder.from_source()
+        state.containers += [
+            self._service("registry", images.registry, registry_ip, network.name,
+                          volumes={f"{self.prefix}-registry": {"bind": "/var/lib/docker-registry", "mode": "rw"},
+                                   str(self.workdir / "registry-certs"): {"bind": "/certs", "mode": "ro"}}),
+            self._service("mirror", images.mirror, mirror_ip, network.name),
+        ]
+        self._save(state)
         with ThreadPoolExecutor(max_workers=4) as pool:
             list(pool.map(
                 lambda n: self._start_node(n, images, state, run_mode, operator_key, host_keys[n.hostname],
                                            password, ca.cert_pem),
                 state.nodes,
             ))
+            self._wait_http(f"https://{registry}/v2/", ca)
+            builder.push(manifest)
+            self._push_base(images, state)
             list(pool.map(self._wait_ready, state.nodes))
-        self._wait_http(f"https://{registry}/v2/", ca)
-        self._push(images, state)
-        (secrets_dir / "known_hosts").write_text(
-            "".join(f"{n.address} {host_keys[n.hostname].public}\n" for n in state.nodes)
-        )
-        self._write_configuration(state, password)
-        self.say(f"testbed {self.id}: {len(state.nodes)} nodes on {state.subnet}, registry {registry}")
+        self.say(f"testbed {self.id}: {len(state.nodes)} nodes on {state.subnet}, registry {registry}, "
+                 f"Kubernetes {cluster.kubernetes.kubernetes_version} from {cluster.kubernetes.binaries_dir}")
         return Path(state.config_dir)
 
     def _resume(self, layout: list[tuple[str, str, bool]]) -> Path:
@@ -199,6 +221,19 @@ class Testbed:
         list(map(self._wait_ready, state.nodes))
         self.say(f"testbed {self.id} is already up")
         return Path(state.config_dir)
+
+    def _kernel_settings(self) -> None:
+        """What kubelet needs of the kernel the nodes share, set here once (and said)."""
+        changed = []
+        for key, value in {**KUBELET_SYSCTLS, **INOTIFY_FLOORS}.items():
+            path = Path("/proc/sys") / key.replace(".", "/")
+            current = int(path.read_text().split()[0])
+            if current == value or (key in INOTIFY_FLOORS and current >= value):
+                continue
+            path.write_text(f"{value}\n")
+            changed.append(f"{key}={value} (was {current})")
+        if changed:
+            self.say(f"set on this machine for kubelet in the nodes: {', '.join(changed)}")
 
     def _save(self, state: TestbedState) -> None:
         self.state_file.write_text(json.dumps(asdict(state), indent=2) + "\n")
@@ -274,10 +309,11 @@ class Testbed:
         password: str,
         ca_pem: bytes,
     ) -> None:
+        # Docker's and containerd's storage on volumes: overlay snapshots cannot live on the
+        # container's own overlay root.
         volumes = {
             f"{node.container}-docker": {"bind": "/var/lib/docker", "mode": "rw"},
             f"{node.container}-containerd": {"bind": "/var/lib/containerd", "mode": "rw"},
-            "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
         }
         if Path("/lib/modules").is_dir():
             volumes["/lib/modules"] = {"bind": "/lib/modules", "mode": "ro"}
@@ -301,7 +337,10 @@ class Testbed:
             # /proc/sys is read-only in a container: set what Kubernetes needs at creation, as the
             # network namespace's own values, so deploy finds them already right.
             sysctls={"net.ipv4.ip_forward": "1"},
-            cgroupns="host",
+            # A cgroup namespace of its own: systemd and kubelet see the node's cgroup as the root,
+            # as on a host (testbed-entrypoint makes the hierarchies writable).
+            cgroupns="private",
+            devices=["/dev/kmsg:/dev/kmsg:rwm"],  # kubelet's OOM watcher reads the kernel log
             **security,
         )
         registry_ca = f"etc/docker/certs.d/{state.registry}/ca.crt"
@@ -349,19 +388,16 @@ class Testbed:
                     raise TestbedError(f"registry at {url} did not answer: {exc}") from None
                 time.sleep(0.3)
 
-    def _push(self, images: TestbedImages, state: TestbedState) -> None:
-        for repository, source, tag in (
-            ("etcd", images.etcd, state.etcd_version),
-            ("haproxy", images.haproxy, "testbed"),
-            ("debian", images.base, "bookworm"),
-        ):
-            target = f"{state.registry}/{repository}"
-            self.client.images.get(source).tag(target, tag)
-            for line in self.client.images.push(target, tag=tag, stream=True, decode=True):
-                if "error" in line:
-                    raise TestbedError(f"pushing {target}:{tag} to the testbed registry failed: {line['error']}")
+    def _push_base(self, images: TestbedImages, state: TestbedState) -> None:
+        """The Debian base, for the platform's images (images.build) on the testbed."""
+        target = f"{state.registry}/debian"
+        self.client.images.get(images.base).tag(target, "bookworm")
+        for line in self.client.images.push(target, tag="bookworm", stream=True, decode=True):
+            if "error" in line:
+                raise TestbedError(f"pushing {target}:bookworm to the testbed registry failed: {line['error']}")
 
-    def _write_configuration(self, state: TestbedState, password: str) -> None:
+    def _write_configuration(self, state: TestbedState, password: str, base_image: str,
+                             kubernetes_version: str | None) -> None:
         masters = [n for n in state.nodes if n.role == "master"]
         proxies = [n for n in state.nodes if n.role == "proxy"]
         machines = []
@@ -375,12 +411,7 @@ class Testbed:
                 # Workers log in as a user who needs the password for sudo: that path is exercised too.
                 entry.update({"username": SUDO_USER, "password": password, "pai-worker": "true", "node-exporter": "true"})
             machines.append(entry)
-        kubernetes = {
-            "docker-registry": state.registry,
-            "etcd-version": state.etcd_version,
-            "haproxy-image": f"{state.registry}/haproxy:testbed",
-            "docker-install-source": "os-package",
-        }
+        kubernetes = kubernetes_settings(state.registry, base_image, kubernetes_version)
         if proxies:
             kubernetes["load-balance-ip"] = proxies[0].address
         directory = write_configuration(
@@ -553,20 +584,34 @@ def sshd_answers(address: str, port: int = 22, timeout: float = 1.0) -> bool:
         return False
 
 
+def kubernetes_settings(registry: str, base_image: str, version: str | None) -> dict[str, str]:
+    """The testbed's kubernetes-configuration: every image from its registry, built from source
+    by the bundle (the dashboard as a stand-in: its source is not served here), binaries from the
+    bundle's directory in the cache."""
+    defaults = KubernetesSettings()
+    version = version or defaults.kubernetes_version
+    flannel_tag = defaults.flannel_image.rsplit(":", 1)[1]
+    return {
+        "kubernetes-version": version,
+        "docker-registry": registry,
+        "haproxy-image": f"{registry}/haproxy:debian-bookworm",
+        "flannel-image": f"{registry}/flannel:{flannel_tag}",
+        "flannel-cni-plugin-image": f"{registry}/flannel-cni-plugin:v0.9.1",
+        "dashboard-image": f"{registry}/dashboard-stand-in:{defaults.dashboard_version}",
+        "dashboard-metrics-scraper-image": f"{registry}/metrics-scraper-stand-in:v1.0.8",
+        "package-source": "binaries",
+        "binaries-dir": str(cache_dir() / "testbed" / f"bundle-{version}"),
+        "bundle-base-image": base_image,
+        "docker-install-source": "os-package",
+    }
+
+
 def _layout(masters: int, workers: int, proxy: bool, bare: int) -> list[tuple[str, str, bool]]:
     nodes = [(f"master{i + 1}", "master", False) for i in range(masters)]
     if proxy:
         nodes.append(("proxy", "proxy", False))
     nodes += [(f"worker{i + 1}", "worker", i >= workers - bare) for i in range(workers)]
     return nodes
-
-
-def _etcd_version(client: docker.DockerClient, image: str) -> str:
-    output = client.containers.run(image, ["etcd", "--version"], remove=True).decode()
-    match = re.search(r"etcd Version: (\S+)", output)
-    if not match:
-        raise TestbedError(f"cannot read the etcd version of {image}: {output.strip()}")
-    return match.group(1)
 
 
 def _apt_source(mirror: str) -> bytes:

@@ -1,0 +1,272 @@
+"""`inv k8s.bundle`: gather exactly what a configuration needs, with a manifest of sha256 sums.
+
+From source (`--from-source`): every binary built from its Go module at the pinned version, every
+image built from the configured base image. The binaries go into the bundle directory (the
+configuration's `binaries-dir`, or `--out`); the images into this machine's Docker, tagged as
+the cluster pulls them, and with `--push` into the cluster's registry. Each step is skipped when
+its inputs have not changed since the last build, and says so.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from ..config import Cluster
+from ..dockerbuild import built_image, inputs_hash, stream_build
+from ..errors import OpenIError
+from ..localfiles import file_digest, local_docker
+from ..render import TEMPLATES
+from ..report import Activity, Reporter
+from . import recipes
+from .cache import cache_dir
+from .gobuild import BuildFailed, Go, GoBuild
+from .manifest import BinaryEntry, ImageEntry, Manifest
+from .needs import CNI_BINARIES, NODE_BINARIES, ImageNeed, image_needs
+
+if TYPE_CHECKING:
+    import docker
+
+CONTEXTS = TEMPLATES / "bundle"
+CONSTANTS = "cmd/kubeadm/app/constants/constants.go"
+PAUSE_SOURCE = "build/pause/linux/pause.c"
+# Ports the stand-ins answer on: those the shipped manifests probe.
+STAND_INS = {
+    "dashboard": {"HTTPS_PORTS": "8443"},
+    "dashboard-metrics-scraper": {"HTTP_PORTS": "8000"},
+}
+
+
+@dataclass(frozen=True)
+class Built:
+    """An image to build: its build context, the files that go into it, its build arguments."""
+
+    need: ImageNeed
+    context: str
+    files: dict[str, Path]
+    buildargs: dict[str, str]
+    source: str
+
+
+class BundleBuilder:
+    def __init__(self, cluster: Cluster, reporter: Reporter, out: Path, *, base_image: str,
+                 client: "docker.DockerClient | None" = None) -> None:
+        self.cluster = cluster
+        self.reporter = reporter
+        self.out = out
+        self.base_image = base_image
+        self._client = client
+        self.build_root = cache_dir() / "build"
+
+    @property
+    def client(self) -> "docker.DockerClient":
+        if self._client is None:
+            self._client = local_docker()
+        return self._client
+
+    # --- from source ---------------------------------------------------------------------------
+
+    def from_source(self) -> Manifest:
+        k = self.cluster.kubernetes
+        version = k.kubernetes_version
+        manifest = Manifest(version, "source", "amd64")
+        with self.reporter.activity(f"bundle for Kubernetes {version} from Go modules") as activity:
+            go = Go(progress=activity.event)
+            base_id = self._base_image_id()
+            activity.step(f"Kubernetes {version}: kubeadm, kubelet, kubectl and the control plane")
+            k8s = self._go(go, recipes.kubernetes(version, go.release_time("k8s.io/kubernetes", version)), activity)
+            module_dir = go.module_dir("k8s.io/kubernetes", version)
+            coredns_tag, pause_tag = kubeadm_image_tags(module_dir / CONSTANTS)
+            needs = image_needs(self.cluster, coredns_tag, pause_tag)
+            builds = [self._plan_image(go, need, k8s, module_dir, activity) for need in needs]
+            activity.step(f"CNI plugins {k.cni_plugins_version}: {', '.join(CNI_BINARIES)}")
+            cni = self._go(go, recipes.cni_plugins(k.cni_plugins_version), activity)
+            manifest.binaries += self._install_binaries(k8s, cni, version, k.cni_plugins_version, activity)
+            for build in builds:
+                manifest.images.append(self._build_image(build, base_id, activity))
+        manifest.write(self.out)
+        return manifest
+
+    def _go(self, go: Go, spec: GoBuild, activity: Activity) -> dict[str, Path]:
+        target = self.build_root / spec.name
+        before = (target / ".openi-build").read_text() if (target / ".openi-build").is_file() else ""
+        built = go.build(spec, target)
+        after = (target / ".openi-build").read_text()
+        activity.step(f"{spec.name}: {'unchanged (built before)' if before == after else 'built'}")
+        return built
+
+    def _plan_image(self, go: Go, need: ImageNeed, k8s: dict[str, Path], module_dir: Path,
+                    activity: Activity) -> Built:
+        role, tag = need.role, need.tag
+        if role in recipes.CONTROL_PLANE_IMAGES:
+            if tag != self.cluster.kubernetes.kubernetes_version:
+                raise recipes.NotBuildable(f"{need.ref}: its tag must be the Kubernetes version")
+            context = "kube-proxy" if role == "kube-proxy" else "kube-component"
+            return Built(need, context, {role: k8s[role]}, {"BINARY": role}, f"k8s.io/kubernetes@{tag}")
+        if role == "pause":
+            return Built(need, "pause", {"pause": self._pause(module_dir, tag, activity)}, {},
+                         f"k8s.io/kubernetes@{self.cluster.kubernetes.kubernetes_version}/{PAUSE_SOURCE}")
+        if role == "coredns":
+            built = self._go(go, recipes.coredns(tag), activity)
+            return Built(need, "coredns", built, {}, f"github.com/coredns/coredns@{tag}")
+        if role == "etcd":
+            spec = recipes.etcd(tag)
+            return Built(need, "etcd", self._go(go, spec, activity), {}, f"go.etcd.io/etcd@{spec.requires['go.etcd.io/etcd/server/v3']}")
+        if role == "flannel":
+            main_go = (go.module_dir("github.com/flannel-io/flannel", tag) / "main.go").read_text()
+            return Built(need, "flannel", self._go(go, recipes.flannel(tag, main_go), activity), {},
+                         f"github.com/flannel-io/flannel@{tag} (without the {', '.join(recipes.FLANNEL_UNBUILDABLE_BACKENDS)} "
+                         f"backend)")
+        if role == "flannel-cni-plugin":
+            return Built(need, "flannel-cni-plugin", self._go(go, recipes.flannel_cni_plugin(tag), activity), {},
+                         f"github.com/containernetworking/plugins@{tag}/plugins/meta/flannel")
+        if role == "haproxy":
+            if not re.fullmatch(r"debian-[a-z]+", tag):
+                raise recipes.NotBuildable(
+                    f"{need.ref}: haproxy is built from the base image's Debian package, so its tag must say so "
+                    f"(debian-<suite>, e.g. debian-bookworm); set kubernetes.haproxy-image accordingly")
+            return Built(need, "haproxy", {}, {}, f"Debian package haproxy ({tag})")
+        if role in STAND_INS:
+            if not need.name.endswith("-stand-in"):
+                raise recipes.NotBuildable(
+                    f"{need.ref}: the {role} cannot be built here (its source is not served). Use a bundle from "
+                    f"upstream releases, or name a stand-in image (a repository ending in -stand-in) to run one "
+                    f"that only answers its probes")
+            source = (CONTEXTS / "stand-in" / "main.go").read_text()
+            built = self._go(go, recipes.stand_in(source), activity)
+            return Built(need, "stand-in", built, {"NAME": role, **STAND_INS[role]}, "openi-tasks stand-in (STAND-IN)")
+        raise recipes.NotBuildable(f"{need.ref}: no recipe for {role}")
+
+    def _pause(self, module_dir: Path, tag: str, activity: Activity) -> Path:
+        """Kubernetes' pause.c, built static with this machine's C compiler."""
+        target = self.build_root / f"pause-{tag}" / "pause"
+        source = module_dir / PAUSE_SOURCE
+        stamp = target.with_name(".openi-build")
+        key = f"{file_digest(source)} {tag}"
+        if target.is_file() and stamp.is_file() and stamp.read_text() == key:
+            activity.step(f"pause {tag}: unchanged (built before)")
+            return target
+        if shutil.which("gcc") is None:
+            raise BuildFailed("building pause needs a C compiler (apt-get install gcc libc6-dev)")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(["gcc", "-Os", "-Wall", "-Werror", "-static", f"-DVERSION=v{tag}", "-o", str(target),
+                                 str(source)], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise BuildFailed(f"pause {tag}: gcc failed:\n    {result.stderr.strip()[-800:]}")
+        stamp.write_text(key)
+        activity.step(f"pause {tag}: built")
+        return target
+
+    def _install_binaries(self, k8s: dict[str, Path], cni: dict[str, Path], version: str, cni_version: str,
+                          activity: Activity) -> list[BinaryEntry]:
+        """Copy the node binaries into the bundle directory where they differ; their manifest entries."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        entries, copied = [], []
+        files = [(name, k8s[name], f"k8s.io/kubernetes@{version}") for name in NODE_BINARIES]
+        files += [(f"cni/{name}", cni[name], f"github.com/containernetworking/plugins@{cni_version}")
+                  for name in CNI_BINARIES]
+        for relative, built, source in files:
+            target = self.out / relative
+            digest = file_digest(built)
+            if not (target.is_file() and file_digest(target) == digest):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(built, target)
+                copied.append(relative)
+            target.chmod(0o755)
+            entries.append(BinaryEntry(relative, digest, target.stat().st_size, source))
+        activity.step(f"binaries in {self.out}: " + (f"copied {', '.join(copied)}" if copied else "unchanged"))
+        return entries
+
+    def _base_image_id(self) -> str:
+        from docker.errors import ImageNotFound
+
+        try:
+            return self.client.images.get(self.base_image).id
+        except ImageNotFound:
+            try:
+                return self.client.images.pull(self.base_image).id
+            except Exception as exc:  # any failure to get the base is the same error for the operator
+                raise OpenIError(f"the bundle's base image {self.base_image} is not on this machine and cannot be "
+                                 f"pulled ({str(exc).splitlines()[0][:200]}); set --base-image") from None
+
+    def _build_image(self, build: Built, base_id: str, activity: Activity) -> ImageEntry:
+        with tempfile.TemporaryDirectory(prefix="openi-bundle-") as tmp:
+            context = Path(tmp) / build.context
+            shutil.copytree(CONTEXTS / build.context, context, ignore=shutil.ignore_patterns("*.go"))
+            for name, path in build.files.items():
+                shutil.copyfile(path, context / name)
+                (context / name).chmod(0o755)
+            buildargs = {"BASE": self.base_image, **build.buildargs}
+            inputs = inputs_hash(context, base_id, repr(sorted(buildargs.items())))
+            image = built_image(self.client, inputs)
+            if image is not None:
+                if build.need.ref not in image.tags:
+                    image.tag(build.need.ref)
+                activity.step(f"image {build.need.ref}: unchanged")
+                return ImageEntry(build.need.ref, image.id, build.source)
+            image_id = stream_build(self.client, build.need.ref, context, build.need.ref, inputs, activity.event,
+                                    buildargs=buildargs)
+            activity.step(f"image {build.need.ref}: built")
+            return ImageEntry(build.need.ref, image_id, build.source)
+
+    # --- loading -------------------------------------------------------------------------------
+
+    def push(self, manifest: Manifest) -> list[tuple[str, str]]:
+        """Push every image to the registry its reference names; (ref, pushed | unchanged)."""
+        results = []
+        with self.reporter.activity(f"push {len(manifest.images)} images") as activity:
+            for entry in manifest.images:
+                status = push_image(self.client, entry.ref, activity.event)
+                activity.step(f"{entry.ref}: {status}")
+                results.append((entry.ref, status))
+        return results
+
+    def save_images(self, manifest: Manifest) -> None:
+        """`docker save` archives of every image into <bundle>/images/, with their sha256."""
+        directory = self.out / "images"
+        directory.mkdir(parents=True, exist_ok=True)
+        with self.reporter.activity(f"save {len(manifest.images)} images into {directory}") as activity:
+            for entry in manifest.images:
+                name = re.sub(r"[^A-Za-z0-9_.-]", "_", entry.ref.rsplit("/", 1)[-1]) + ".tar"
+                target = directory / name
+                with open(target, "wb") as handle:
+                    for chunk in self.client.images.get(entry.ref).save(named=True):
+                        handle.write(chunk)
+                entry.archive, entry.archive_sha256 = f"images/{name}", file_digest(target)
+                activity.step(f"{entry.ref} -> {entry.archive}")
+        manifest.write(self.out)
+
+
+def push_image(client: "docker.DockerClient", ref: str, progress: Callable[[str], None]) -> str:
+    """Push `ref` unless the registry already holds exactly this image; says which."""
+    from docker.errors import APIError, NotFound
+
+    image = client.images.get(ref)
+    repository = ref.rsplit(":", 1)[0]
+    try:
+        remote = client.images.get_registry_data(ref).id
+        if any(d == f"{repository}@{remote}" for d in image.attrs.get("RepoDigests") or []):
+            return "unchanged (already in the registry)"
+    except (NotFound, APIError):
+        pass  # not there yet (or the registry does not say): push
+    for line in client.images.push(ref, stream=True, decode=True):
+        if "error" in line:
+            raise OpenIError(f"pushing {ref} failed: {line['error']}")
+        if line.get("status"):
+            progress(f"{ref}: {line['status']} {line.get('progress', '')}")
+    return "pushed"
+
+
+def kubeadm_image_tags(constants: Path) -> tuple[str, str]:
+    """(CoreDNS tag, pause tag) that this kubeadm asks for, from its own constants."""
+    text = constants.read_text()
+    coredns = re.search(r'CoreDNSVersion\s*=\s*"([^"]+)"', text)
+    pause = re.search(r'PauseVersion\s*=\s*"([^"]+)"', text)
+    if not coredns or not pause:
+        raise OpenIError(f"cannot read kubeadm's CoreDNS and pause versions from {constants}")
+    return coredns[1], pause[1]
