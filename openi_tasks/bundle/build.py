@@ -120,8 +120,8 @@ class BundleBuilder:
         if role == "flannel":
             main_go = (go.module_dir("github.com/flannel-io/flannel", tag) / "main.go").read_text()
             return Built(need, "flannel", self._go(go, recipes.flannel(tag, main_go), activity), {},
-                         f"github.com/flannel-io/flannel@{tag} (without the {', '.join(recipes.FLANNEL_UNBUILDABLE_BACKENDS)} "
-                         f"backend)")
+                         f"github.com/flannel-io/flannel@{tag} (without the backends "
+                         f"{', '.join(recipes.FLANNEL_LEFT_OUT)})")
         if role == "flannel-cni-plugin":
             return Built(need, "flannel-cni-plugin", self._go(go, recipes.flannel_cni_plugin(tag), activity), {},
                          f"github.com/containernetworking/plugins@{tag}/plugins/meta/flannel")

@@ -90,16 +90,18 @@ def coredns(tag: str) -> GoBuild:
                    binaries={"coredns": "."}, ldflags=("-s", "-w"), files={"main.go": main})
 
 
-# flannel's backends that cannot be built here: their SDKs are not served by the module proxy.
-FLANNEL_UNBUILDABLE_BACKENDS = ("tencentvpc",)
+# flannel's backends left out of a build from source, and why; vxlan, host-gw, ipip, wireguard,
+# ipsec and alloc are kept.
+FLANNEL_LEFT_OUT = {"tencentvpc": "its cloud SDK is not served by the module proxy",
+                    "udp": "it needs cgo, and flannel itself keeps it for debugging only"}
 
 
 def flannel(tag: str, main_go: str) -> GoBuild:
-    """flanneld from flannel's own main.go (`main_go`, read from the module), without the backends
-    whose SDKs are not served (the tencent VPC backend); vxlan and host-gw are kept."""
+    """flanneld (static) from flannel's own main.go (`main_go`, read from the module), without the
+    backends in FLANNEL_LEFT_OUT."""
     semver(tag, "flannel")
     kept = [line for line in main_go.splitlines()
-            if not any(f'pkg/backend/{backend}"' in line for backend in FLANNEL_UNBUILDABLE_BACKENDS)]
+            if not any(f'pkg/backend/{backend}"' in line for backend in FLANNEL_LEFT_OUT)]
     return GoBuild(
         name=f"flannel-{tag}",
         requires={"github.com/flannel-io/flannel": tag},

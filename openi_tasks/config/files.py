@@ -229,8 +229,8 @@ class KubernetesSettings(FileModel):
     pod_network_cidr: Network = IPv4Network("10.244.0.0/16")
     storage_backend: Literal["etcd3"] = "etcd3"
     docker_registry: Text = "registry.k8s.io"
-    kubernetes_version: KubernetesVersion = "v1.36.0"
-    etcd_version: Version = "3.5.21-0"
+    kubernetes_version: KubernetesVersion = "v1.37.2"
+    etcd_version: Version = "3.7.3-0"
     etcd_image: Optional[Image] = None
     etcd_data_path: HostPath = "/var/lib/openi/etcd"
     etcd_client_port: Port = 2379
@@ -238,7 +238,7 @@ class KubernetesSettings(FileModel):
     api_port: Port = 6443
     haproxy_image: Image = "docker.io/library/haproxy:2.8"
     network_plugin: Literal["flannel", "none"] = "flannel"
-    flannel_image: Image = "ghcr.io/flannel-io/flannel:v0.26.7"
+    flannel_image: Image = "ghcr.io/flannel-io/flannel:v0.28.10"
     flannel_cni_plugin_image: Image = "ghcr.io/flannel-io/flannel-cni-plugin:v1.7.1-flannel1"
     dashboard_version: Version = "v2.7.0"
     dashboard_image: Optional[Image] = None

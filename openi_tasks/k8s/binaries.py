@@ -1,17 +1,20 @@
-"""Kubernetes' binaries from a directory on the operator's machine (`kubernetes.binaries-dir`),
-for clusters that install nothing from the internet: each file hashed once per run, then
-uploaded to the hosts whose copy differs."""
+"""Kubernetes' binaries from a directory on the operator's machine (`kubernetes.binaries-dir`, a
+bundle made by `inv k8s.bundle`), for clusters that install nothing from the internet: each file
+hashed once per run (and checked against the bundle's manifest when it has one), then uploaded
+to the hosts whose copy differs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..bundle.manifest import MANIFEST, Manifest
+from ..bundle.needs import CNI_BINARIES, NODE_BINARIES
 from ..config import Cluster
 from ..errors import OpenIError
 from ..localfiles import file_digest
 
-NAMES = ("kubeadm", "kubelet", "kubectl")
+NAMES = NODE_BINARIES
 TARGET_DIR = "/usr/local/bin"
 
 
@@ -29,14 +32,24 @@ class Binary:
 @dataclass(frozen=True)
 class Binaries:
     files: tuple[Binary, ...]
+    cni: tuple[Binary, ...]
 
     @classmethod
     def from_cluster(cls, cluster: Cluster) -> "Binaries":
         directory = Path(cluster.kubernetes.binaries_dir or "").expanduser()
-        files = []
-        for name in NAMES:
-            local = directory / name
+        manifest = Manifest.read(directory) if (directory / MANIFEST).is_file() else None
+
+        def one(relative: str) -> Binary:
+            local = directory / relative
             if not local.is_file():
-                raise OpenIError(f"{local} does not exist (kubernetes.binaries-dir must hold {', '.join(NAMES)})")
-            files.append(Binary(name, local, file_digest(local)))
-        return cls(tuple(files))
+                raise OpenIError(f"{local} does not exist (kubernetes.binaries-dir must hold {', '.join(NAMES)} "
+                                 f"and cni/{{{','.join(CNI_BINARIES)}}}: make it with inv k8s.bundle)")
+            digest = file_digest(local)
+            entry = manifest.binary(relative) if manifest is not None else None
+            if manifest is not None and (entry is None or entry.sha256 != digest):
+                raise OpenIError(f"{local} does not match {directory / MANIFEST} "
+                                 f"({'not listed' if entry is None else 'sha256 differs'}): the bundle was changed "
+                                 f"after it was made")
+            return Binary(relative.rsplit("/", 1)[-1], local, digest)
+
+        return cls(tuple(one(name) for name in NAMES), tuple(one(f"cni/{name}") for name in CNI_BINARIES))

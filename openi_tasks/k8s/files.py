@@ -23,7 +23,6 @@ HAPROXY_CONFIG = f"{HAPROXY_DIR}/haproxy.cfg"
 HAPROXY_CONTAINER = "/etc/openi/containers/haproxy.yaml"
 MODULES_LOAD = "/etc/modules-load.d/openi-kubernetes.conf"
 SYSCTL_CONF = "/etc/sysctl.d/99-openi-kubernetes.conf"
-CONTAINERD_CONFIG = "/etc/containerd/config.toml"
 OPERATOR = "_operator"
 ALL_ROLES = ("master", "worker", "proxy")
 
@@ -39,7 +38,6 @@ class HostTemplate:
 HOST_TEMPLATES = (
     HostTemplate("k8s/host/modules-load.conf.j2", MODULES_LOAD, ALL_ROLES),
     HostTemplate("k8s/host/sysctl.conf.j2", SYSCTL_CONF, ALL_ROLES),
-    HostTemplate("k8s/containerd/config.toml.j2", CONTAINERD_CONFIG, ALL_ROLES),
     HostTemplate("k8s/etcd/etcd-container.yaml.j2", ETCD_CONTAINER, ("master",)),
     HostTemplate("k8s/etcd/bootstrap.env.j2", ETCD_BOOTSTRAP, ("master",)),
     HostTemplate("k8s/haproxy/haproxy.cfg.j2", HAPROXY_CONFIG, ("proxy",)),

@@ -47,6 +47,18 @@ echo "managed=$(docker ps -a --filter label=openi.managed=true --format '{{.Name
 echo "kubelet_joined=$(test -f /etc/kubernetes/kubelet.conf && echo yes || echo no)"
 echo "apiserver=$(test -f /etc/kubernetes/manifests/kube-apiserver.yaml && echo yes || echo no)"
 echo "kubeadm=$(kubeadm version -o short 2>/dev/null || echo none)"
+echo "kubelet=$(kubelet --version 2>/dev/null | awk '{print $2}')"
+echo "containerd=$(containerd --version 2>/dev/null | awk '{print $3}')"
+echo "cgroup=$(test "$(stat -f -c %T /sys/fs/cgroup 2>/dev/null)" = cgroup2fs && echo 2 || echo 1)"
+# Whether this host may lower a process's OOM score (CAP_SYS_RESOURCE in the bounding set, bit 24):
+# a host that is itself a container may not, and containerd must then not ask runc to.
+bounding=$(awk '/^CapBnd/ {print $2}' /proc/self/status 2>/dev/null)
+echo "cap_sys_resource=$([ $(( 0x${bounding:-1000000} >> 24 & 1 )) = 1 ] && echo yes || echo no)"
+# Whether kube-proxy can size conntrack (a host in a network namespace of its own, or with a
+# read-only /proc/sys, cannot; kube-proxy must then leave those settings alone).
+echo "resolvers=$(awk '$1 == "nameserver" {print $2}' /etc/resolv.conf 2>/dev/null | tr '\n' ' ')"
+echo "resolved_conf=$(test -s /run/systemd/resolve/resolv.conf && echo yes || echo no)"
+echo "conntrack_writable=$(test -w /proc/sys/net/netfilter/nf_conntrack_max && echo yes || echo no)"
 """
 
 
@@ -71,6 +83,13 @@ class HostFacts:
     kubelet_joined: bool
     apiserver: bool
     kubeadm: str
+    kubelet: str = ""
+    containerd: str = ""
+    cgroup: int = 2
+    cap_sys_resource: bool = True
+    conntrack_writable: bool = True
+    resolvers: tuple[str, ...] = ()
+    resolved_conf: bool = False
     raw: dict[str, str] = field(default_factory=dict, repr=False)
 
 
@@ -101,6 +120,13 @@ def gather(host: Host, disk_path: str = "/var/lib") -> HostFacts:
         kubelet_joined=raw.get("kubelet_joined") == "yes",
         apiserver=raw.get("apiserver") == "yes",
         kubeadm=raw.get("kubeadm", "none").strip(),
+        kubelet=raw.get("kubelet", "").strip(),
+        containerd=raw.get("containerd", "").strip(),
+        cgroup=1 if raw.get("cgroup", "2").strip() == "1" else 2,
+        cap_sys_resource=raw.get("cap_sys_resource", "yes").strip() != "no",
+        conntrack_writable=raw.get("conntrack_writable", "yes").strip() != "no",
+        resolvers=tuple(raw.get("resolvers", "").split()),
+        resolved_conf=raw.get("resolved_conf", "").strip() == "yes",
         raw=raw,
     )
 
@@ -138,6 +164,10 @@ def problems(cluster: Cluster, machine: Machine, facts: HostFacts) -> list[str]:
         found.append("cannot read free disk space")
     elif facts.free_bytes < MIN_FREE_BYTES:
         found.append(f"only {facts.free_bytes / 2**30:.1f} GiB free (at least {MIN_FREE_BYTES / 2**30:.0f} GiB needed)")
+    if cluster.kubernetes.cluster_dns is None and facts.resolvers and all(_loopback(r) for r in facts.resolvers) \
+            and not (facts.resolved_conf and "127.0.0.53" in facts.resolvers):
+        found.append(f"/etc/resolv.conf names only resolvers on loopback ({', '.join(facts.resolvers)}): cluster DNS "
+                     f"would forward to itself. Set kubernetes.cluster-dns to your upstream DNS server")
     if facts.listening is None:
         found.append("cannot list listening ports (`ss` from iproute2 is missing)")
     else:
@@ -145,6 +175,10 @@ def problems(cluster: Cluster, machine: Machine, facts: HostFacts) -> list[str]:
             if port in facts.listening and not _ours(cluster, machine, facts, use):
                 found.append(f"port {port} (needed for {use}) is already in use by another program")
     return found
+
+
+def _loopback(address: str) -> bool:
+    return address.startswith("127.") or address == "::1"
 
 
 def _ours(cluster: Cluster, machine: Machine, facts: HostFacts, use: str) -> bool:

@@ -29,6 +29,8 @@ ETCD_CA = f"{PKI}/etcd/ca.crt"
 ETCD_CLIENT_CERT = f"{PKI}/apiserver-etcd-client.crt"
 ETCD_CLIENT_KEY = f"{PKI}/apiserver-etcd-client.key"
 CONFIG_DIR = "/etc/openi/kubeadm"
+# With kubernetes.cluster-dns, the resolvers pods (CoreDNS among them) forward to.
+KUBELET_RESOLV_CONF = "/etc/openi/kubelet/resolv.conf"
 TOKEN_TTL = "24h0m0s"
 
 
@@ -44,15 +46,35 @@ class Arg:
 
 
 @dataclass(frozen=True)
+class Adaptations:
+    """What the hosts' facts change in kubeadm's configuration; the defaults suit a usual host.
+
+    - `cgroup_v1`: this host runs cgroup v1. kubeadm's SystemVerification check then fails
+      whatever kubelet allows (from Kubernetes 1.35), so it is ignored by name on this host.
+    - `any_cgroup_v1`: some host does. kubelet (1.35+) refuses cgroup v1 unless told
+      `failCgroupV1: false`; its configuration is the cluster's, so that is said for all.
+    - `conntrack_fixed`: some host cannot size conntrack (a host that is itself a container, or
+      whose /proc/sys is read-only). kube-proxy would fail trying; it leaves those settings alone.
+    """
+
+    cgroup_v1: bool = False
+    any_cgroup_v1: bool = False
+    conntrack_fixed: bool = False
+
+
+@dataclass(frozen=True)
 class NodeRegistration:
     name: str
     kubelet_args: tuple[Arg, ...] = ()
     cri_socket: str = CRI_SOCKET
+    ignore_preflight_errors: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "criSocket": self.cri_socket}
         if self.kubelet_args:
             data["kubeletExtraArgs"] = [a.to_dict() for a in self.kubelet_args]
+        if self.ignore_preflight_errors:
+            data["ignorePreflightErrors"] = list(self.ignore_preflight_errors)
         return data
 
 
@@ -160,10 +182,31 @@ class JoinConfiguration:
 class KubeletConfiguration:
     cgroup_driver: str = "systemd"
     fail_swap_on: bool = True
+    fail_cgroup_v1: bool = True
+    resolv_conf: str = ""  # pods' upstream resolvers (kubernetes.cluster-dns), else the host's own
 
     def to_dict(self) -> dict[str, Any]:
-        return {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
-                "cgroupDriver": self.cgroup_driver, "failSwapOn": self.fail_swap_on}
+        data: dict[str, Any] = {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
+                                "cgroupDriver": self.cgroup_driver, "failSwapOn": self.fail_swap_on}
+        if self.resolv_conf:
+            data["resolvConf"] = self.resolv_conf
+        if not self.fail_cgroup_v1:
+            data["failCgroupV1"] = False
+        return data
+
+
+@dataclass(frozen=True)
+class KubeProxyConfiguration:
+    """Written only when kube-proxy must not touch the hosts' conntrack settings."""
+
+    conntrack_fixed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration"}
+        if self.conntrack_fixed:
+            # 0 means: leave the host's value alone (it cannot be changed from here).
+            data["conntrack"] = {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"}
+        return data
 
 
 @dataclass(frozen=True)
@@ -192,8 +235,9 @@ def bootstrap_token(path: Path, persist: bool) -> str:
     return token
 
 
-def _registration(machine: Machine) -> NodeRegistration:
-    return NodeRegistration(machine.hostname, (Arg("node-ip", machine.address),))
+def _registration(machine: Machine, adapt: Adaptations) -> NodeRegistration:
+    return NodeRegistration(machine.hostname, (Arg("node-ip", machine.address),),
+                            ignore_preflight_errors=("SystemVerification",) if adapt.cgroup_v1 else ())
 
 
 def endpoint_address(cluster: Cluster) -> str:
@@ -217,18 +261,20 @@ def cluster_configuration(cluster: Cluster) -> ClusterConfiguration:
     )
 
 
-def init_configuration(cluster: Cluster, machine: Machine, join: JoinSecrets) -> InitConfiguration:
+def init_configuration(cluster: Cluster, machine: Machine, join: JoinSecrets,
+                       adapt: Adaptations = Adaptations()) -> InitConfiguration:
     return InitConfiguration(
-        node_registration=_registration(machine),
+        node_registration=_registration(machine, adapt),
         local_api_endpoint=APIEndpoint(machine.address, cluster.kubernetes.api_port),
         bootstrap_tokens=(BootstrapToken(join.token),),
     )
 
 
-def join_configuration(cluster: Cluster, machine: Machine, join: JoinSecrets) -> JoinConfiguration:
+def join_configuration(cluster: Cluster, machine: Machine, join: JoinSecrets,
+                       adapt: Adaptations = Adaptations()) -> JoinConfiguration:
     control_plane = APIEndpoint(machine.address, cluster.kubernetes.api_port) if machine.is_master else None
     return JoinConfiguration(
-        node_registration=_registration(machine),
+        node_registration=_registration(machine, adapt),
         api_server_endpoint=endpoint_address(cluster),
         token=join.token,
         ca_cert_hashes=(join.ca_cert_hash,),
@@ -236,13 +282,21 @@ def join_configuration(cluster: Cluster, machine: Machine, join: JoinSecrets) ->
     )
 
 
-def config_file(cluster: Cluster, machine: Machine, join: JoinSecrets) -> tuple[str, str]:
-    """(path, YAML) of the kubeadm configuration this host runs with. Holds the token: 0600."""
+def config_file(cluster: Cluster, machine: Machine, join: JoinSecrets,
+                adapt: Adaptations = Adaptations()) -> tuple[str, str]:
+    """(path, YAML) of the kubeadm configuration this host runs with. Holds the token: 0600.
+
+    The first master's also carries the cluster's kubelet and kube-proxy settings (kubeadm
+    uploads them at init; joining nodes read them from the cluster)."""
+    kubelet = KubeletConfiguration(fail_cgroup_v1=not adapt.any_cgroup_v1,
+                                   resolv_conf=KUBELET_RESOLV_CONF if cluster.kubernetes.cluster_dns else "")
     if machine is cluster.masters[0]:
-        documents = [init_configuration(cluster, machine, join), cluster_configuration(cluster), KubeletConfiguration()]
+        documents = [init_configuration(cluster, machine, join, adapt), cluster_configuration(cluster), kubelet]
+        if adapt.conntrack_fixed:
+            documents.append(KubeProxyConfiguration(conntrack_fixed=True))
         path = f"{CONFIG_DIR}/init.yaml"
     else:
-        documents = [join_configuration(cluster, machine, join), KubeletConfiguration()]
+        documents = [join_configuration(cluster, machine, join, adapt)]
         path = f"{CONFIG_DIR}/join.yaml"
     text = "# kubeadm configuration written by openi-tasks\n" + yaml.safe_dump_all(
         [d.to_dict() for d in documents], sort_keys=False

@@ -181,7 +181,7 @@ class Testbed:
         (secrets_dir / "known_hosts").write_text(
             "".join(f"{n.address} {host_keys[n.hostname].public}\n" for n in state.nodes)
         )
-        self._write_configuration(state, password, images.base, kubernetes_version)
+        self._write_configuration(state, password, images.base, kubernetes_version, mirror_ip)
         self._save(state)
         cluster = load_cluster(Path(state.config_dir))
         builder = BundleBuilder(cluster, reporter or Reporter(), Path(cluster.kubernetes.binaries_dir),
@@ -191,7 +191,10 @@ class Testbed:
             self._service("registry", images.registry, registry_ip, network.name,
                           volumes={f"{self.prefix}-registry": {"bind": "/var/lib/docker-registry", "mode": "rw"},
                                    str(self.workdir / "registry-certs"): {"bind": "/certs", "mode": "ro"}}),
-            self._service("mirror", images.mirror, mirror_ip, network.name),
+            self._service("mirror", images.mirror, mirror_ip, network.name,
+                          command=[f"--host-record={name},{address}" for name, address in
+                                   [("registry", registry_ip), ("mirror", mirror_ip)]
+                                   + [(n.hostname, n.address) for n in state.nodes]]),
         ]
         self._save(state)
         with ThreadPoolExecutor(max_workers=4) as pool:
@@ -279,13 +282,15 @@ class Testbed:
         (directory / "ca.crt").write_bytes(ca_pem)
         (directory / ".openi-testbed").write_text(self.id + "\n")
 
-    def _service(self, name: str, image: str, address: str, network: str, volumes: dict | None = None) -> str:
+    def _service(self, name: str, image: str, address: str, network: str, volumes: dict | None = None,
+                 command: list[str] | None = None) -> str:
         container_name = f"{self.prefix}-{name}"
         for volume in volumes or {}:
             if not volume.startswith("/"):  # a named volume: create it with our label so down finds it
                 self.client.volumes.create(volume, labels=self._labels())
         container = self.client.containers.create(
             image,
+            command=command,
             name=container_name,
             hostname=name,
             detach=True,
@@ -397,7 +402,7 @@ class Testbed:
                 raise TestbedError(f"pushing {target}:bookworm to the testbed registry failed: {line['error']}")
 
     def _write_configuration(self, state: TestbedState, password: str, base_image: str,
-                             kubernetes_version: str | None) -> None:
+                             kubernetes_version: str | None, dns: str) -> None:
         masters = [n for n in state.nodes if n.role == "master"]
         proxies = [n for n in state.nodes if n.role == "proxy"]
         machines = []
@@ -411,7 +416,7 @@ class Testbed:
                 # Workers log in as a user who needs the password for sudo: that path is exercised too.
                 entry.update({"username": SUDO_USER, "password": password, "pai-worker": "true", "node-exporter": "true"})
             machines.append(entry)
-        kubernetes = kubernetes_settings(state.registry, base_image, kubernetes_version)
+        kubernetes = kubernetes_settings(state.registry, base_image, kubernetes_version, dns)
         if proxies:
             kubernetes["load-balance-ip"] = proxies[0].address
         directory = write_configuration(
@@ -584,15 +589,16 @@ def sshd_answers(address: str, port: int = 22, timeout: float = 1.0) -> bool:
         return False
 
 
-def kubernetes_settings(registry: str, base_image: str, version: str | None) -> dict[str, str]:
+def kubernetes_settings(registry: str, base_image: str, version: str | None, dns: str) -> dict[str, str]:
     """The testbed's kubernetes-configuration: every image from its registry, built from source
     by the bundle (the dashboard as a stand-in: its source is not served here), binaries from the
-    bundle's directory in the cache."""
+    bundle's directory in the cache, and the testbed's own DNS server as the cluster's upstream."""
     defaults = KubernetesSettings()
     version = version or defaults.kubernetes_version
     flannel_tag = defaults.flannel_image.rsplit(":", 1)[1]
     return {
         "kubernetes-version": version,
+        "cluster-dns": dns,
         "docker-registry": registry,
         "haproxy-image": f"{registry}/haproxy:debian-bookworm",
         "flannel-image": f"{registry}/flannel:{flannel_tag}",

@@ -16,12 +16,13 @@ from .etcd import Etcd
 from .facts import Facts
 from .kubeconfig import Kubeconfig
 from .lock import Lock, Unlock
+from .packages import Packages
 from .prepare import Prepare
 from .workers import Workers
 
 
 def deploy_phases(break_lock: bool = False) -> list[Phase]:
     return [
-        Connect(), Facts(), Lock(break_lock=break_lock), Prepare(), Docker(), Etcd(), Endpoint(),
+        Connect(), Facts(), Lock(break_lock=break_lock), Prepare(), Docker(), Etcd(), Endpoint(), Packages(),
         ControlPlane(), Workers(), Addons(), Kubeconfig(), Unlock(),
     ]

@@ -14,8 +14,9 @@ from ...phase import Change, Phase
 from ...run import Run
 from ...ssh import Host
 from ..containers import managed_containers
-from ..files import CONTAINERD_CONFIG, MODULES_LOAD, SYSCTL_CONF
+from ..files import MODULES_LOAD, SYSCTL_CONF
 from .lock import LOCK
+from .packages import CONTAINERD_CONFIG
 
 FILES = ("/etc/openi", "/etc/kubernetes", "/var/lib/kubelet", "/etc/cni/net.d/10-flannel.conflist",
          MODULES_LOAD, SYSCTL_CONF)

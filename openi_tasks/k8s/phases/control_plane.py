@@ -13,13 +13,20 @@ from ...ssh import Host
 from ...state import write_private
 from .. import kubeadm
 from ..admin_conf import ADMIN_CONF, for_operator
-from ..packages import kubernetes_packages
 from .facts import facts_of
+
+
+def adaptations(run: Run, host: Host) -> kubeadm.Adaptations:
+    """What this host's facts, and the other hosts' known so far, change in kubeadm's configuration."""
+    mine = facts_of(run, host)
+    known = list(run.facts.values())
+    return kubeadm.Adaptations(cgroup_v1=mine.cgroup == 1, any_cgroup_v1=any(f.cgroup == 1 for f in known),
+                               conntrack_fixed=any(not f.conntrack_writable for f in known))
 
 
 def kubeadm_config(run: Run, host: Host) -> RenderedFile:
     """This host's kubeadm configuration file (0600: it holds the join token)."""
-    path, text = kubeadm.config_file(run.cluster, host.machine, run.join)
+    path, text = kubeadm.config_file(run.cluster, host.machine, run.join, adaptations(run, host))
     return RenderedFile(path, text, 0o600)
 
 
@@ -33,9 +40,8 @@ class ControlPlane(Phase):
 
     def plan(self, run: Run, host: Host) -> list[Change]:
         facts = facts_of(run, host)
-        changes = kubernetes_packages(run, host, facts)
         config = kubeadm_config(run, host)
-        changes += ensure_files(host, [
+        changes = ensure_files(host, [
             *(RenderedFile(f"{kubeadm.PKI}/{relative}", content.decode(), 0o600 if relative.endswith(".key") else 0o644)
               for relative, content in run.pki.control_plane_files().items()),
             config,

@@ -1,17 +1,18 @@
-"""docker: Docker Engine on every host (installed when missing), and containerd's CRI for kubelet."""
+"""docker: Docker Engine (with its containerd) on every host, installed when missing, enabled and running.
+
+containerd's CRI for kubelet is configured by the packages phase, once kubeadm says which sandbox
+image it wants."""
 
 from __future__ import annotations
 
 import shlex
 
 from ...config import Cluster
-from ...operations import ensure_file
 from ...phase import Change, Phase
 from ...run import Run
 from ...ssh import Host
 from ..hostfacts import HostFacts
-from ..files import CONTAINERD_CONFIG, file_at, host_files
-from ..packages import APT
+from .packages import APT
 from .facts import facts_of
 
 
@@ -34,7 +35,7 @@ def install_command(cluster: Cluster, facts: HostFacts) -> tuple[str, str]:
 
 class Docker(Phase):
     name = "docker"
-    title = "Docker Engine and containerd (CRI) on every host"
+    title = "Docker Engine and containerd on every host"
 
     def plan(self, run: Run, host: Host) -> list[Change]:
         facts = facts_of(run, host)
@@ -45,8 +46,4 @@ class Docker(Phase):
         if not facts.docker_active:
             changes.append(Change("enable and start docker (systemctl enable --now containerd docker)",
                                   "systemctl enable --now containerd docker"))
-        config = ensure_file(host, file_at(host_files(run.cluster, host.machine), CONTAINERD_CONFIG))
-        if config:
-            restart = "systemctl restart containerd && (systemctl is-active --quiet docker || systemctl restart docker)"
-            changes += config + [Change("restart containerd to load its CRI configuration", restart)]
         return changes

@@ -8,7 +8,6 @@ from ...operations import ensure_file
 from ...phase import Change, Phase
 from ...run import Run
 from ...ssh import Host
-from ..packages import kubernetes_packages
 from .control_plane import kubeadm_config
 from .facts import facts_of
 
@@ -22,9 +21,8 @@ class Workers(Phase):
 
     def plan(self, run: Run, host: Host) -> list[Change]:
         facts = facts_of(run, host)
-        changes = kubernetes_packages(run, host, facts)
         config = kubeadm_config(run, host)
-        changes += ensure_file(host, config)
+        changes = ensure_file(host, config)
         if not facts.kubelet_joined:
             command = f"kubeadm join --config {shlex.quote(config.path)}"
             changes.append(Change(f"join the cluster: {command}", command))

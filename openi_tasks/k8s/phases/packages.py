@@ -1,0 +1,125 @@
+"""packages: what kubelet needs on every node, in parallel before the control plane: kubeadm,
+kubelet and kubectl (from the package repository, or from the bundle in `binaries-dir`), the CNI
+plugins, and containerd's CRI configured for kubelet.
+
+containerd's sandbox (pause) image is the one the host's own kubeadm asks for, so kubeadm and
+containerd never disagree; on a host that may not lower OOM scores (itself a container),
+containerd is told not to ask runc to.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from ...operations import ensure_file, ensure_files
+from ...phase import Change, Phase, apply_changes
+from ...render import RenderedFile, render
+from ...run import Run
+from ...ssh import FileWrite, Host
+from ..binaries import NAMES
+from ..hostfacts import HostFacts
+from ..kubeadm import KUBELET_RESOLV_CONF
+from .facts import facts_of
+
+APT = "DEBIAN_FRONTEND=noninteractive apt-get -q -o Dpkg::Options::=--force-confold"
+KUBELET_UNIT = "/etc/systemd/system/kubelet.service"
+KUBEADM_DROP_IN = "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"
+CONTAINERD_CONFIG = "/etc/containerd/config.toml"
+CNI_BIN = "/opt/cni/bin"
+
+
+def repository_url(run: Run) -> str:
+    k = run.cluster.kubernetes
+    minor = ".".join(k.kubernetes_version.lstrip("v").split(".")[:2])
+    return (k.package_repository or f"https://pkgs.k8s.io/core:/stable:/v{minor}/deb").rstrip("/")
+
+
+class Packages(Phase):
+    name = "packages"
+    title = "kubeadm, kubelet, kubectl, CNI plugins and containerd's CRI on every node"
+
+    def plan(self, run: Run, host: Host) -> list[Change]:
+        facts = facts_of(run, host)
+        k = run.cluster.kubernetes
+        installed = facts.kubeadm == k.kubernetes_version and facts.kubelet == k.kubernetes_version
+        changes = [] if installed else self._packages(run, host)
+        changes += self._cni_plugins(run, host)
+        if run.cluster.kubernetes.cluster_dns is not None:
+            upstream = f"# Written by openi-tasks: kubernetes.cluster-dns, the upstream of cluster DNS.\n" \
+                       f"nameserver {run.cluster.kubernetes.cluster_dns}\n"
+            changes += ensure_file(host, RenderedFile(KUBELET_RESOLV_CONF, upstream))
+        if installed:
+            changes += containerd_changes(run, host, facts)
+        else:  # the sandbox image is asked of the kubeadm about to be installed
+            changes.append(Change("configure containerd's CRI for kubelet (sandbox image from the new kubeadm)",
+                                  lambda: apply_changes(host, containerd_changes(run, host, facts))))
+        return changes
+
+    def _packages(self, run: Run, host: Host) -> list[Change]:
+        if run.cluster.kubernetes.package_source == "binaries":
+            return _from_binaries(run, host)
+        return [_from_repository(run)]
+
+    def _cni_plugins(self, run: Run, host: Host) -> list[Change]:
+        """From the bundle; with the package repository, its kubernetes-cni package brings them."""
+        if run.cluster.kubernetes.package_source != "binaries":
+            return []
+        plugins = run.binaries.cni
+        installed = host.sh_all([f"sha256sum {CNI_BIN}/{b.name} 2>/dev/null" for b in plugins])
+        return [Change(f"install CNI plugin {b.name} into {CNI_BIN}", FileWrite(f"{CNI_BIN}/{b.name}", b.local, 0o755))
+                for b, current in zip(plugins, installed) if current.stdout.split()[:1] != [b.digest]]
+
+
+def _from_repository(run: Run) -> Change:
+    k = run.cluster.kubernetes
+    repo = repository_url(run)
+    version = k.kubernetes_version.lstrip("v")
+    source = f"deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] {repo}/ /"
+    pinned = " ".join(f"{name}={version}-*" for name in NAMES)
+    command = (
+        f"{APT} update && {APT} install -y ca-certificates curl gpg conntrack socat && "
+        f"install -m 0755 -d /etc/apt/keyrings && "
+        f"curl -fsSL {shlex.quote(repo + '/Release.key')} | gpg --batch --yes --dearmor -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg && "
+        f"printf '%s\\n' {shlex.quote(source)} > /etc/apt/sources.list.d/kubernetes.list && "
+        f"{APT} update && {APT} install -y --allow-change-held-packages {pinned} && "
+        f"apt-mark hold {' '.join(NAMES)} && systemctl enable kubelet"
+    )
+    return Change(f"install kubeadm, kubelet and kubectl {k.kubernetes_version} from {repo}: {command}", command)
+
+
+def _from_binaries(run: Run, host: Host) -> list[Change]:
+    binaries = run.binaries.files
+    installed = host.sh_all([f"sha256sum {b.remote} 2>/dev/null" for b in binaries])
+    # Read piece by piece as they are sent: many hosts at once must not each hold a copy in memory.
+    changes = [Change(f"upload {b.local} to {b.remote}", FileWrite(b.remote, b.local, 0o755))
+               for b, current in zip(binaries, installed) if current.stdout.split()[:1] != [b.digest]]
+    changes += ensure_files(host, [RenderedFile(target, render(template))
+                                   for template, target in (("k8s/kubelet/kubelet.service.j2", KUBELET_UNIT),
+                                                            ("k8s/kubelet/10-kubeadm.conf.j2", KUBEADM_DROP_IN))])
+    if changes:
+        command = f"{APT} update && {APT} install -y conntrack socat && systemctl daemon-reload && systemctl enable kubelet"
+        changes.append(Change(f"install kubelet's prerequisites and enable it: {command}", command))
+    return changes
+
+
+def sandbox_image(run: Run, host: Host) -> str:
+    """The pause image the host's kubeadm (of the configured version) will ask containerd for."""
+    k = run.cluster.kubernetes
+    listed = host.sh(f"kubeadm config images list --kubernetes-version {shlex.quote(k.kubernetes_version)} "
+                     f"--image-repository {shlex.quote(k.docker_registry)}", check=True)
+    return next(line.strip() for line in listed.stdout.splitlines() if "/pause:" in line)
+
+
+def containerd_config(run: Run, facts: HostFacts, pause: str) -> RenderedFile:
+    major = int(facts.containerd.lstrip("v").split(".")[0]) if facts.containerd[:1].lstrip("v").isdigit() else 1
+    text = render("k8s/containerd/config.toml.j2", sandbox_image=pause, containerd_major=major,
+                  restrict_oom_score_adj=not facts.cap_sys_resource)
+    return RenderedFile(CONTAINERD_CONFIG, text)
+
+
+def containerd_changes(run: Run, host: Host, facts: HostFacts) -> list[Change]:
+    config = ensure_file(host, containerd_config(run, facts, sandbox_image(run, host)))
+    if not config:
+        return []
+    restart = "systemctl restart containerd && (systemctl is-active --quiet docker || systemctl restart docker)"
+    return config + [Change("restart containerd to load its CRI configuration", restart)]
