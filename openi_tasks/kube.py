@@ -54,8 +54,28 @@ class KubeApi:
         return live is None or _comparable(live) != _comparable(self.apply(obj, dry_run=True))
 
 
+    def wait_ready(self, timeout: float = 180) -> None:
+        """Until the API server answers /readyz with ok (through the endpoint the kubeconfig names)."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            try:
+                request = self.api_client.param_serialize(method="GET", resource_path="/readyz",
+                                                          auth_settings=["BearerToken"])
+                response = self.api_client.call_api(*request, _request_timeout=5)
+                if response.status == 200:
+                    return
+                last = f"HTTP {response.status}"
+            except Exception as exc:  # not answering yet is what we are waiting out
+                last = str(exc).splitlines()[0][:160]
+            time.sleep(2)
+        raise TimeoutError(f"the API server was not ready within {timeout:.0f}s ({last})")
+
     def drain_and_delete(self, node: str, timeout: float = 300) -> None:
-        """Cordon a node, evict its pods (not DaemonSets' or static ones), wait, delete the Node."""
+        """Cordon a node, evict its pods (not DaemonSets' or static ones), wait, delete the Node.
+
+        On a node whose kubelet does not answer (NotReady), evicted pods would wait forever for it
+        to stop them: they are deleted at once instead (their controllers start them elsewhere)."""
         from kubernetes import client
 
         core = client.CoreV1Api(self.api_client)
@@ -66,6 +86,15 @@ class KubeApi:
                     if not _stays(p)]
             if not pods:
                 break
+            if not _ready(core.read_node(node)):
+                for pod in pods:
+                    try:
+                        core.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace, grace_period_seconds=0)
+                    except client.exceptions.ApiException as exc:
+                        if exc.status != 404:
+                            raise
+                time.sleep(1)
+                continue
             if time.monotonic() > deadline:
                 names = ", ".join(f"{p.metadata.namespace}/{p.metadata.name}" for p in pods[:5])
                 raise TimeoutError(f"{node}: pods still running after {timeout:.0f}s: {names}")
@@ -79,6 +108,10 @@ class KubeApi:
                         raise
             time.sleep(5)
         core.delete_node(node)
+
+
+def _ready(node) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))
 
 
 def _stays(pod) -> bool:

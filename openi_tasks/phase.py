@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from .errors import RunFailed, UsageError
 from .ssh import FileWrite, Host, describe_error, fan_out
+from .ssh.channel import CANCEL, exempt_from_cancel
 
 if TYPE_CHECKING:
     from .run import Run
@@ -151,22 +152,35 @@ class PhaseRunner:
         outcomes: list[PhaseOutcome] = []
         ran: list[Phase] = []
         for phase in self.selected:
-            outcome = self._run_phase(run, phase)
+            try:
+                outcome = self._run_phase(run, phase)
+            except KeyboardInterrupt:
+                # Ctrl-C: every host's command stops at its next poll; the clean-ups (releasing the
+                # cluster lock) still run, with cancellation lifted, and the interrupt goes on.
+                CANCEL.set()
+                run.reporter.warn(f"interrupted in phase {phase.name}: stopping, then releasing what this run holds")
+                run.log.write(f"interrupted in phase {phase.name}")
+                self._cleanup(run, ran + [phase])
+                raise
             outcomes.append(outcome)
             if not outcome.skipped:
                 ran.append(phase)
             if outcome.failed:
                 run.reporter.phase_failed(outcome)
-                for done in reversed(ran):
-                    try:
-                        done.cleanup(run)
-                    except Exception as exc:  # a failing clean-up must not hide the failure
-                        run.reporter.warn(f"clean-up of {done.name} failed: {describe_error(exc)}")
-                        run.log.write(f"clean-up of {done.name} failed: {describe_error(exc)}")
+                self._cleanup(run, ran)
                 run.reporter.summary(outcomes, run.dry_run)
                 raise RunFailed(f"phase {phase.name} failed")
         run.reporter.summary(outcomes, run.dry_run)
         return outcomes
+
+    def _cleanup(self, run: "Run", ran: list[Phase]) -> None:
+        with exempt_from_cancel():
+            for done in reversed(ran):
+                try:
+                    done.cleanup(run)
+                except Exception as exc:  # a failing clean-up must not hide the failure
+                    run.reporter.warn(f"clean-up of {done.name} failed: {describe_error(exc)}")
+                    run.log.write(f"clean-up of {done.name} failed: {describe_error(exc)}")
 
     def _run_phase(self, run: "Run", phase: Phase) -> PhaseOutcome:
         outcome = PhaseOutcome(phase)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 from pathlib import Path
 
@@ -61,13 +62,16 @@ def testbed(tmp_path_factory: pytest.TempPathFactory):
     """A testbed for one test module: 3 masters, a proxy, a worker and a bare worker.
 
     Per module, so that a module that deploys onto it cannot disturb another's assumptions.
-    If it cannot start, every test that uses it fails (it never skips).
+    If it cannot start, every test that uses it fails (it never skips). For working on tests,
+    OPENI_TEST_TESTBED=<workdir> reuses a testbed that is already up there, and leaves it up.
     """
     from openi_tasks.testbed.testbed import Testbed
 
-    bed = Testbed(tmp_path_factory.mktemp("testbed"), say=lambda message: None)
+    reuse = os.environ.get("OPENI_TEST_TESTBED")
+    bed = Testbed(Path(reuse) if reuse else tmp_path_factory.mktemp("testbed"), say=lambda message: None)
     try:
-        bed.config_dir = bed.up(masters=3, workers=2, proxy=True, bare=1)
+        bed.config_dir = bed.up(masters=3, workers=2, proxy=True, bare=0 if reuse else 1)
         yield bed
     finally:
-        bed.down()
+        if not reuse:
+            bed.down()

@@ -135,8 +135,9 @@ class Cluster:
 
     @cached_property
     def nodes(self) -> tuple[Machine, ...]:
-        """The machines that are Kubernetes nodes (a proxy host is not)."""
-        return tuple(m for m in self.machines if m.role != "proxy")
+        """The machines that are Kubernetes nodes: all of them (the proxy host runs kubelet too, as
+        the role definition says)."""
+        return self.machines
 
     @cached_property
     def etcd_members(self) -> tuple[EtcdMember, ...]:

@@ -25,7 +25,7 @@ from .etcd_client import member_health, save_snapshot
 from .phases.connect import Connect
 from .phases.etcd import Etcd
 from .phases.lock import Lock, Unlock
-from .phases.restore import RestoreData
+from .phases.restore import RestartControlPlane, RestoreData
 from .pki import ClusterPki
 
 
@@ -73,4 +73,5 @@ def restore(cluster: Cluster, reporter: Reporter, snapshot: Path, dry_run: bool 
     operator_pki(cluster)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     with open_run(cluster, reporter, "restore", dry_run=dry_run, machines=cluster.masters) as run:
-        return PhaseRunner([Connect(), Lock(), RestoreData(snapshot, stamp), Etcd(), Unlock()]).run(run)
+        return PhaseRunner([Connect(), Lock(), RestoreData(snapshot, stamp), Etcd(), RestartControlPlane(),
+                            Unlock()]).run(run)

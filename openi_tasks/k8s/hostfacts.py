@@ -47,6 +47,8 @@ echo "managed=$(docker ps -a --filter label=openi.managed=true --format '{{.Name
 echo "kubelet_joined=$(test -f /etc/kubernetes/kubelet.conf && echo yes || echo no)"
 echo "apiserver=$(test -f /etc/kubernetes/manifests/kube-apiserver.yaml && echo yes || echo no)"
 echo "kubeadm=$(kubeadm version -o short 2>/dev/null || echo none)"
+# An init or join that started and never finished (interrupted): see phases/control_plane.py.
+echo "kubeadm_unfinished=$(test -e /etc/openi/kubeadm/started -a ! -e /etc/openi/kubeadm/done && echo yes || echo no)"
 echo "kubelet=$(kubelet --version 2>/dev/null | awk '{print $2}')"
 echo "containerd=$(containerd --version 2>/dev/null | awk '{print $3}')"
 echo "cgroup=$(test "$(stat -f -c %T /sys/fs/cgroup 2>/dev/null)" = cgroup2fs && echo 2 || echo 1)"
@@ -83,6 +85,7 @@ class HostFacts:
     kubelet_joined: bool
     apiserver: bool
     kubeadm: str
+    kubeadm_unfinished: bool = False
     kubelet: str = ""
     containerd: str = ""
     cgroup: int = 2
@@ -120,6 +123,7 @@ def gather(host: Host, disk_path: str = "/var/lib") -> HostFacts:
         kubelet_joined=raw.get("kubelet_joined") == "yes",
         apiserver=raw.get("apiserver") == "yes",
         kubeadm=raw.get("kubeadm", "none").strip(),
+        kubeadm_unfinished=raw.get("kubeadm_unfinished", "").strip() == "yes",
         kubelet=raw.get("kubelet", "").strip(),
         containerd=raw.get("containerd", "").strip(),
         cgroup=1 if raw.get("cgroup", "2").strip() == "1" else 2,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ ETCD_CA = f"{PKI}/etcd/ca.crt"
 ETCD_CLIENT_CERT = f"{PKI}/apiserver-etcd-client.crt"
 ETCD_CLIENT_KEY = f"{PKI}/apiserver-etcd-client.key"
 CONFIG_DIR = "/etc/openi/kubeadm"
+STARTED, DONE = f"{CONFIG_DIR}/started", f"{CONFIG_DIR}/done"
 # With kubernetes.cluster-dns, the resolvers pods (CoreDNS among them) forward to.
 KUBELET_RESOLV_CONF = "/etc/openi/kubelet/resolv.conf"
 TOKEN_TTL = "24h0m0s"
@@ -302,3 +304,14 @@ def config_file(cluster: Cluster, machine: Machine, join: JoinSecrets,
         [d.to_dict() for d in documents], sort_keys=False
     )
     return path, text
+
+
+# An init or join that started and never finished (the run was interrupted, the host rebooted)
+# cannot be resumed by kubeadm; nothing can have joined a control plane whose init did not finish.
+# The host is reset, then its files are written again and kubeadm runs again.
+RESET_UNFINISHED = f"kubeadm reset -f && rm -rf /etc/cni/net.d/10-flannel.conflist {STARTED} {DONE}"
+
+
+def run_command(verb: str, path: str) -> str:
+    """`kubeadm init` or `kubeadm join` with its configuration, recorded as started before and done after."""
+    return f"touch {STARTED} && rm -f {DONE} && kubeadm {verb} --config {shlex.quote(path)} && touch {DONE}"

@@ -23,6 +23,7 @@ from ..run import open_run
 from .etcd_client import member_health
 from .files import member_of
 from .phases import deploy_phases
+from .phases.addons import Addons
 from .phases.clean import Clean
 from .phases.connect import Connect
 from .phases.docker import Docker
@@ -30,6 +31,7 @@ from .phases.drain import DrainNodes
 from .phases.facts import Facts
 from .phases.lock import Lock, Unlock
 from .phases.membership import CheckNew, EtcdJoin, EtcdLeave
+from .phases.packages import Packages
 from .phases.prepare import Prepare
 from .phases.reset import ResetKubelet
 from .phases.workers import Workers
@@ -87,5 +89,7 @@ def repair(cluster: Cluster, reporter: Reporter, nodes: list[Machine], *, dry_ru
         raise UsageError(f"repair is for workers only; {', '.join(refused)} run etcd or the endpoint "
                          f"(use k8s.etcdfix for an etcd member)")
     with open_run(cluster, reporter, "repair", dry_run=dry_run, targets=[n.hostname for n in nodes]) as run:
-        phases = [Connect(), Facts(), Lock(), DrainNodes(), ResetKubelet(), Prepare(), Docker(), Workers(), Unlock()]
+        # The add-ons phase gives the rejoined Node its labels (the machine's flags) again.
+        phases = [Connect(), Facts(), Lock(), DrainNodes(), ResetKubelet(), Prepare(), Docker(), Packages(), Workers(),
+                  Addons(), Unlock()]
         return PhaseRunner(phases).run(run)

@@ -58,10 +58,10 @@ class ServiceEngine:
         self.sleep = sleep
         self.poll = poll
 
-    def render(self, specs: list[ServiceSpec]) -> list[RenderedService]:
+    def render(self, specs: list[ServiceSpec], data: bool = True) -> list[RenderedService]:
         """Every service's files and objects; any error here comes before anything is applied."""
         context = service_context(self.cluster)
-        return [render_service(spec, self.cluster, context) for spec in specs]
+        return [render_service(spec, self.cluster, context, data) for spec in specs]
 
     # --- deploy -----------------------------------------------------------------------------
 
@@ -136,9 +136,9 @@ class ServiceEngine:
     def clean(self, names: list[str] | None = None) -> list[str]:
         """Remove services in reverse dependency order; with no names, the original's whole sequence."""
         if names:
-            rendered = self.render(deploy_order(self.services, names))
+            rendered = self.render(deploy_order(self.services, names), data=False)
             return [self._remove(service) for service in reversed(rendered)]
-        everything = self.render(deploy_order(self.services))
+        everything = self.render(deploy_order(self.services), data=False)
         removed = [self._remove(s) for s in reversed(everything) if s.spec.name != CLUSTER_CONFIGURATION]
         if CLEANING in self.services:
             (cleaning,) = self.render([self.services[CLEANING]])
@@ -160,7 +160,7 @@ class ServiceEngine:
     def status(self) -> list[tuple[str, str, str, str]]:
         """(service, workload, ready/desired, nodes) for every workload of every deployed service."""
         rows = []
-        for service in self.render(deploy_order(self.services)):
+        for service in self.render(deploy_order(self.services), data=False):
             for obj in (o for o in service.objects if o["kind"] in WORKLOADS):
                 state = self.api.status(obj)
                 rows.append((service.spec.name, f"{state.kind} {state.name}", f"{state.ready}/{state.desired}"

@@ -74,7 +74,9 @@ def pull_secret(cluster: Cluster) -> dict[str, Any]:
             "data": {".dockerconfigjson": config}}
 
 
-def render_service(spec: ServiceSpec, cluster: Cluster, context: dict[str, Any]) -> RenderedService:
+def render_service(spec: ServiceSpec, cluster: Cluster, context: dict[str, Any], data: bool = True) -> RenderedService:
+    """The service's files and objects. Without `data`, config maps made from directories are
+    named but not read (status and clean need the objects, not what they hold)."""
     rendered = RenderedService(spec)
     try:
         for template in spec.templates:
@@ -86,7 +88,7 @@ def render_service(spec: ServiceSpec, cluster: Cluster, context: dict[str, Any])
             raise ServiceCatalogError(f"service {spec.name}: needs cluster.docker-registry-info for its pull secret")
         rendered.objects.append(pull_secret(cluster))
     for configmap in spec.configmaps:
-        rendered.objects.append(_configmap(spec, configmap, rendered.files, context))
+        rendered.objects.append(_configmap(spec, configmap, rendered.files, context, data))
     for manifest in spec.manifests:
         text = rendered.files.get(manifest) or (spec.directory / manifest).read_text()
         try:
@@ -99,11 +101,12 @@ def render_service(spec: ServiceSpec, cluster: Cluster, context: dict[str, Any])
     return rendered
 
 
-def _configmap(spec: ServiceSpec, configmap, files: dict[str, str], context: dict[str, Any]) -> dict[str, Any]:
+def _configmap(spec: ServiceSpec, configmap, files: dict[str, str], context: dict[str, Any],
+               read: bool = True) -> dict[str, Any]:
     data = {}
     for name in configmap.files:
         data[Path(name).name] = files.get(name) or (spec.directory / name).read_text()
-    if configmap.directory:
+    if configmap.directory and read:
         directory = Path(environment().from_string(configmap.directory).render(**context))
         if not directory.is_dir():
             raise OpenIError(f"service {spec.name}: config map {configmap.name} reads {directory}, which does not exist"

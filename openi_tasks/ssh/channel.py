@@ -9,6 +9,7 @@ keepalive reply whenever it has been silent for a while, and stops soon after `C
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import threading
@@ -24,6 +25,24 @@ from .errors import Cancelled, CommandTimeout, ConnectionLost
 # Set when the operator interrupts the run: every command on every host stops within a poll.
 CANCEL = threading.Event()
 POLL = 0.25  # seconds between looks at CANCEL and the deadline while a command is silent
+_thread = threading.local()
+
+
+def cancelled() -> bool:
+    """Whether this thread's commands must stop: the run was interrupted, and this thread is not
+    the one releasing what the run holds (see `exempt_from_cancel`)."""
+    return CANCEL.is_set() and not getattr(_thread, "exempt", False)
+
+
+@contextlib.contextmanager
+def exempt_from_cancel() -> Iterator[None]:
+    """Commands of this thread run even though the run was interrupted: the clean-ups (releasing
+    the cluster lock) after Ctrl-C. Other threads still stop."""
+    _thread.exempt = True
+    try:
+        yield
+    finally:
+        _thread.exempt = False
 
 
 def pieces(content: bytes | Path) -> Iterator[bytes]:
@@ -89,7 +108,7 @@ def execute(
     stdin: bytes | Sequence[bytes | Path] | None = None,
 ) -> Result:
     """Run `command` on a new channel of `transport`; its result (output decoded, exit code)."""
-    if CANCEL.is_set():
+    if cancelled():
         raise Cancelled(f"{host}: interrupted")
     channel = transport.open_session(timeout=timeout)
     liveness = Liveness(transport, host, keepalive)
@@ -128,7 +147,7 @@ def execute(
             stderr += b"\n(the command was killed by a signal)"
             exit_code = 255
     except (socket.timeout, EOFError, OSError, paramiko.SSHException) as exc:
-        if CANCEL.is_set():
+        if cancelled():
             raise Cancelled(f"{host}: interrupted") from None
         if isinstance(exc, socket.timeout) and time.monotonic() > deadline:
             raise CommandTimeout(f"{host}: command timed out after {timeout}s") from None
@@ -145,7 +164,7 @@ def _send(channel: paramiko.Channel, parts: Sequence[bytes | Path], liveness: Li
     channel.settimeout(max(liveness.interval * 3, 1.0) if liveness.interval > 0 else None)
     for part in parts:
         for piece in pieces(part):
-            if CANCEL.is_set():
+            if cancelled():
                 raise Cancelled(f"{liveness.host}: interrupted")
             if time.monotonic() > deadline:
                 raise CommandTimeout(f"{liveness.host}: command timed out after {timeout}s")
@@ -157,7 +176,7 @@ def _send(channel: paramiko.Channel, parts: Sequence[bytes | Path], liveness: Li
 
 
 def _wait(channel: paramiko.Channel, liveness: Liveness, deadline: float, timeout: float) -> None:
-    if CANCEL.is_set():
+    if cancelled():
         raise Cancelled(f"{liveness.host}: interrupted")
     remaining = deadline - time.monotonic()
     if remaining <= 0:

@@ -3,6 +3,8 @@ applied from this machine with server-side apply; only objects that would change
 
 from __future__ import annotations
 
+import time
+
 from ...errors import OpenIError
 from ...phase import Change
 from ...run import Run
@@ -24,15 +26,27 @@ class Addons(OnFirstMaster):
             if run.dry_run:
                 return [Change(f"apply {describe(o)}", lambda: None) for o in objects]
             raise FileNotFoundError(f"{run.state.admin_conf} is missing: run the control-plane phase first")
-        changes, absent = [], []
+        changes = []
+        absent = _unregistered(api, [o for o in objects if o["kind"] == "Node"])
         for obj in objects:
-            if obj["kind"] == "Node" and api.get(obj) is None:
-                absent.append(obj["metadata"]["name"])  # applying would create a Node that no kubelet runs
-            elif api.would_change(obj):
+            if obj["kind"] == "Node" and obj["metadata"]["name"] in absent:
+                continue  # applying would create a Node that no kubelet runs
+            if api.would_change(obj):
                 changes.append(Change(f"apply {describe(obj)}", lambda o=obj: api.apply(o)))
         if absent:  # after everything else, so the others are applied
             changes.append(Change(f"label nodes {', '.join(absent)}", lambda: _not_in_cluster(absent)))
         return changes
+
+
+def _unregistered(api, nodes: list[dict], patience: float = 60) -> list[str]:
+    """The Nodes that do not exist, after waiting up to `patience` seconds for all of them (a
+    kubelet that has just joined registers within seconds)."""
+    deadline = time.monotonic() + patience
+    while True:
+        absent = [n["metadata"]["name"] for n in nodes if api.get(n) is None]
+        if not absent or time.monotonic() > deadline:
+            return absent
+        time.sleep(2)
 
 
 def _not_in_cluster(nodes: list[str]) -> None:

@@ -17,6 +17,7 @@ from ..containers import managed_containers
 from ..files import MODULES_LOAD, SYSCTL_CONF
 from .lock import LOCK
 from .packages import CONTAINERD_CONFIG
+from .reset import NETWORK
 
 FILES = ("/etc/openi", "/etc/kubernetes", "/var/lib/kubelet", "/etc/cni/net.d/10-flannel.conflist",
          MODULES_LOAD, SYSCTL_CONF)
@@ -37,6 +38,8 @@ class Clean(Phase):
         changes = []
         if host.sh("command -v kubeadm && test -e /etc/kubernetes/kubelet.conf -o -e /etc/kubernetes/manifests").exited == 0:
             changes.append(Change("reset kubeadm's state (kubeadm reset -f)", "kubeadm reset -f"))
+        if host.sh("ip link show cni0 || ip link show flannel.1 || test -e /var/lib/cni").exited == 0:
+            changes.append(Change("remove the pod network's interfaces and IP allocations", NETWORK))
         for name in managed_containers(host):
             changes.append(Change(f"remove container {name}", f"docker rm -f {shlex.quote(name)}"))
         changes += ensure_absent(host, FILES + (run.cluster.kubernetes.etcd_data_path,))

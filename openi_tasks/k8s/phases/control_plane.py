@@ -9,7 +9,7 @@ from ...operations import ensure_files
 from ...phase import Change, Phase
 from ...render import RenderedFile
 from ...run import Run
-from ...ssh import Host
+from ...ssh import FileWrite, Host
 from ...state import write_private
 from .. import kubeadm
 from ..admin_conf import ADMIN_CONF, for_operator
@@ -22,6 +22,13 @@ def adaptations(run: Run, host: Host) -> kubeadm.Adaptations:
     known = list(run.facts.values())
     return kubeadm.Adaptations(cgroup_v1=mine.cgroup == 1, any_cgroup_v1=any(f.cgroup == 1 for f in known),
                                conntrack_fixed=any(not f.conntrack_writable for f in known))
+
+
+def unfinished_reset(host: Host, files: list[RenderedFile]) -> list[Change]:
+    """For a host whose last kubeadm init or join never finished: reset it, then write every file
+    again (the reset removes those in /etc/kubernetes)."""
+    return [Change("reset the init or join that an earlier run left unfinished", kubeadm.RESET_UNFINISHED),
+            *(Change(f"write {f.path} (mode {f.mode:o})", FileWrite(f.path, f.content.encode(), f.mode)) for f in files)]
 
 
 def kubeadm_config(run: Run, host: Host) -> RenderedFile:
@@ -41,16 +48,15 @@ class ControlPlane(Phase):
     def plan(self, run: Run, host: Host) -> list[Change]:
         facts = facts_of(run, host)
         config = kubeadm_config(run, host)
-        changes = ensure_files(host, [
-            *(RenderedFile(f"{kubeadm.PKI}/{relative}", content.decode(), 0o600 if relative.endswith(".key") else 0o644)
-              for relative, content in run.pki.control_plane_files().items()),
-            config,
-        ])
+        files = [*(RenderedFile(f"{kubeadm.PKI}/{relative}", content.decode(), 0o600 if relative.endswith(".key") else 0o644)
+                   for relative, content in run.pki.control_plane_files().items()),
+                 config]
+        changes = unfinished_reset(host, files) if facts.kubeadm_unfinished else ensure_files(host, files)
         first = host.machine is run.cluster.masters[0]
-        if not facts.apiserver:
-            command = f"kubeadm {'init' if first else 'join'} --config {shlex.quote(config.path)}"
+        if not facts.apiserver or facts.kubeadm_unfinished:
+            verb = "init" if first else "join"
             what = "initialise the control plane" if first else "join the control plane"
-            changes.append(Change(f"{what}: {command}", command))
+            changes.append(Change(f"{what}: kubeadm {verb} --config {config.path}", kubeadm.run_command(verb, config.path)))
         elif first and any(not f.kubelet_joined for f in run.facts.values()):
             token_id = run.join.token.split(".")[0]
             # The token comes from the configuration file (0600), never from the command line.

@@ -12,7 +12,7 @@ from ...phase import Change, Phase
 from ...render import RenderedFile
 from ...run import Run
 from ...ssh import CommandFailed, Host
-from ..containers import ContainerSpec, digest, ensure_container, inspect
+from ..containers import ContainerSpec, ensure_container, inspect
 from ..files import HAPROXY_CONFIG, HAPROXY_CONTAINER, HAPROXY_DIR, file_at, host_files
 
 CONTAINER_CONFIG_DIR = "/usr/local/etc/haproxy"
@@ -54,8 +54,16 @@ class Endpoint(Phase):
                                   lambda: check_haproxy_config(host, config, image)))
             changes += config_changes
         changes += ensure_file(host, definition, states[definition.path])
-        spec = ContainerSpec.from_yaml(definition.content, "haproxy", depends=(digest(config.content),))
-        return changes + ensure_container(spec, inspect(host, spec.name))
+        # The configuration is not part of the container's definition: a new one is loaded by the
+        # running haproxy (master-worker mode reloads on SIGUSR2, keeping open connections), so the
+        # API endpoint never goes away while masters are added or removed.
+        spec = ContainerSpec.from_yaml(definition.content, "haproxy")
+        current = inspect(host, spec.name)
+        container = ensure_container(spec, current)
+        if config_changes and not container and current is not None and current.running:
+            changes.append(Change(f"reload haproxy with the new configuration (docker kill -s USR2 {spec.name}: "
+                                  f"open connections are kept)", f"docker kill -s USR2 {shlex.quote(spec.name)}"))
+        return changes + container
 
     def after(self, run: Run) -> None:
         for host in self.hosts(run):

@@ -6,7 +6,13 @@ from ...phase import Change, Phase
 from ...run import Run
 from ...ssh import Host
 
-STATE = "/etc/kubernetes /var/lib/kubelet /etc/cni/net.d/10-flannel.conflist"
+STATE = ("/etc/kubernetes /var/lib/kubelet /etc/cni/net.d/10-flannel.conflist "
+         "/etc/openi/kubeadm/started /etc/openi/kubeadm/done")
+# What `kubeadm reset` leaves of the pod network: the bridge and VXLAN interfaces with the old
+# node's addresses (a node that joins again gets another pod subnet, and its pods could not start
+# while cni0 keeps the old address), and the IP allocations of host-local.
+NETWORK = ("for link in cni0 flannel.1 flannel-wg flannel-v6.1; do ip link delete \"$link\" 2>/dev/null || true; done; "
+           "rm -rf /var/lib/cni /run/flannel")
 
 
 class ResetKubelet(Phase):
@@ -14,7 +20,9 @@ class ResetKubelet(Phase):
     title = "Reset the nodes' Kubernetes state"
 
     def plan(self, run: Run, host: Host) -> list[Change]:
-        command = f"rm -rf {STATE}"
+        command = f"rm -rf {STATE}; {NETWORK}"
         if host.sh("command -v kubeadm").exited == 0:
             command = f"kubeadm reset -f && {command}"
-        return [Change(f"reset the node: {command}", command)]
+        # What was learned of the host before the reset no longer holds (it is no longer joined).
+        return [Change(f"reset the node: {command}", command),
+                Change("forget the facts gathered before the reset", lambda: run.facts.pop(host.name, None))]

@@ -60,3 +60,27 @@ class RestoreData(Phase):
             Change(f"restore the snapshot: {restore}", restore),
             Change(f"remove {STAGING}", f"rm -rf {STAGING}"),
         ]
+
+
+class RestartControlPlane(Phase):
+    """After etcd went back in time, the API servers' caches and the controllers' informers hold
+    revisions etcd no longer has: their processes are stopped, kubelet starts them again, and the
+    phase waits until the API answers ready through the endpoint."""
+
+    name = "restart-control-plane"
+    title = "Restart the control plane on the restored etcd"
+    COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
+    def hosts(self, run: Run) -> list[Host]:
+        return run.hosts("master")
+
+    def plan(self, run: Run, host: Host) -> list[Change]:
+        if host.sh("test -f /etc/kubernetes/manifests/kube-apiserver.yaml").exited != 0:
+            return []
+        stop = "; ".join(f"pkill -x {c} || true" for c in self.COMPONENTS)
+        return [Change(f"stop {', '.join(self.COMPONENTS)} (kubelet starts them again)", stop)]
+
+    def after(self, run: Run) -> None:
+        api = run.api()
+        if api is not None:
+            api.wait_ready(timeout=180)

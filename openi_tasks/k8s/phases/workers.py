@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import shlex
-
 from ...operations import ensure_file
 from ...phase import Change, Phase
 from ...run import Run
 from ...ssh import Host
-from .control_plane import kubeadm_config
+from .. import kubeadm
+from .control_plane import kubeadm_config, unfinished_reset
 from .facts import facts_of
 
 
@@ -22,8 +21,8 @@ class Workers(Phase):
     def plan(self, run: Run, host: Host) -> list[Change]:
         facts = facts_of(run, host)
         config = kubeadm_config(run, host)
-        changes = ensure_file(host, config)
-        if not facts.kubelet_joined:
-            command = f"kubeadm join --config {shlex.quote(config.path)}"
-            changes.append(Change(f"join the cluster: {command}", command))
+        changes = unfinished_reset(host, [config]) if facts.kubeadm_unfinished else ensure_file(host, config)
+        if not facts.kubelet_joined or facts.kubeadm_unfinished:
+            changes.append(Change(f"join the cluster: kubeadm join --config {config.path}",
+                                  kubeadm.run_command("join", config.path)))
         return changes

@@ -1,0 +1,566 @@
+"""Every k8s task on one real cluster: the testbed's nodes, Kubernetes from the bundle built from
+its Go modules (real kubeadm, kubelet, API servers, etcd, CoreDNS, flannel), reached as an
+operator reaches it: over SSH, and through the API endpoint with the admin kubeconfig that
+openi-tasks wrote.
+
+The tests run in order and share the cluster, because a deploy takes minutes: a dry run and a
+node off the network on fresh nodes; the deploy and what it must have made; status, the no-change
+re-run, the lock, kubectl; a master down; etcd repaired under API load; backup and restore;
+repair, remove and add of a worker and of a master; then clean, an interrupted deploy, and the
+deploy that completes it. The dashboard runs as a STAND-IN (its source is not served here).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import secrets
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from kubernetes import client as kclient
+from rich.console import Console
+
+from openi_tasks.config import load_cluster
+from openi_tasks.config.nodes import load_nodes
+from openi_tasks.errors import OpenIError, RunFailed, UsageError
+from openi_tasks.k8s.backup import backup, restore
+from openi_tasks.k8s.clean import clean
+from openi_tasks.k8s.deploy import deploy
+from openi_tasks.k8s.etcd_client import client, member_health, members
+from openi_tasks.k8s.etcdfix import EtcdfixRefused, etcdfix
+from openi_tasks.k8s.kubectl import install_kubectl
+from openi_tasks.k8s.phases.lock import LOCK
+from openi_tasks.k8s.pki import ClusterPki
+from openi_tasks.k8s.status import show_status
+from openi_tasks.report import Reporter
+from openi_tasks.state import StateDir
+
+from .cluster import Kube, wait_for
+
+pytestmark = pytest.mark.testbed
+
+NODES = ["master1", "master2", "master3", "proxy", "worker1", "worker2"]
+FINGERPRINT = (
+    "docker ps -a --format '{{.ID}} {{.Names}} {{.State}}' 2>/dev/null | sort; "
+    "find /etc/openi /etc/containerd /etc/sysctl.d /etc/modules-load.d /var/lib/openi /etc/kubernetes /opt/cni "
+    "-type f 2>/dev/null | sort | xargs -r sha256sum; sha256sum /etc/hosts; "
+    "dpkg-query -W docker.io 2>/dev/null; systemctl is-active docker kubelet 2>/dev/null; true"
+)
+timings: dict[str, float] = {}
+
+
+def reporter() -> tuple[Reporter, io.StringIO]:
+    buffer = io.StringIO()
+    return Reporter(Console(file=buffer, width=400, highlight=False)), buffer
+
+
+def fingerprints(testbed, names=NODES) -> dict[str, str]:
+    """Each node's state as seen through `docker exec` (not through the code under test)."""
+    return {name: testbed.node(name).exec(FINGERPRINT)[1] for name in names}
+
+
+@pytest.fixture(scope="module")
+def cluster(testbed):
+    return load_cluster(testbed.config_dir)
+
+
+@pytest.fixture(scope="module")
+def pki(cluster):
+    return ClusterPki(cluster, StateDir.of(cluster))
+
+
+def kube(cluster) -> Kube:
+    return Kube(StateDir.of(cluster).admin_conf)
+
+
+def registry(cluster) -> str:
+    return cluster.kubernetes.docker_registry
+
+
+def healthy_members(cluster, pki) -> list[str]:
+    return sorted(h.name for h in member_health(cluster, pki) if h.healthy)
+
+
+class ApiWriter(threading.Thread):
+    """Creates numbered ConfigMaps through the API endpoint, one after another, and remembers
+    which creates the API server acknowledged and which failed (and why)."""
+
+    def __init__(self, cluster, namespace: str = "default", prefix: str = "load"):
+        super().__init__(daemon=True)
+        self.core = kclient.CoreV1Api(kube(cluster).api_client)
+        self.namespace, self.prefix = namespace, f"{prefix}-{secrets.token_hex(3)}"
+        self.acknowledged: list[str] = []
+        self.failed: list[tuple[float, str]] = []
+        self.done = threading.Event()
+
+    def run(self):
+        n = 0
+        while not self.done.is_set():
+            name = f"{self.prefix}-{n:05d}"
+            body = kclient.V1ConfigMap(metadata=kclient.V1ObjectMeta(name=name), data={"n": str(n)})
+            try:
+                self.core.create_namespaced_config_map(self.namespace, body, _request_timeout=10)
+                self.acknowledged.append(name)
+            except Exception as exc:  # counted and reported, never hidden
+                self.failed.append((time.monotonic(), str(exc).splitlines()[0][:160]))
+            n += 1
+            time.sleep(0.05)
+
+    def stop(self):
+        self.done.set()
+        self.join(30)
+
+    def missing(self, cluster) -> list[str]:
+        present = {c.metadata.name for c in self.core.list_namespaced_config_map(self.namespace).items}
+        return [name for name in self.acknowledged if name not in present]
+
+
+# --- before the deploy --------------------------------------------------------------------
+
+
+def test_dry_run_changes_nothing_and_shows_every_command(testbed, cluster):
+    before = fingerprints(testbed)
+    report, out = reporter()
+    deploy(cluster, report, dry_run=True)
+    assert fingerprints(testbed) == before
+    assert not StateDir.of(cluster).root.exists(), "a dry run writes no state either"
+    text = out.getvalue()
+    for expected in (
+        "worker2: would install Docker from the OS package (docker.io)",
+        "master1: would run container etcd-etcd1: docker run -d --name etcd-etcd1",
+        "proxy: would run container openi-haproxy",
+        f"master1: would upload {cluster.kubernetes.binaries_dir}/kubeadm to /usr/local/bin/kubeadm",
+        "worker1: would install CNI plugin bridge into /opt/cni/bin",
+        "master1: would initialise the control plane: kubeadm init --config /etc/openi/kubeadm/init.yaml",
+        "master2: would join the control plane: kubeadm join --config /etc/openi/kubeadm/join.yaml",
+        "worker1: would join the cluster: kubeadm join --config /etc/openi/kubeadm/join.yaml",
+        "master1: would apply DaemonSet kube-flannel/kube-flannel-ds",
+        "dry run: nothing was changed",
+    ):
+        assert expected in text, expected
+
+
+def test_a_node_off_the_network_stops_the_run_before_anything_changes(testbed, cluster):
+    node = testbed.node("worker1")
+    before = fingerprints(testbed)
+    node.disconnect()
+    try:
+        report, out = reporter()
+        with pytest.raises(RunFailed, match="phase connect failed"):
+            deploy(cluster, report)
+    finally:
+        node.connect()
+    assert fingerprints(testbed) == before
+    text = out.getvalue()
+    assert "worker1" in text and "cannot connect" in text and "phase connect failed" in text
+
+
+# --- the deploy ---------------------------------------------------------------------------
+
+
+def test_deploy_brings_up_a_working_cluster(testbed, cluster, pki):
+    report, out = reporter()
+    start = time.monotonic()
+    deploy(cluster, report)
+    timings["deploy"] = time.monotonic() - start
+    version = cluster.kubernetes.kubernetes_version
+    k = kube(cluster)
+    admin = yaml.safe_load(StateDir.of(cluster).admin_conf.read_text())
+    assert admin["clusters"][0]["cluster"]["server"] == f"https://{cluster.endpoint.address}:6443"  # the proxy
+    assert StateDir.of(cluster).admin_conf.stat().st_mode & 0o077 == 0
+    # Every node Ready at the configured version, the proxy node among them.
+    nodes = k.wait_ready(NODES, version)
+    assert testbed.node("worker2").exec("docker version --format '{{.Server.Version}}'")[0] == 0  # was bare
+    # Every machine flag is a node label; the control plane is where kubeadm put it.
+    for machine in cluster.machines:
+        labels = nodes[machine.hostname]["labels"]
+        for key, value in machine.labels.items():
+            assert labels.get(key) == value, (machine.hostname, key)
+    assert {n for n, v in nodes.items() if "node-role.kubernetes.io/control-plane" in v["labels"]} == \
+        {"master1", "master2", "master3"}
+    # Every kube-system pod runs: the control plane on each master, kube-proxy and flannel everywhere.
+    pods = k.wait_running("kube-system")
+    for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+        assert sorted(p.spec.node_name for p in pods if p.metadata.name.startswith(component)) == \
+            ["master1", "master2", "master3"], component
+    assert sorted(p.spec.node_name for p in pods if p.metadata.name.startswith("kube-proxy")) == sorted(NODES)
+    assert sorted(p.spec.node_name for p in k.wait_running("kube-flannel")) == sorted(NODES)
+    # The dashboard (a STAND-IN) on the host flagged dashboard: "true", and nowhere else.
+    dashboard = k.wait_running("kubernetes-dashboard")
+    flagged = [m.hostname for m in cluster.machines if m.labels.get("dashboard") == "true"]
+    assert {p.spec.node_name for p in dashboard} == set(flagged) and len(dashboard) == 2
+    # etcd with TLS: what one member stores the others read; a client without a certificate is refused.
+    assert healthy_members(cluster, pki) == ["etcd1", "etcd2", "etcd3"]
+    client(pki, cluster.etcd_members[0].client_url).put("/openi-test/written", "via etcd1")
+    for member in cluster.etcd_members[1:]:
+        assert client(pki, member.client_url).get("/openi-test/written") == [b"via etcd1"]
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.post(f"{cluster.etcd_members[0].client_url}/v3/kv/range", json={"key": "Lw=="},
+                      verify=str(pki.etcd_dir / "ca.crt"), timeout=5)
+    keys = testbed.node("master1").exec("stat -c '%a %n' /etc/openi/etcd/pki/*.key /etc/kubernetes/pki/*.key")[1]
+    assert keys and all(line.startswith("600 ") for line in keys.splitlines()), keys
+
+
+def test_pods_resolve_names_and_reach_each_other_across_workers(cluster):
+    k = kube(cluster)
+    stand_in = f"{registry(cluster)}/dashboard-stand-in:{cluster.kubernetes.dashboard_version}"
+    tools = cluster.etcd_image  # Debian with bash and getent: enough to probe from a pod
+    try:
+        server = k.run_pod("probe-server", stand_in, "worker1", env={"STAND_IN_HTTP_PORTS": "8080",
+                                                                      "STAND_IN_HTTPS_PORTS": ""})
+        k.run_pod("probe-client", tools, "worker2", command=["sleep", "3600"])
+        resolved = k.exec("probe-client", ["getent", "hosts", "kubernetes.default.svc.cluster.local"])
+        assert resolved.split()[:2] == ["10.96.0.1", "kubernetes.default.svc.cluster.local"]
+        # Through flannel's VXLAN: a pod on worker2 talks to a pod on worker1.
+        ip = server.status.pod_ip
+        answer = k.exec("probe-client", ["bash", "-c", f"exec 3<>/dev/tcp/{ip}/8080; "
+                                         "printf 'GET /across HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3"])
+        assert "STAND-IN for dashboard (not the real dashboard): GET /across" in answer
+        # Names outside the cluster go upstream: kubernetes.cluster-dns (the testbed's DNS server).
+        assert k.exec("probe-client", ["getent", "hosts", "master1"]).split()[0] == cluster.by_name["master1"].address
+    finally:
+        k.delete_pod("probe-server")
+        k.delete_pod("probe-client")
+
+
+def test_status_shows_nodes_members_and_backends(cluster):
+    report, out = reporter()
+    assert show_status(cluster, report) is True
+    text = out.getvalue()
+    assert re.search(r"master2\s.*Ready.*control-plane.*" + re.escape(cluster.kubernetes.kubernetes_version), text)
+    assert re.search(r"worker1\s.*Ready", text) and "leader" in text
+    for master in ("master1", "master2", "master3"):
+        assert re.search(rf"{master}\s.*UP", text), f"haproxy's backend {master} is UP"
+
+
+def test_a_second_deploy_changes_nothing_and_is_quick(cluster):
+    report, out = reporter()
+    start = time.monotonic()
+    outcomes = deploy(cluster, report)
+    seconds = time.monotonic() - start
+    changed = {o.phase.name: o.count("changed") for o in outcomes if not o.phase.bookkeeping}
+    assert not any(changed.values()), changed
+    assert "everything is already as configured: no changes" in out.getvalue()
+    assert seconds < 0.2 * timings.get("deploy", 120), (seconds, timings)
+
+
+def test_a_held_lock_stops_a_deploy_until_broken(testbed, cluster):
+    testbed.node("master2").exec(f"mkdir -p {LOCK} && echo 'someone@elsewhere pid 1' > {LOCK}/owner")
+    report, out = reporter()
+    with pytest.raises(RunFailed, match="phase lock failed"):
+        deploy(cluster, report)
+    assert "locked by someone@elsewhere pid 1" in out.getvalue() and "--break-lock" in out.getvalue()
+    deploy(cluster, reporter()[0], break_lock=True)
+    assert testbed.node("master2").exec(f"test -e {LOCK}")[0] != 0, "the broken lock is gone after the run"
+
+
+def test_install_kubectl_installs_the_bundles_kubectl_and_merges_the_context(cluster, tmp_path):
+    lines = install_kubectl(cluster, tmp_path / "bin", tmp_path / "kubeconfig")
+    assert "installed kubectl " + cluster.kubernetes.kubernetes_version in lines[0]
+    listed = subprocess.run([str(tmp_path / "bin" / "kubectl"), "--kubeconfig", str(tmp_path / "kubeconfig"),
+                             "--context", cluster.id, "get", "nodes", "-o", "name"],
+                            capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(listed.stdout.split()) == sorted(f"node/{n}" for n in NODES)
+
+
+# --- a master down ------------------------------------------------------------------------
+
+
+def test_the_api_keeps_serving_through_the_endpoint_with_a_master_down(testbed, cluster):
+    writer = ApiWriter(cluster, prefix="ha")
+    writer.start()
+    node = testbed.node("master2")
+    try:
+        time.sleep(3)
+        stopped = time.monotonic()
+        node.stop()
+        time.sleep(20)
+        reads = kube(cluster).core.list_namespaced_config_map("default", _request_timeout=10)
+        assert reads.items
+        during = len(writer.acknowledged)
+    finally:
+        node.start()
+    kube(cluster).wait_ready(NODES, cluster.kubernetes.kubernetes_version)
+    writer.stop()
+    failed_after_stop = [f for f in writer.failed if f[0] >= stopped]
+    print(f"\nHA: {len(writer.acknowledged)} ConfigMaps created through the endpoint, {len(writer.failed)} "
+          f"failed ({len(failed_after_stop)} after master2 stopped): {writer.failed[:3]}")
+    assert during > 100, "writes went on while master2 was down"
+    assert not writer.missing(cluster)
+    assert len(writer.failed) <= 5, writer.failed
+
+
+# --- etcd repaired, backed up and restored under a real API server -------------------------
+
+
+def nodes_file(tmp_path: Path, *entries: dict) -> Path:
+    path = tmp_path / "nodes.yaml"
+    path.write_text(yaml.safe_dump({"machine-list": list(entries)}, sort_keys=False))
+    return path
+
+
+def entry(cluster, hostname: str, **changes) -> dict:
+    """The machine's whole entry, as the operator's nodes file gives it: its login and its flags too."""
+    machine = cluster.by_name[hostname]
+    data = {"hostname": hostname, "hostip": machine.address, "machine-type": machine.sku_name, "k8s-role": machine.role}
+    if machine.etcdid:
+        data["etcdid"] = machine.etcdid
+    if machine.user != cluster.defaults.username:
+        data["username"] = machine.user
+    if machine.password is not None:
+        data["password"] = machine.password.get_secret_value()
+    data.update(machine.labels)
+    data.update(changes)
+    return data
+
+
+def test_etcdfix_rebuilds_a_destroyed_member_while_the_api_keeps_creating_objects(testbed, cluster, pki, tmp_path):
+    writer = ApiWriter(cluster, prefix="etcdfix")
+    writer.start()
+    try:
+        time.sleep(3)
+        testbed.node("master2").exec(
+            "docker stop etcd-etcd2 >/dev/null; rm -rf /var/lib/openi/etcd/etcd2; docker start etcd-etcd2 >/dev/null")
+        time.sleep(3)
+        report, out = reporter()
+        start = time.monotonic()
+        etcdfix(cluster, report, load_nodes(nodes_file(tmp_path, entry(cluster, "master2")), cluster))
+        timings["etcdfix"] = time.monotonic() - start
+        time.sleep(2)
+    finally:
+        writer.stop()
+    print(f"\netcdfix: {timings['etcdfix']:.1f}s; {len(writer.acknowledged)} ConfigMaps created through the API, "
+          f"{len(writer.failed)} failed: {writer.failed[:3]}")
+    assert len(writer.acknowledged) > 50
+    assert not writer.missing(cluster), "every acknowledged create is still there"
+    assert len(writer.failed) <= 5, writer.failed
+    assert healthy_members(cluster, pki) == ["etcd1", "etcd2", "etcd3"]
+    text = out.getvalue()
+    assert "etcd members before" in text and "etcd members after" in text and "snapshot:" in text
+
+
+def test_etcdfix_leaves_a_healthy_member_alone_unless_forced(cluster, tmp_path):
+    nodes = load_nodes(nodes_file(tmp_path, entry(cluster, "master3")), cluster)
+    with pytest.raises(EtcdfixRefused, match="etcd3 is a healthy member: nothing to repair"):
+        etcdfix(cluster, reporter()[0], nodes)
+
+
+def test_etcdfix_refuses_without_quorum_and_changes_nothing(testbed, cluster, pki, tmp_path):
+    before = sorted(m.id for m in members(pki, cluster.etcd_members[2].client_url))
+    for name in ("master1", "master2"):
+        testbed.node(name).exec(f"docker stop etcd-etcd{name[-1]}")
+    try:
+        nodes = load_nodes(nodes_file(tmp_path, entry(cluster, "master1")), cluster)
+        with pytest.raises(EtcdfixRefused) as info:
+            etcdfix(cluster, reporter()[0], nodes)
+        assert "only 1 of the 2 other members answer (etcd3); repairing etcd1 needs 2 (a quorum of 3 members)" \
+            in str(info.value)
+        assert testbed.node("master1").exec("test -d /var/lib/openi/etcd/etcd1")[0] == 0, "data left alone"
+    finally:
+        for name in ("master1", "master2"):
+            testbed.node(name).exec(f"docker start etcd-etcd{name[-1]}")
+    wait_for("three healthy members", lambda: healthy_members(cluster, pki) == ["etcd1", "etcd2", "etcd3"], 60)
+    assert sorted(m.id for m in members(pki, cluster.etcd_members[0].client_url)) == before
+
+
+def test_backup_then_restore_brings_back_exactly_the_objects_of_the_snapshot(cluster, tmp_path):
+    core = kube(cluster).core
+    for name in ("kept-1", "kept-2"):
+        core.create_namespaced_config_map("default", kclient.V1ConfigMap(metadata=kclient.V1ObjectMeta(name=name)))
+    snapshot = backup(cluster, out=tmp_path)
+    assert (tmp_path / snapshot.name).is_file() and Path(f"{snapshot}.sha256").is_file()
+    assert snapshot.stat().st_mode & 0o077 == 0
+    core.create_namespaced_config_map("default", kclient.V1ConfigMap(metadata=kclient.V1ObjectMeta(name="later")))
+    core.delete_namespaced_config_map("kept-2", "default")
+    report, out = reporter()
+    start = time.monotonic()
+    restore(cluster, report, snapshot)
+    timings["restore"] = time.monotonic() - start
+    names = {c.metadata.name for c in kube(cluster).core.list_namespaced_config_map("default").items}
+    assert {"kept-1", "kept-2"} <= names and "later" not in names
+    kube(cluster).wait_ready(NODES, cluster.kubernetes.kubernetes_version)
+    kube(cluster).wait_running("kube-system")
+
+
+def test_restore_refuses_a_snapshot_that_does_not_match_its_checksum(cluster, tmp_path):
+    snapshot = backup(cluster, out=tmp_path)
+    Path(f"{snapshot}.sha256").write_text("0" * 64 + "  x\n")
+    with pytest.raises(OpenIError, match="does not match its checksum"):
+        restore(cluster, reporter()[0], snapshot)
+
+
+# --- repair, remove, add ------------------------------------------------------------------
+
+
+def test_status_fails_on_a_dead_worker_and_repair_brings_it_back(testbed, cluster, tmp_path):
+    from openi_tasks.k8s.maintenance import repair
+
+    node = testbed.node("worker1")
+    node.exec("systemctl stop kubelet; pkill -9 -f containerd-shim || true")
+    wait_for("worker1 NotReady", lambda: not kube(cluster).nodes()["worker1"]["ready"], 120)
+    report, out = reporter()
+    assert show_status(cluster, report) is False
+    assert re.search(r"worker1\s.*NotReady", out.getvalue())
+    repair(cluster, reporter()[0], load_nodes(nodes_file(tmp_path, entry(cluster, "worker1")), cluster))
+    k = kube(cluster)
+    nodes = k.wait_ready(NODES, cluster.kubernetes.kubernetes_version)
+    assert nodes["worker1"]["labels"].get("pai-worker") == "true", "the rejoined node has its flags again"
+    try:  # and pods run there again, on the pod subnet it was given this time
+        pod = k.run_pod("after-repair", cluster.etcd_image, "worker1", command=["sleep", "3600"])
+        assert pod.status.pod_ip
+    finally:
+        k.delete_pod("after-repair")
+    assert show_status(cluster, reporter()[0]) is True
+
+
+def openi(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """The installed command's entry point, as an operator runs it."""
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "openi_tasks.main", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def workload_on(cluster, name: str, node: str, replicas: int = 2) -> None:
+    """A Deployment of pai-worker pods, all started on `node`: the other workers are cordoned while
+    it starts, then uncordoned, so that its pods have somewhere to go when `node` is drained."""
+    k = kube(cluster)
+    others = [n for n, v in k.nodes().items() if v["labels"].get("pai-worker") == "true" and n != node]
+    for other in others:
+        k.core.patch_node(other, {"spec": {"unschedulable": True}})
+    stand_in = f"{registry(cluster)}/dashboard-stand-in:{cluster.kubernetes.dashboard_version}"
+    template = kclient.V1PodTemplateSpec(
+        metadata=kclient.V1ObjectMeta(labels={"app": name}),
+        spec=kclient.V1PodSpec(node_selector={"pai-worker": "true"}, termination_grace_period_seconds=1,
+                               containers=[kclient.V1Container(name="main", image=stand_in, env=[
+                                   kclient.V1EnvVar(name="STAND_IN_HTTP_PORTS", value="8080")])]))
+    try:
+        k.apps.create_namespaced_deployment("default", kclient.V1Deployment(
+            metadata=kclient.V1ObjectMeta(name=name),
+            spec=kclient.V1DeploymentSpec(replicas=replicas, selector=kclient.V1LabelSelector(
+                match_labels={"app": name}), template=template)))
+        wait_for(f"{replicas} replicas of {name} on {node}", lambda: placed(cluster, name) == [node] * replicas, 120)
+    finally:
+        for other in others:
+            k.core.patch_node(other, {"spec": {"unschedulable": False}})
+
+
+def placed(cluster, app: str) -> list[str]:
+    pods = kube(cluster).core.list_namespaced_pod("default", label_selector=f"app={app}").items
+    ready = [p for p in pods if p.status.phase == "Running" and not p.metadata.deletion_timestamp
+             and all(c.ready for c in p.status.container_statuses or [])]
+    return sorted(p.spec.node_name for p in ready)
+
+
+def test_remove_a_worker_running_pods_then_add_it_back(testbed, cluster, tmp_path):
+    config = str(testbed.config_dir)
+    workload_on(cluster, "spread", "worker1")
+    nodes = nodes_file(tmp_path, entry(cluster, "worker1"))
+    removed = openi("k8s.remove", "-p", config, "--nodes", str(nodes), "--yes", "--update-config")
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert "worker1" not in kube(cluster).nodes()
+    assert wait_for("both replicas rescheduled onto worker2",
+                    lambda: placed(cluster, "spread") == ["worker2", "worker2"], 120)
+    assert "worker1" not in (testbed.config_dir / "cluster-configuration.yaml").read_text()
+    # The cluster's own state stays: status, kubectl and the services still reach the API.
+    assert StateDir.of(cluster).admin_conf.is_file() and StateDir.of(cluster).bootstrap_token.is_file()
+    status = openi("k8s.status", "-p", config)
+    assert status.returncode == 0, status.stdout + status.stderr
+    services = openi("services.status", "-p", config)
+    assert services.returncode == 0, services.stdout + services.stderr
+    added = openi("k8s.add", "-p", config, "--nodes", str(nodes), "--update-config")
+    assert added.returncode == 0, added.stdout + added.stderr
+    grown = load_cluster(testbed.config_dir)
+    assert "worker1" in grown.by_name
+    kube(cluster).wait_ready(NODES, cluster.kubernetes.kubernetes_version)
+    assert kube(cluster).nodes()["worker1"]["labels"].get("pai-worker") == "true"
+    kube(cluster).apps.delete_namespaced_deployment("spread", "default")
+
+
+def test_remove_a_master_then_add_it_back(testbed, cluster, pki, tmp_path):
+    config = str(testbed.config_dir)
+    nodes = nodes_file(tmp_path, entry(cluster, "master3"))
+    writer = ApiWriter(cluster, prefix="remove-master")
+    writer.start()
+    try:
+        removed = openi("k8s.remove", "-p", config, "--nodes", str(nodes), "--yes", "--update-config")
+        assert removed.returncode == 0, removed.stdout + removed.stderr
+        assert sorted(m.name for m in members(pki, cluster.etcd_members[0].client_url)) == ["etcd1", "etcd2"]
+        assert "master3" not in kube(cluster).nodes()
+        endpoint = openi("k8s.deploy", "-p", config, "--only", "connect,facts,endpoint")
+        assert endpoint.returncode == 0, endpoint.stdout + endpoint.stderr
+        assert "server master3 " not in testbed.node("proxy").exec("cat /etc/openi/haproxy/haproxy.cfg")[1]
+        time.sleep(5)
+    finally:
+        writer.stop()
+    print(f"\nremove master3: {len(writer.acknowledged)} ConfigMaps created, {len(writer.failed)} failed: "
+          f"{writer.failed[:3]}")
+    assert len(writer.acknowledged) > 20 and len(writer.failed) <= 5, writer.failed
+    added = openi("k8s.add", "-p", config, "--nodes", str(nodes), "--update-config")
+    assert added.returncode == 0, added.stdout + added.stderr
+    assert sorted(m.name for m in members(pki, cluster.etcd_members[0].client_url)) == ["etcd1", "etcd2", "etcd3"]
+    assert "server master3 " in testbed.node("proxy").exec("cat /etc/openi/haproxy/haproxy.cfg")[1]
+    nodes_now = kube(cluster).wait_ready(NODES, cluster.kubernetes.kubernetes_version)
+    assert "node-role.kubernetes.io/control-plane" in nodes_now["master3"]["labels"]
+    assert healthy_members(cluster, pki) == ["etcd1", "etcd2", "etcd3"]
+
+
+def test_remove_refuses_to_leave_no_master(cluster):
+    from openi_tasks.k8s.maintenance import remove
+
+    with pytest.raises(UsageError, match="without a master"):
+        remove(cluster, reporter()[0], list(cluster.masters))
+
+
+# --- clean, an interrupted deploy, and the deploy that completes it ------------------------
+
+
+def test_clean_removes_everything_and_a_second_clean_changes_nothing(testbed, cluster):
+    cleaned = openi("k8s.clean", "-p", str(testbed.config_dir), "--yes")
+    assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
+    for name, state in fingerprints(testbed).items():
+        lines = [line for line in state.splitlines() if not line.startswith(("active", "inactive"))]
+        assert not any(word in state for word in ("etcd-", "openi-haproxy", "/etc/kubernetes/", "/etc/openi/")), \
+            (name, state)
+        assert "/var/lib/openi/etcd" not in state, lines
+    assert not StateDir.of(cluster).admin_conf.exists()
+    again = openi("k8s.clean", "-p", str(testbed.config_dir), "--yes")
+    assert again.returncode == 0 and "no changes" in again.stdout, again.stdout
+
+
+def test_a_deploy_interrupted_in_control_plane_completes_when_run_again(testbed, cluster):
+    import _thread
+
+    master1 = testbed.node("master1")
+
+    def interrupt_after_init():
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            if master1.exec("test -f /etc/kubernetes/admin.conf")[0] == 0:
+                _thread.interrupt_main()  # Ctrl-C, as the operator presses it
+                return
+            time.sleep(0.5)
+
+    watcher = threading.Thread(target=interrupt_after_init, daemon=True)
+    watcher.start()
+    report, out = reporter()
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        deploy(cluster, report)
+    stopped = time.monotonic()
+    text = out.getvalue()
+    assert "interrupted in phase control-plane" in text, text[-2000:]
+    for name in ("master1", "master2", "master3"):
+        assert testbed.node(name).exec(f"test -e {LOCK}")[0] != 0, f"the lock on {name} was released"
+    print(f"\ninterrupted {stopped - start:.0f}s into the deploy")
+    deploy(cluster, reporter()[0])
+    kube(cluster).wait_ready(NODES, cluster.kubernetes.kubernetes_version)
+    kube(cluster).wait_running("kube-system")
+    assert show_status(cluster, reporter()[0]) is True
