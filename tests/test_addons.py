@@ -62,4 +62,4 @@ def test_node_labels_come_from_machine_flags(cluster):
                                        "openi-gpu-type": "teslak80", "openi-gpu-count": "4"}
     assert nodes["openi-master-2"] == {"node-exporter": "true"}
     assert nodes["openi-master-3"] == {"node-exporter": "true"}
-    assert "openi-proxy" not in nodes  # not a Kubernetes node
+    assert nodes["openi-proxy"] == {}  # a Kubernetes node too (it runs kubelet), with no flags

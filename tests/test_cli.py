@@ -107,7 +107,7 @@ def test_render_writes_every_host_file_offline(tmp_path):
     assert {f"openi-master-{i}/etc/openi/containers/etcd.yaml" for i in (1, 2, 3)} <= written
     assert {f"openi-master-{i}/etc/openi/etcd/pki/server.key" for i in (1, 2, 3)} <= written
     assert {"openi-proxy/etc/openi/containers/haproxy.yaml", "openi-proxy/etc/openi/haproxy/haproxy.cfg",
-            "_operator/etcd/etcdctl.env", "openi-worker-1/etc/containerd/config.toml"} <= written
+            "_operator/etcd/etcdctl.env"} <= written
     assert not any(name.startswith("openi-worker-1/etc/openi") for name in written)
 
 

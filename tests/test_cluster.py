@@ -28,7 +28,7 @@ from rich.console import Console
 
 from openi_tasks.config import load_cluster
 from openi_tasks.config.nodes import load_nodes
-from openi_tasks.errors import OpenIError, RunFailed, UsageError
+from openi_tasks.errors import ConfigError, OpenIError, RunFailed, UsageError
 from openi_tasks.k8s.backup import backup, restore
 from openi_tasks.k8s.clean import clean
 from openi_tasks.k8s.deploy import deploy
@@ -63,6 +63,16 @@ def reporter() -> tuple[Reporter, io.StringIO]:
 def fingerprints(testbed, names=NODES) -> dict[str, str]:
     """Each node's state as seen through `docker exec` (not through the code under test)."""
     return {name: testbed.node(name).exec(FINGERPRINT)[1] for name in names}
+
+
+def deployed(cluster, **options) -> str:
+    """Deploy; a failure fails the test with the run's own output (its per-host table)."""
+    report, out = reporter()
+    try:
+        deploy(cluster, report, **options)
+    except RunFailed:
+        raise AssertionError(out.getvalue()[-6000:]) from None
+    return out.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -161,13 +171,80 @@ def test_a_node_off_the_network_stops_the_run_before_anything_changes(testbed, c
     assert "worker1" in text and "cannot connect" in text and "phase connect failed" in text
 
 
+# --- nodes files and refusals, before anything is deployed ---------------------------------
+
+
+def test_a_nodes_file_that_disagrees_with_the_configuration_names_the_field(cluster, tmp_path):
+    path = nodes_file(tmp_path, entry(cluster, "master2", etcdid="etcd9"), entry(cluster, "worker1", hostip="10.9.9.9"))
+    with pytest.raises(ConfigError) as info:
+        load_nodes(path, cluster)
+    text = str(info.value)
+    assert re.search(r"nodes.yaml:\d+: machine-list\[0\].etcdid: is etcd9 here but etcd2 in the cluster configuration", text)
+    assert "machine-list[1].hostip: is 10.9.9.9 here but" in text
+
+
+def test_a_host_the_configuration_does_not_have(cluster, tmp_path):
+    path = nodes_file(tmp_path, {"hostname": "stranger", "hostip": "172.30.99.1", "machine-type": "testbed",
+                                 "k8s-role": "worker"})
+    with pytest.raises(ConfigError, match="stranger is not in the cluster configuration"):
+        load_nodes(path, cluster)
+
+
+def test_a_password_that_differs_is_named_but_not_shown(cluster, tmp_path):
+    path = nodes_file(tmp_path, entry(cluster, "worker1", username="openi", password="WRONG-secret-1"))
+    with pytest.raises(ConfigError) as info:
+        load_nodes(path, cluster)
+    assert "machine-list[0].password: differs from the one in the cluster configuration" in str(info.value)
+    assert "WRONG-secret-1" not in str(info.value)
+
+
+def test_etcdfix_takes_exactly_one_node_and_repair_refuses_masters(cluster, tmp_path):
+    from openi_tasks.k8s.maintenance import repair
+
+    two = load_nodes(nodes_file(tmp_path, entry(cluster, "master1"), entry(cluster, "master2")), cluster)
+    with pytest.raises(UsageError, match="exactly one member per run; the nodes file names 2"):
+        etcdfix(cluster, reporter()[0], two)
+    with pytest.raises(UsageError, match="repair is for workers only; master1 run etcd"):
+        repair(cluster, reporter()[0], two[:1])
+
+
+def test_an_unreachable_host_stops_repair_before_any_change(testbed, cluster, tmp_path):
+    from openi_tasks.k8s.maintenance import repair
+
+    node = testbed.node("worker1")
+    node.disconnect()
+    try:
+        report, out = reporter()
+        with pytest.raises(RunFailed, match="phase connect failed"):
+            repair(cluster, report, load_nodes(nodes_file(tmp_path, entry(cluster, "worker1")), cluster))
+    finally:
+        node.connect()
+    row = next(line for line in out.getvalue().splitlines() if "worker1" in line and "failed" in line)
+    assert "cannot connect" in row or "timed out" in row
+    assert testbed.node("master1").exec(f"test -e {LOCK}")[0] != 0, "the lock was never taken"
+
+
+def test_repair_dry_run_shows_every_step(cluster, tmp_path):
+    from openi_tasks.k8s.maintenance import repair
+
+    report, out = reporter()
+    repair(cluster, report, load_nodes(nodes_file(tmp_path, entry(cluster, "worker1")), cluster), dry_run=True)
+    text = out.getvalue()
+    assert "worker1: would cordon Node worker1, evict its pods (all but DaemonSets' and static ones), delete the Node" \
+        in text
+    assert "worker1: would reset the node: rm -rf /etc/kubernetes /var/lib/kubelet" in text
+    assert "worker1: would join the cluster: kubeadm join --config /etc/openi/kubeadm/join.yaml" in text
+    # Only the named worker is changed; the masters only take the cluster lock (on a majority of them).
+    touching = [line for line in text.splitlines() if line.strip().startswith("master2:")]
+    assert touching == ["  master2: would take the cluster lock"], touching
+
+
 # --- the deploy ---------------------------------------------------------------------------
 
 
 def test_deploy_brings_up_a_working_cluster(testbed, cluster, pki):
-    report, out = reporter()
     start = time.monotonic()
-    deploy(cluster, report)
+    deployed(cluster)
     timings["deploy"] = time.monotonic() - start
     version = cluster.kubernetes.kubernetes_version
     k = kube(cluster)
@@ -240,13 +317,10 @@ def test_status_shows_nodes_members_and_backends(cluster):
 
 
 def test_a_second_deploy_changes_nothing_and_is_quick(cluster):
-    report, out = reporter()
     start = time.monotonic()
-    outcomes = deploy(cluster, report)
+    text = deployed(cluster)
     seconds = time.monotonic() - start
-    changed = {o.phase.name: o.count("changed") for o in outcomes if not o.phase.bookkeeping}
-    assert not any(changed.values()), changed
-    assert "everything is already as configured: no changes" in out.getvalue()
+    assert "everything is already as configured: no changes" in text, text[-3000:]
     assert seconds < 0.2 * timings.get("deploy", 120), (seconds, timings)
 
 
@@ -256,7 +330,7 @@ def test_a_held_lock_stops_a_deploy_until_broken(testbed, cluster):
     with pytest.raises(RunFailed, match="phase lock failed"):
         deploy(cluster, report)
     assert "locked by someone@elsewhere pid 1" in out.getvalue() and "--break-lock" in out.getvalue()
-    deploy(cluster, reporter()[0], break_lock=True)
+    deployed(cluster, break_lock=True)
     assert testbed.node("master2").exec(f"test -e {LOCK}")[0] != 0, "the broken lock is gone after the run"
 
 
@@ -368,6 +442,26 @@ def test_etcdfix_refuses_without_quorum_and_changes_nothing(testbed, cluster, pk
             testbed.node(name).exec(f"docker start etcd-etcd{name[-1]}")
     wait_for("three healthy members", lambda: healthy_members(cluster, pki) == ["etcd1", "etcd2", "etcd3"], 60)
     assert sorted(m.id for m in members(pki, cluster.etcd_members[0].client_url)) == before
+
+
+def test_etcdfix_removes_an_unreachable_member_and_brings_it_back_later(testbed, cluster, pki, tmp_path):
+    node = testbed.node("master3")
+    nodes = load_nodes(nodes_file(tmp_path, entry(cluster, "master3")), cluster)
+    node.stop()
+    try:
+        report, out = reporter()
+        with pytest.raises(OpenIError, match="etcd is healthy on 2 members without etcd3, but master3 could not be wiped"):
+            etcdfix(cluster, report, nodes)
+        names = sorted(m.name for m in members(pki, cluster.etcd_members[0].client_url))
+        assert names == ["etcd1", "etcd2"]
+        client(pki, cluster.etcd_members[1].client_url).put("/two-members/write", "ok")
+        assert client(pki, cluster.etcd_members[0].client_url).get("/two-members/write") == [b"ok"]
+    finally:
+        node.start()
+    etcdfix(cluster, reporter()[0], nodes)
+    assert healthy_members(cluster, pki) == ["etcd1", "etcd2", "etcd3"]
+    assert client(pki, cluster.etcd_members[2].client_url).get("/two-members/write") == [b"ok"]
+    kube(cluster).wait_ready(NODES, cluster.kubernetes.kubernetes_version)
 
 
 def test_backup_then_restore_brings_back_exactly_the_objects_of_the_snapshot(cluster, tmp_path):
@@ -494,15 +588,14 @@ def test_remove_a_master_then_add_it_back(testbed, cluster, pki, tmp_path):
         assert removed.returncode == 0, removed.stdout + removed.stderr
         assert sorted(m.name for m in members(pki, cluster.etcd_members[0].client_url)) == ["etcd1", "etcd2"]
         assert "master3" not in kube(cluster).nodes()
-        endpoint = openi("k8s.deploy", "-p", config, "--only", "connect,facts,endpoint")
-        assert endpoint.returncode == 0, endpoint.stdout + endpoint.stderr
+        # The endpoint stopped sending requests to master3 before it was reset.
         assert "server master3 " not in testbed.node("proxy").exec("cat /etc/openi/haproxy/haproxy.cfg")[1]
         time.sleep(5)
     finally:
         writer.stop()
     print(f"\nremove master3: {len(writer.acknowledged)} ConfigMaps created, {len(writer.failed)} failed: "
           f"{writer.failed[:3]}")
-    assert len(writer.acknowledged) > 20 and len(writer.failed) <= 5, writer.failed
+    assert len(writer.acknowledged) > 20 and not writer.failed, writer.failed
     added = openi("k8s.add", "-p", config, "--nodes", str(nodes), "--update-config")
     assert added.returncode == 0, added.stdout + added.stderr
     assert sorted(m.name for m in members(pki, cluster.etcd_members[0].client_url)) == ["etcd1", "etcd2", "etcd3"]
@@ -560,7 +653,7 @@ def test_a_deploy_interrupted_in_control_plane_completes_when_run_again(testbed,
     for name in ("master1", "master2", "master3"):
         assert testbed.node(name).exec(f"test -e {LOCK}")[0] != 0, f"the lock on {name} was released"
     print(f"\ninterrupted {stopped - start:.0f}s into the deploy")
-    deploy(cluster, reporter()[0])
+    deployed(cluster)
     kube(cluster).wait_ready(NODES, cluster.kubernetes.kubernetes_version)
     kube(cluster).wait_running("kube-system")
     assert show_status(cluster, reporter()[0]) is True

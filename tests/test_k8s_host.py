@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 
 import pytest
 import yaml
@@ -13,7 +14,9 @@ from openi_tasks.errors import OpenIError
 from openi_tasks.localfiles import file_digest
 from openi_tasks.ssh import FileWrite, Inventory
 from openi_tasks.k8s import binaries as binaries_module
-from openi_tasks.k8s import packages
+from openi_tasks.bundle.manifest import BinaryEntry, Manifest
+from openi_tasks.bundle.needs import CNI_BINARIES
+from openi_tasks.k8s.phases import packages
 from openi_tasks.k8s.hostfacts import HostFacts, problems
 from openi_tasks.k8s.admin_conf import for_operator
 from openi_tasks.k8s.kubectl import install_kubectl, merge_kubeconfig
@@ -70,6 +73,17 @@ def test_a_good_host_has_no_problems(cluster):
 def test_host_problems(cluster, change, fragment):
     found = problems(cluster, cluster.masters[0], dataclasses.replace(GOOD, **change))
     assert len(found) == 1 and fragment in found[0]
+
+
+def test_only_loopback_resolvers_are_refused_without_cluster_dns(cluster):
+    without = dataclasses.replace(cluster, kubernetes=cluster.kubernetes.model_copy(update={"cluster_dns": None}))
+    docker_dns = dataclasses.replace(GOOD, resolvers=("127.0.0.11",))
+    (found,) = problems(without, cluster.masters[0], docker_dns)
+    assert "names only resolvers on loopback (127.0.0.11)" in found and "kubernetes.cluster-dns" in found
+    assert problems(cluster, cluster.masters[0], docker_dns) == []  # cluster-dns is the upstream
+    # systemd-resolved: kubeadm points kubelet at /run/systemd/resolve/resolv.conf itself.
+    resolved = dataclasses.replace(GOOD, resolvers=("127.0.0.53",), resolved_conf=True)
+    assert problems(without, cluster.masters[0], resolved) == []
 
 
 def test_ports_held_by_a_previous_deploy_are_fine(cluster):
@@ -132,7 +146,8 @@ def test_install_kubectl_from_a_binaries_directory(tmp_path, monkeypatch):
     fake.write_text("#!/bin/sh\nprintf 'clientVersion:\\n  gitVersion: v1.36.0\\n'\n")
     fake.chmod(0o755)
     machines = [{"hostname": "m1", "hostip": "10.1.0.1", "machine-type": "standard", "k8s-role": "master", "etcdid": "e1"}]
-    directory = write_configuration(tmp_path / "c", machines, kubernetes={"package-source": "binaries", "binaries-dir": str(binaries)})
+    directory = write_configuration(tmp_path / "c", machines, kubernetes={"package-source": "binaries", "binaries-dir": str(binaries),
+                                                                                    "kubernetes-version": "v1.36.0"})
     cluster = load_cluster(directory)
     monkeypatch.setenv("OPENI_STATE_DIR", str(tmp_path / "state"))
     with pytest.raises(OpenIError, match="deploy the cluster first"):
@@ -149,7 +164,9 @@ def test_install_kubectl_from_a_binaries_directory(tmp_path, monkeypatch):
 def test_binaries_are_hashed_once_per_run_and_compared_with_each_host(tmp_path, ssh_config, monkeypatch):
     binaries = tmp_path / "binaries"
     binaries.mkdir()
-    for name in binaries_module.NAMES:  # FAKE binaries: this test is about hashing and uploads only
+    (binaries / "cni").mkdir()
+    for name in [*binaries_module.NAMES, *(f"cni/{n}" for n in CNI_BINARIES)]:
+        # FAKE binaries: this test is about hashing and uploads only
         (binaries / name).write_text(f"#!/bin/sh\necho fake {name}\n")
     cluster = load_cluster(ssh_config(kubernetes={"package-source": "binaries", "binaries-dir": str(binaries)}))
     hashed = []
@@ -157,7 +174,8 @@ def test_binaries_are_hashed_once_per_run_and_compared_with_each_host(tmp_path, 
     with open_run(cluster, Reporter(), "test", record=False) as run:
         hosts = run.inventory.hosts()[:2]
         plans = {host.name: packages._from_binaries(run, host) for host in hosts}
-    assert sorted(hashed) == sorted(binaries / name for name in binaries_module.NAMES)
+    assert sorted(hashed) == sorted([*(binaries / name for name in binaries_module.NAMES),
+                                     *(binaries / "cni" / n for n in CNI_BINARIES)])
     for changes in plans.values():  # this machine has none of the fakes in /usr/local/bin
         assert [c.description for c in changes if c.description.startswith("upload")] == [
             f"upload {binaries / name} to /usr/local/bin/{name}" for name in binaries_module.NAMES
@@ -166,3 +184,43 @@ def test_binaries_are_hashed_once_per_run_and_compared_with_each_host(tmp_path, 
         assert [c.action for c in changes if c.description.startswith("upload")] == [
             FileWrite(f"/usr/local/bin/{name}", binaries / name, 0o755) for name in binaries_module.NAMES
         ]
+
+
+def test_a_bundle_whose_files_differ_from_its_manifest_is_refused(tmp_path, example_dir):
+    (tmp_path / "cni").mkdir()
+    entries = []
+    for name in [*binaries_module.NAMES, *(f"cni/{n}" for n in CNI_BINARIES)]:
+        (tmp_path / name).write_text(f"fake {name}\n")  # FAKE files: only their digests matter here
+        entries.append(BinaryEntry(name, file_digest(tmp_path / name), 10, "test"))
+    Manifest("v1.37.2", "source", "amd64", binaries=entries).write(tmp_path)
+    cluster = load_cluster(example_dir)
+    cluster = dataclasses.replace(cluster, kubernetes=cluster.kubernetes.model_copy(
+        update={"binaries_dir": str(tmp_path), "package_source": "binaries"}))
+    assert [b.name for b in binaries_module.Binaries.from_cluster(cluster).cni] == list(CNI_BINARIES)
+    (tmp_path / "kubelet").write_text("changed after the bundle was made\n")
+    with pytest.raises(OpenIError, match="kubelet does not match .*manifest.json .sha256 differs"):
+        binaries_module.Binaries.from_cluster(cluster)
+
+
+def test_containerd_configuration_follows_the_host(example_dir):
+    from openi_tasks.k8s.phases.packages import containerd_config
+
+    cluster = load_cluster(example_dir)
+    facts = dataclasses.replace(GOOD, containerd="1.6.20", cap_sys_resource=False)
+
+    class FakeRun:  # containerd_config reads only the cluster from the run
+        pass
+
+    run = FakeRun()
+    run.cluster = cluster
+    old = tomllib.loads(containerd_config(run, facts, "reg.example/pause:3.10.2").content)
+    cri = old["plugins"]["io.containerd.grpc.v1.cri"]
+    assert old["version"] == 2 and cri["sandbox_image"] == "reg.example/pause:3.10.2"
+    assert cri["restrict_oom_score_adj"] is True  # the host may not lower OOM scores
+    assert cri["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"] is True
+    assert cri["registry"]["config_path"] == "/etc/containerd/certs.d:/etc/docker/certs.d"
+    new = tomllib.loads(containerd_config(run, dataclasses.replace(facts, containerd="v2.2.9", cap_sys_resource=True),
+                                          "reg.example/pause:3.10.2").content)
+    assert new["version"] == 3
+    assert new["plugins"]["io.containerd.cri.v1.images"]["pinned_images"]["sandbox"] == "reg.example/pause:3.10.2"
+    assert new["plugins"]["io.containerd.cri.v1.runtime"]["restrict_oom_score_adj"] is False

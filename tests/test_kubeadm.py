@@ -46,7 +46,7 @@ def test_cluster_configuration_uses_external_etcd_and_the_endpoint(cluster):
     data = kubeadm.cluster_configuration(cluster).to_dict()
     assert data["kind"] == "ClusterConfiguration"
     assert data["clusterName"] == "openi-example"
-    assert data["kubernetesVersion"] == "v1.36.0"
+    assert data["kubernetesVersion"] == "v1.37.2"
     assert data["controlPlaneEndpoint"] == "10.10.0.10:6443"
     assert data["imageRepository"] == "registry.k8s.io"
     assert data["networking"] == {"podSubnet": "10.244.0.0/16", "serviceSubnet": "10.96.0.0/12"}
@@ -96,10 +96,32 @@ def test_config_files_per_role(cluster, join):
     assert kinds == ["InitConfiguration", "ClusterConfiguration", "KubeletConfiguration"]
     path, text = kubeadm.config_file(cluster, cluster.by_name["openi-proxy"], secrets)
     assert path == "/etc/openi/kubeadm/join.yaml"
-    assert [d["kind"] for d in yaml.safe_load_all(text)] == ["JoinConfiguration", "KubeletConfiguration"]
-    kubelet = list(yaml.safe_load_all(text))[1]
+    # A joining node takes kubelet's and kube-proxy's settings from the cluster (uploaded at init).
+    assert [d["kind"] for d in yaml.safe_load_all(text)] == ["JoinConfiguration"]
+    path, text = kubeadm.config_file(cluster, cluster.masters[0], secrets)
+    kubelet = list(yaml.safe_load_all(text))[2]
     assert kubelet == {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
-                       "cgroupDriver": "systemd", "failSwapOn": True}
+                       "cgroupDriver": "systemd", "failSwapOn": True,
+                       "resolvConf": "/etc/openi/kubelet/resolv.conf"}  # the example sets cluster-dns
+
+
+def test_host_facts_adapt_kubeadm_s_configuration(cluster, join):
+    """A cgroup v1 host: kubelet told not to fail and SystemVerification ignored on that host; a
+    host that cannot size conntrack: kube-proxy leaves it alone. None of it on a usual host."""
+    secrets, _ = join
+    adapt = kubeadm.Adaptations(cgroup_v1=True, any_cgroup_v1=True, conntrack_fixed=True)
+    init, _, kubelet, proxy = yaml.safe_load_all(kubeadm.config_file(cluster, cluster.masters[0], secrets, adapt)[1])
+    assert init["nodeRegistration"]["ignorePreflightErrors"] == ["SystemVerification"]
+    assert kubelet["failCgroupV1"] is False
+    assert proxy == {"apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration",
+                     "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s",
+                                   "tcpCloseWaitTimeout": "0s"}}
+    join_doc, = yaml.safe_load_all(kubeadm.config_file(
+        cluster, cluster.by_name["openi-worker-1"], secrets, kubeadm.Adaptations(any_cgroup_v1=True))[1])
+    assert "ignorePreflightErrors" not in join_doc["nodeRegistration"]  # this host is not cgroup v1
+    usual = list(yaml.safe_load_all(kubeadm.config_file(cluster, cluster.masters[0], secrets)[1]))
+    assert len(usual) == 3 and "failCgroupV1" not in usual[2] and "ignorePreflightErrors" not in \
+        usual[0]["nodeRegistration"]
 
 
 def test_bootstrap_token_is_kept_private_and_well_formed(tmp_path):

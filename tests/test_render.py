@@ -11,7 +11,6 @@ import yaml
 from openi_tasks.config import load_cluster
 from openi_tasks.state import StateDir
 from openi_tasks.k8s.files import (
-    CONTAINERD_CONFIG,
     ETCD_BOOTSTRAP,
     ETCD_CONTAINER,
     HAPROXY_CONFIG,
@@ -33,7 +32,7 @@ def cluster():
 
 def test_each_role_gets_its_files(cluster):
     paths = {m.hostname: sorted(f.path for f in host_files(cluster, m)) for m in cluster.machines}
-    common = [CONTAINERD_CONFIG, MODULES_LOAD, SYSCTL_CONF]
+    common = [MODULES_LOAD, SYSCTL_CONF]
     for master in cluster.masters:
         assert paths[master.hostname] == sorted(common + [ETCD_CONTAINER, ETCD_BOOTSTRAP])
     assert paths["openi-proxy"] == sorted(common + [HAPROXY_CONFIG, HAPROXY_CONTAINER])
@@ -45,7 +44,7 @@ def test_etcd_container_definition(cluster):
     file = next(f for f in host_files(cluster, master) if f.path == ETCD_CONTAINER)
     spec = yaml.safe_load(file.content)
     assert spec["name"] == "etcd-etcdid2"
-    assert spec["image"] == "registry.k8s.io/etcd:3.5.21-0"
+    assert spec["image"] == "registry.k8s.io/etcd:3.7.3-0"
     assert (spec["network"], spec["restart"]) == ("host", "always")
     args = dict(a.split("=", 1) for a in spec["command"][1:])
     assert args["--name"] == "etcdid2" and args["--data-dir"] == "/var/lib/etcd/etcdid2"
@@ -112,9 +111,10 @@ def test_shell_quote_of_a_list():
 def test_render_tree_mirrors_target_paths(cluster, tmp_path):
     files = render_cluster(cluster, StateDir(tmp_path / "state"))
     count = write_tree(tmp_path / "out", files)
-    # 3 files on every host, the etcd definition, bootstrap file and 5 certificate files on each
-    # master, haproxy's 2 on the proxy, and the operator's etcdctl.env
-    assert count == 6 * 3 + 3 * 7 + 2 + 1
+    # 2 files on every host (containerd's is made on the host, from its kubeadm), the etcd
+    # definition, bootstrap file and 5 certificate files on each master, haproxy's 2 on the proxy,
+    # and the operator's etcdctl.env
+    assert count == 6 * 2 + 3 * 7 + 2 + 1
     key = tmp_path / "out" / "openi-master-2" / "etc/openi/etcd/pki/server.key"
     assert key.stat().st_mode & 0o777 == 0o600
     assert not (tmp_path / "state").exists(), "render writes no state"
@@ -130,4 +130,4 @@ def test_the_original_configuration_renders(tmp_path):
     files = render_cluster(cluster, StateDir(tmp_path))
     spec = yaml.safe_load(next(f for f in files["master1"] if f.path == ETCD_CONTAINER).content)
     assert spec["image"] == "gcr.io/google_containers/etcd:3.2.17"
-    assert [f.path for f in files["worker1"]] == [MODULES_LOAD, SYSCTL_CONF, CONTAINERD_CONFIG]
+    assert [f.path for f in files["worker1"]] == [MODULES_LOAD, SYSCTL_CONF]

@@ -28,6 +28,7 @@ from .phases.clean import Clean
 from .phases.connect import Connect
 from .phases.docker import Docker
 from .phases.drain import DrainNodes
+from .phases.endpoint import Endpoint
 from .phases.facts import Facts
 from .phases.lock import Lock, Unlock
 from .phases.membership import CheckNew, EtcdJoin, EtcdLeave
@@ -78,8 +79,10 @@ def remove(cluster: Cluster, reporter: Reporter, nodes: list[Machine], *, dry_ru
     gone = frozenset(n.hostname for n in nodes)
     with open_run(cluster, reporter, "remove", dry_run=dry_run, targets=gone) as run:
         check_removal(cluster, run.pki, set(gone))
-        # The lock is taken on the masters that stay: a removed master may already be gone.
-        phases = [Connect(), Lock(excluding=gone), DrainNodes(), EtcdLeave(), Clean(), Unlock(excluding=gone)]
+        # The lock is taken on the masters that stay: a removed master may already be gone. The
+        # endpoint stops sending requests to removed masters before anything on them is stopped.
+        phases = [Connect(), Lock(excluding=gone), DrainNodes(), Endpoint(without=gone), EtcdLeave(), Clean(),
+                  Unlock(excluding=gone)]
         return PhaseRunner(phases).run(run)
 
 

@@ -137,8 +137,8 @@ def remove(c: Context, reporter: Reporter, nodes=None, path=None, yes=False, upd
             remove_machines(cluster.path, names)
             reporter.info(f"removed {', '.join(names)} from {cluster.path / 'cluster-configuration.yaml'}")
         else:
-            reporter.warn(f"remove {', '.join(names)} from cluster-configuration.yaml (or use --update-config), "
-                          f"then run k8s.deploy --only endpoint so the endpoint forgets them")
+            reporter.warn(f"remove {', '.join(names)} from cluster-configuration.yaml (or use --update-config): "
+                          f"until then, a deploy would bring them back")
 
 
 @task(help={"path": PATH_HELP, "nodes": NODES_HELP, "dry-run": "show what would change on each host; change nothing"})

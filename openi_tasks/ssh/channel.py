@@ -20,6 +20,7 @@ from typing import Iterator, Sequence
 import paramiko
 from invoke.runners import Result
 
+from ..errors import OpenIError
 from .errors import Cancelled, CommandTimeout, ConnectionLost
 
 # Set when the operator interrupts the run: every command on every host stops within a poll.
@@ -85,10 +86,11 @@ class Liveness:
     def heard(self) -> None:
         self.last_heard = time.monotonic()
 
-    def check(self) -> None:
+    def check(self, now: bool = False) -> None:
+        """Ask the peer when it has been silent for an interval (or `now`); raise when it does not answer."""
         if not self.transport.is_active():
             raise ConnectionLost(f"{self.host}: the SSH connection was closed")
-        if self.interval <= 0 or time.monotonic() - self.last_heard < self.interval:
+        if self.interval <= 0 or not now and time.monotonic() - self.last_heard < self.interval:
             return
         if not peer_answers(self.transport, 2 * self.interval):
             silent = time.monotonic() - self.last_heard
@@ -103,6 +105,7 @@ def execute(
     host: str,
     timeout: float,
     keepalive: float,
+    open_timeout: float = 10.0,
     sudo_password: str | None = None,
     sudo_prompt: str = "",
     stdin: bytes | Sequence[bytes | Path] | None = None,
@@ -110,11 +113,19 @@ def execute(
     """Run `command` on a new channel of `transport`; its result (output decoded, exit code)."""
     if cancelled():
         raise Cancelled(f"{host}: interrupted")
-    channel = transport.open_session(timeout=timeout)
     liveness = Liveness(transport, host, keepalive)
     deadline = time.monotonic() + timeout
+    # A live host answers a keepalive at once, however busy it is: ask after one interval.
+    with _watchdog(liveness, keepalive if keepalive > 0 else open_timeout) as watch:
+        try:
+            channel = transport.open_session(timeout=open_timeout)
+            channel.exec_command(command)
+        except (EOFError, OSError, paramiko.SSHException) as exc:
+            if watch.fired:
+                raise ConnectionLost(f"{host}: no answer while opening a session: the host stalled or its network "
+                                     f"is gone") from None
+            raise ConnectionLost(f"{host}: the SSH connection was lost ({str(exc) or type(exc).__name__})") from None
     try:
-        channel.exec_command(command)
         if stdin is not None:
             _send(channel, [stdin] if isinstance(stdin, bytes) else stdin, liveness, deadline, timeout)
         stdout, stderr = bytearray(), bytearray()
@@ -129,7 +140,7 @@ def execute(
                 liveness.heard()
                 if sudo_password is not None and prompt and prompt in stderr:
                     if answered:
-                        raise ConnectionLost(f"{host}: sudo refused the configured password")
+                        raise OpenIError(f"{host}: sudo refused the configured password")
                     channel.sendall(sudo_password.encode() + b"\n")
                     stderr = stderr.replace(prompt, b"", 1)
                     answered = True
@@ -151,26 +162,59 @@ def execute(
             raise Cancelled(f"{host}: interrupted") from None
         if isinstance(exc, socket.timeout) and time.monotonic() > deadline:
             raise CommandTimeout(f"{host}: command timed out after {timeout}s") from None
-        raise ConnectionLost(f"{host}: the SSH connection was lost ({exc or type(exc).__name__})") from None
+        raise ConnectionLost(f"{host}: the SSH connection was lost ({str(exc) or type(exc).__name__})") from None
     finally:
         channel.close()
     return Result(stdout=stdout.decode(errors="replace"), stderr=stderr.decode(errors="replace"),
                   exited=exit_code, command=command, hide=("stdout", "stderr"))
 
 
+class _Watch:
+    fired = False
+
+
+@contextlib.contextmanager
+def _watchdog(liveness: Liveness, after: float) -> Iterator[_Watch]:
+    """Opening a session and starting a command wait on the peer with no timeout of paramiko's own.
+    If that takes longer than `after`, the peer is asked for a keepalive reply; when none comes,
+    the connection is closed, which ends the wait. (A thread, for this moment of a command only.)"""
+    watch = _Watch()
+
+    def check() -> None:
+        if liveness.transport.is_active() and not peer_answers(liveness.transport, max(2 * liveness.interval, 2.0)):
+            watch.fired = True
+            liveness.transport.close()
+
+    timer = threading.Timer(after, check)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield watch
+    finally:
+        timer.cancel()
+
+
 def _send(channel: paramiko.Channel, parts: Sequence[bytes | Path], liveness: Liveness, deadline: float,
           timeout: float) -> None:
-    # A window that stays shut this long means the peer stopped reading: it is gone or stalled.
-    channel.settimeout(max(liveness.interval * 3, 1.0) if liveness.interval > 0 else None)
+    """Send `parts` as the peer's window allows. A window that stays shut for a keepalive interval
+    is a slow peer or a dead one: the peer is asked, and sending goes on when it answers."""
+    channel.settimeout(max(liveness.interval, POLL) if liveness.interval > 0 else POLL)
     for part in parts:
         for piece in pieces(part):
-            if cancelled():
-                raise Cancelled(f"{liveness.host}: interrupted")
-            if time.monotonic() > deadline:
-                raise CommandTimeout(f"{liveness.host}: command timed out after {timeout}s")
-            # A memoryview: paramiko's sendall re-slices what is left after every packet, which
-            # copies a bytes object each time (quadratic: 40 MB took 6 s).
-            channel.sendall(memoryview(piece))
+            # A memoryview, sliced as it goes: slicing bytes would copy what is left each time
+            # (quadratic: 40 MB took 6 s).
+            view = memoryview(piece)
+            while view:
+                if cancelled():
+                    raise Cancelled(f"{liveness.host}: interrupted")
+                if time.monotonic() > deadline:
+                    raise CommandTimeout(f"{liveness.host}: command timed out after {timeout}s")
+                try:
+                    sent = channel.send(view)
+                except socket.timeout:
+                    liveness.check(now=liveness.interval > 0)
+                    continue
+                view = view[sent:]
     channel.shutdown_write()
     channel.settimeout(None)
 

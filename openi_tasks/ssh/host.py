@@ -237,4 +237,5 @@ class Host:
               stdin: bytes | Sequence[bytes | Path] | None = None) -> Result:
         self.open()
         return channel.execute(self.transport, command, host=self.name, timeout=timeout, keepalive=self.keepalive,
-                               sudo_password=sudo_password, sudo_prompt=SUDO_PROMPT, stdin=stdin)
+                               open_timeout=self.connection.connect_timeout, sudo_password=sudo_password,
+                               sudo_prompt=SUDO_PROMPT, stdin=stdin)

@@ -3,9 +3,11 @@ balancing every master's API port; external and single modes need nothing on the
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import time
 
+from ...config import Cluster
 from ...errors import OpenIError
 from ...operations import ensure_file, file_states
 from ...phase import Change, Phase
@@ -33,17 +35,29 @@ def check_haproxy_config(host: Host, config: RenderedFile, image: str) -> None:
 
 
 class Endpoint(Phase):
+    """`without`: masters the endpoint must stop sending requests to (they are being removed); the
+    proxy is changed even when the run's targets are only those masters."""
+
     name = "endpoint"
     title = "API endpoint (haproxy on the proxy node)"
+
+    def __init__(self, without: frozenset[str] = frozenset()) -> None:
+        self.without = without
 
     def should_run(self, run: Run) -> bool:
         return run.cluster.endpoint.mode == "proxy"
 
     def hosts(self, run: Run) -> list[Host]:
-        return run.hosts("proxy")
+        return run.inventory.hosts(role="proxy") if self.without else run.hosts("proxy")
+
+    def _cluster(self, run: Run) -> Cluster:
+        if not self.without:
+            return run.cluster
+        return dataclasses.replace(run.cluster, machines=tuple(m for m in run.cluster.machines
+                                                               if m.hostname not in self.without))
 
     def plan(self, run: Run, host: Host) -> list[Change]:
-        files = host_files(run.cluster, host.machine)
+        files = host_files(self._cluster(run), host.machine)
         config, definition = file_at(files, HAPROXY_CONFIG), file_at(files, HAPROXY_CONTAINER)
         image = run.cluster.kubernetes.haproxy_image
         changes = []
@@ -67,7 +81,7 @@ class Endpoint(Phase):
 
     def after(self, run: Run) -> None:
         for host in self.hosts(run):
-            definition = file_at(host_files(run.cluster, host.machine), HAPROXY_CONTAINER)
+            definition = file_at(host_files(self._cluster(run), host.machine), HAPROXY_CONTAINER)
             wait_serving(host, ContainerSpec.from_yaml(definition.content, "haproxy").name, run.cluster.kubernetes.api_port)
 
 

@@ -111,7 +111,8 @@ def sandbox_image(run: Run, host: Host) -> str:
 
 
 def containerd_config(run: Run, facts: HostFacts, pause: str) -> RenderedFile:
-    major = int(facts.containerd.lstrip("v").split(".")[0]) if facts.containerd[:1].lstrip("v").isdigit() else 1
+    version = facts.containerd.lstrip("v")
+    major = int(version.split(".")[0]) if version[:1].isdigit() else 1
     text = render("k8s/containerd/config.toml.j2", sandbox_image=pause, containerd_major=major,
                   restrict_oom_score_adj=not facts.cap_sys_resource)
     return RenderedFile(CONTAINERD_CONFIG, text)
