@@ -9,7 +9,9 @@ from pathlib import Path
 
 import docker
 import pytest
+import requests
 
+from openi_tasks.bundle.manifest import Manifest
 from openi_tasks.config import load_cluster
 from openi_tasks.config.generate import write_configuration
 from openi_tasks.ssh import Inventory
@@ -51,8 +53,22 @@ def test_generated_configuration_is_valid_and_points_at_the_testbed(testbed):
     assert [m.hostname for m in cluster.masters] == ["master1", "master2", "master3"]
     assert [m.etcdid for m in cluster.masters] == ["etcd1", "etcd2", "etcd3"]
     assert cluster.endpoint.mode == "proxy" and cluster.endpoint.host == "proxy"
-    assert cluster.etcd_image == f"{state.registry}/etcd:{state.etcd_version}"
-    assert cluster.kubernetes.docker_install_source == "os-package"
+    k = cluster.kubernetes
+    assert cluster.etcd_image == f"{state.registry}/etcd:{k.etcd_version}"
+    assert k.docker_install_source == "os-package" and k.docker_registry == state.registry
+    # Kubernetes from the bundle built from source, whose manifest lists every image in the registry.
+    assert k.package_source == "binaries"
+    manifest = Manifest.read(Path(k.binaries_dir))
+    assert manifest.kubernetes_version == k.kubernetes_version and manifest.origin == "source"
+    assert {b.path for b in manifest.binaries} >= {"kubeadm", "kubelet", "kubectl", "cni/bridge"}
+    refs = {i.ref for i in manifest.images}
+    assert cluster.etcd_image in refs and f"{state.registry}/kube-apiserver:{k.kubernetes_version}" in refs
+    for ref in refs:  # each is in the testbed's registry, pulled by the digest it has there
+        repository, tag = ref.rsplit(":", 1)
+        assert requests.get(f"https://{state.registry}/v2/{repository.split('/', 1)[1]}/manifests/{tag}",
+                            verify=str(testbed.workdir / "secrets" / "ca" / "ca.crt"), timeout=10,
+                            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"}).ok, ref
+    assert k.cluster_dns is not None and str(k.cluster_dns) != ""
     assert cluster.services.cluster.docker_registry_info.docker_registry_domain == state.registry
     assert {m.address for m in cluster.machines} == {n.address for n in state.nodes}
     assert (Path(testbed.config_dir) / "cluster-configuration.yaml").stat().st_mode & 0o077 == 0

@@ -21,14 +21,16 @@ WORKDIR_HELP = "the testbed's working directory (default ./.testbed)"
         "bare": "how many of the worker nodes start without Docker (default 0)",
         "workdir": WORKDIR_HELP,
         "kubernetes-version": "the Kubernetes version of its configuration and bundle (default: the project's)",
+        "load-balancer": "with --no-proxy: make the API endpoint an address the testbed reserves for a load "
+                         "balancer that you run (external mode)",
     }
 )
 def up(c: Context, reporter: Reporter, nodes=1, masters=3, proxy=True, bare=0, workdir=".testbed",
-       kubernetes_version=None):
+       kubernetes_version=None, load_balancer=False):
     """Start a testbed: nodes with sshd and dockerd, a registry, a bundle, and a configuration for it."""
     testbed = Testbed(Path(workdir), say=reporter.info)
     config_dir = testbed.up(masters=int(masters), workers=int(nodes), proxy=proxy, bare=int(bare),
-                            kubernetes_version=kubernetes_version, reporter=reporter)
+                            kubernetes_version=kubernetes_version, reporter=reporter, load_balancer=load_balancer)
     reporter.table("testbed", ("node", "address", "role", "container", "sshd", "dockerd"),
                    [list(row.values()) for row in testbed.status()])
     print(config_dir)

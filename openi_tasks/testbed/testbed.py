@@ -92,6 +92,7 @@ class TestbedState:
     mirror: str
     run_mode: str
     config_dir: str
+    load_balancer: str = ""
     nodes: list[NodeInfo] = field(default_factory=list)
     containers: list[str] = field(default_factory=list)
     images: dict[str, str] = field(default_factory=dict)
@@ -130,8 +131,13 @@ class Testbed:
     # --- up ---------------------------------------------------------------------------------
 
     def up(self, masters: int = 3, workers: int = 1, proxy: bool = True, bare: int = 0,
-           kubernetes_version: str | None = None, reporter: Reporter | None = None) -> Path:
+           kubernetes_version: str | None = None, reporter: Reporter | None = None,
+           load_balancer: bool = False) -> Path:
         """Bring the testbed up and return its configuration directory.
+
+        `load_balancer`: the configuration's API endpoint is an address on the testbed's network
+        that the testbed reserves but does not serve (`state.load_balancer`): the endpoint is
+        `external`, and whoever uses the testbed runs the load balancer there.
 
         Its configuration points at a Kubernetes bundle built from the Go modules (built once and
         cached, see `inv k8s.bundle`) whose images are in the testbed's registry, so that
@@ -139,8 +145,11 @@ class Testbed:
         """
         if masters < 1 or workers < 0 or not 0 <= bare <= workers:
             raise TestbedError("need at least one master, and --bare at most the number of worker nodes")
-        if masters > 1 and not proxy:
-            raise TestbedError("several masters need the proxy node as their API endpoint (drop --no-proxy)")
+        if masters > 1 and not proxy and not load_balancer:
+            raise TestbedError("several masters need the proxy node as their API endpoint (drop --no-proxy), "
+                               "or an external load balancer (--load-balancer)")
+        if proxy and load_balancer:
+            raise TestbedError("the API endpoint is either the proxy node or an external load balancer, not both")
         if os.geteuid() != 0:
             raise TestbedError("the testbed needs root (it runs debootstrap and writes Docker's certs.d)")
         layout = _layout(masters, workers, proxy, bare)
@@ -164,6 +173,7 @@ class Testbed:
             subnet=str(subnet),
             registry=registry,
             mirror=f"http://{mirror_ip}:{MIRROR_PORT}",
+            load_balancer=str(hosts[3]) if load_balancer else "",
             run_mode=run_mode,
             config_dir=str(self.workdir / "cluster-configuration"),
             images=asdict(images),
@@ -419,6 +429,8 @@ class Testbed:
         kubernetes = kubernetes_settings(state.registry, base_image, kubernetes_version, dns)
         if proxies:
             kubernetes["load-balance-ip"] = proxies[0].address
+        if state.load_balancer:
+            kubernetes["load-balance-ip"] = state.load_balancer
         directory = write_configuration(
             Path(state.config_dir),
             machines,
@@ -448,6 +460,28 @@ class Testbed:
             header=f"# Written by `inv testbed.up` for the testbed in {self.workdir}.\n",
         )
         (directory / "cluster-configuration.yaml").chmod(0o600)
+
+    def start_load_balancer(self, port: int = 6443) -> str:
+        """Run a stand-in for a cloud load balancer at the reserved address: haproxy (from the bundle's
+        image in the testbed's registry) forwarding TCP `port` to every master. It is not the
+        endpoint phase's haproxy: external mode means openi-tasks does not run the load balancer."""
+        state = self.state
+        if not state.load_balancer:
+            raise TestbedError("this testbed reserved no load balancer address (testbed.up --load-balancer)")
+        config_dir = self.workdir / "load-balancer"
+        config_dir.mkdir(exist_ok=True)
+        servers = "".join(f"    server {n.hostname} {n.address}:{port} check inter 2s fall 2 rise 2\n"
+                          for n in state.nodes if n.role == "master")
+        (config_dir / "haproxy.cfg").write_text(
+            "defaults\n    mode tcp\n    timeout connect 3s\n    timeout client 1h\n    timeout server 1h\n"
+            f"frontend api\n    bind :{port}\n    default_backend masters\n"
+            f"backend masters\n    option redispatch\n    retries 3\n{servers}")
+        image = f"{state.registry}/haproxy:debian-bookworm"
+        name = self._service("load-balancer", image, state.load_balancer, state.network,
+                             volumes={str(config_dir): {"bind": "/usr/local/etc/haproxy", "mode": "ro"}})
+        state.containers.append(name)
+        self._save(state)
+        return f"{state.load_balancer}:{port}"
 
     # --- down -------------------------------------------------------------------------------
 
