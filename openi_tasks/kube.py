@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 FIELD_MANAGER = "openi-tasks"
 _VOLATILE = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid")
@@ -18,13 +18,17 @@ _VOLATILE = ("managedFields", "resourceVersion", "generation", "creationTimestam
 class KubeApi:
     """A cluster reached with a kubeconfig file."""
 
-    def __init__(self, kubeconfig: Path, context: str | None = None) -> None:
+    def __init__(self, kubeconfig: Path, context: str | None = None,
+                 log: Callable[[str], None] | None = None) -> None:
         # Imported here: the kubernetes client takes about a second to import, which commands
         # that never talk to the API (cluster.check, render) should not pay.
         from kubernetes import config, dynamic
 
         self.api_client = config.new_client_from_config(config_file=str(kubeconfig), context=context)
+        start = time.monotonic()
         self.client = dynamic.DynamicClient(self.api_client)
+        self.log = log or (lambda line: None)
+        self.log(f"API: discovery in {time.monotonic() - start:.2f}s")
 
     def _resource(self, obj: dict[str, Any]):
         return self.client.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
@@ -33,19 +37,25 @@ class KubeApi:
         from kubernetes.client.exceptions import ApiException
 
         meta = obj["metadata"]
+        start = time.monotonic()
         try:
             return self._resource(obj).get(name=meta["name"], namespace=meta.get("namespace")).to_dict()
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
+        finally:
+            self.log(f"API: get {obj['kind']} {meta['name']} in {time.monotonic() - start:.2f}s")
 
     def apply(self, obj: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
         meta = obj["metadata"]
+        start = time.monotonic()
         result = self._resource(obj).server_side_apply(
             body=obj, name=meta["name"], namespace=meta.get("namespace"),
             field_manager=FIELD_MANAGER, force_conflicts=True, dry_run="All" if dry_run else None,
         )
+        self.log(f"API: apply{' (dry run)' if dry_run else ''} {obj['kind']} {meta['name']} "
+                 f"in {time.monotonic() - start:.2f}s")
         return result.to_dict()
 
     def would_change(self, obj: dict[str, Any]) -> bool:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .run import Run
 
 
-@dataclass
+@dataclass(eq=False)
 class Change:
     """One thing a phase does on a host: a command (run as root, must succeed), a file write, or
     a callable for what is neither (an API call from this machine). `diff` shows a file's change
@@ -46,18 +46,33 @@ class Change:
     description: str
     action: str | FileWrite | Callable[[], Any]
     diff: str = ""
+    concurrent: bool = False  # a callable that may run at the same time as its concurrent neighbours
 
     @property
     def remote(self) -> bool:
         return isinstance(self.action, (str, FileWrite))
 
+    @property
+    def kind(self) -> str:
+        return "remote" if self.remote else "concurrent" if self.concurrent else "call"
+
+
+CONCURRENT_CALLS = 8  # API calls from this machine at once
+
 
 def apply_changes(host: Host, changes: Iterable[Change]) -> None:
     """Apply `changes` in order; consecutive commands and file writes together in one batch,
-    which stops at the first that fails."""
-    for remote, group in groupby(changes, key=lambda change: change.remote):
-        if remote:
+    which stops at the first that fails; consecutive concurrent callables (API calls) at once,
+    the first failure raised once all are done."""
+    for kind, group in groupby(changes, key=lambda change: change.kind):
+        if kind == "remote":
             host.sh_all([change.action for change in group], check=True)
+        elif kind == "concurrent":
+            batch = list(group)
+            done = fan_out(batch, lambda change: change.action(), CONCURRENT_CALLS)
+            for change in batch:
+                if isinstance(done[change], BaseException):
+                    raise done[change]
         else:
             for change in group:
                 change.action()
@@ -87,28 +102,55 @@ class Phase:
         """Called when a later phase failed, for phases that ran (e.g. release a lock)."""
 
 
-def index_of(phases: Sequence[Phase], name: str) -> int:
-    for index, phase in enumerate(phases):
-        if phase.name == name:
+class Together:
+    """Phases that do not depend on each other, run at the same time: each keeps its own name (for
+    `--only`/`--skip`), hosts, outcome and clean-up. The run goes on when all of them are done."""
+
+    def __init__(self, *phases: Phase) -> None:
+        self.phases = list(phases)
+
+    @property
+    def name(self) -> str:
+        return "+".join(p.name for p in self.phases)
+
+
+Step = Phase | Together
+
+
+def phase_names(steps: Sequence[Step]) -> list[str]:
+    return [p.name for step in steps for p in (step.phases if isinstance(step, Together) else [step])]
+
+
+def index_of(phases: Sequence[Step], name: str) -> int:
+    for index, step in enumerate(phases):
+        if name in phase_names([step]):
             return index
-    raise ValueError(f"no phase {name} in {', '.join(p.name for p in phases)}")
+    raise ValueError(f"no phase {name} in {', '.join(phase_names(phases))}")
 
 
-def insert_before(phases: Sequence[Phase], name: str, *new: Phase) -> list[Phase]:
+def insert_before(phases: Sequence[Step], name: str, *new: Step) -> list[Step]:
     """The phases with `new` inserted before the one named `name`."""
     at = index_of(phases, name)
     return [*phases[:at], *new, *phases[at:]]
 
 
-def insert_after(phases: Sequence[Phase], name: str, *new: Phase) -> list[Phase]:
+def insert_after(phases: Sequence[Step], name: str, *new: Step) -> list[Step]:
     at = index_of(phases, name) + 1
     return [*phases[:at], *new, *phases[at:]]
 
 
-def without(phases: Sequence[Phase], *names: str) -> list[Phase]:
+def without(phases: Sequence[Step], *names: str) -> list[Step]:
     for name in names:
         index_of(phases, name)  # a misspelt name is a programming error, not a silent no-op
-    return [p for p in phases if p.name not in names]
+    kept: list[Step] = []
+    for step in phases:
+        if isinstance(step, Together):
+            members = [p for p in step.phases if p.name not in names]
+            if members:
+                kept.append(Together(*members) if len(members) > 1 else members[0])
+        elif step.name not in names:
+            kept.append(step)
+    return kept
 
 
 @dataclass
@@ -139,37 +181,44 @@ class PhaseOutcome:
 class PhaseRunner:
     """Runs phases in order; `only`/`skip` pick them by name."""
 
-    def __init__(self, phases: Iterable[Phase], only: Iterable[str] = (), skip: Iterable[str] = ()) -> None:
+    def __init__(self, phases: Iterable[Step], only: Iterable[str] = (), skip: Iterable[str] = ()) -> None:
         self.phases = list(phases)
         only, skip = list(only), list(skip)
-        names = [p.name for p in self.phases]
+        names = phase_names(self.phases)
         unknown = [n for n in only + skip if n not in names]
         if unknown:
             raise UsageError(f"unknown phase {', '.join(unknown)}; the phases are: {', '.join(names)}")
-        self.selected = [p for p in self.phases if (not only or p.name in only) and p.name not in skip]
+        self.selected = [kept for kept in without(self.phases, *[n for n in names if n in skip or (only and n not in only)])]
 
     def run(self, run: "Run") -> list[PhaseOutcome]:
         outcomes: list[PhaseOutcome] = []
         ran: list[Phase] = []
-        for phase in self.selected:
+        for step in self.selected:
+            members = step.phases if isinstance(step, Together) else [step]
             try:
-                outcome = self._run_phase(run, phase)
+                if len(members) == 1:
+                    done = [self._run_phase(run, members[0])]
+                else:
+                    finished = fan_out(members, lambda phase: self._run_phase(run, phase, live=False), len(members))
+                    done = [finished[p] if isinstance(finished[p], PhaseOutcome) else
+                            PhaseOutcome(p, error=describe_error(finished[p])) for p in members]
             except KeyboardInterrupt:
                 # Ctrl-C: every host's command stops at its next poll; the clean-ups (releasing the
-                # cluster lock) still run, with cancellation lifted, and the interrupt goes on.
+                # cluster lock) still run, exempt from the cancellation, and the interrupt goes on.
                 CANCEL.set()
-                run.reporter.warn(f"interrupted in phase {phase.name}: stopping, then releasing what this run holds")
-                run.log.write(f"interrupted in phase {phase.name}")
-                self._cleanup(run, ran + [phase])
+                run.reporter.warn(f"interrupted in phase {step.name}: stopping, then releasing what this run holds")
+                run.log.write(f"interrupted in phase {step.name}")
+                self._cleanup(run, ran + members)
                 raise
-            outcomes.append(outcome)
-            if not outcome.skipped:
-                ran.append(phase)
-            if outcome.failed:
-                run.reporter.phase_failed(outcome)
+            outcomes += done
+            ran += [o.phase for o in done if not o.skipped]
+            failed = [o for o in done if o.failed]
+            if failed:
+                for outcome in failed:
+                    run.reporter.phase_failed(outcome)
                 self._cleanup(run, ran)
                 run.reporter.summary(outcomes, run.dry_run)
-                raise RunFailed(f"phase {phase.name} failed")
+                raise RunFailed(f"phase {', '.join(o.phase.name for o in failed)} failed")
         run.reporter.summary(outcomes, run.dry_run)
         return outcomes
 
@@ -182,7 +231,7 @@ class PhaseRunner:
                     run.reporter.warn(f"clean-up of {done.name} failed: {describe_error(exc)}")
                     run.log.write(f"clean-up of {done.name} failed: {describe_error(exc)}")
 
-    def _run_phase(self, run: "Run", phase: Phase) -> PhaseOutcome:
+    def _run_phase(self, run: "Run", phase: Phase, live: bool = True) -> PhaseOutcome:
         outcome = PhaseOutcome(phase)
         start = time.monotonic()
         try:
@@ -192,7 +241,7 @@ class PhaseRunner:
                 return outcome
             hosts = phase.hosts(run)
             run.log.write(f"phase {phase.name}: {len(hosts)} host(s){' (dry run)' if run.dry_run else ''}")
-            with run.reporter.phase(phase, len(hosts)) as progress:
+            with run.reporter.phase(phase, len(hosts), live=live) as progress:
                 outcome.hosts = self._run_hosts(run, phase, hosts, progress)
                 if not run.dry_run and not outcome.failed:
                     phase.after(run)

@@ -67,9 +67,10 @@ class Reporter:
     # --- phases -----------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def phase(self, phase: "Phase", host_count: int) -> Iterator[Callable[["HostOutcome"], None]]:
-        """Shows a phase's progress; yields the callback each host's outcome is given to."""
-        if not self.console.is_terminal:
+    def phase(self, phase: "Phase", host_count: int, live: bool = True) -> Iterator[Callable[["HostOutcome"], None]]:
+        """Shows a phase's progress; yields the callback each host's outcome is given to. Phases
+        that run together (`live=False`) each print one line when done instead of a live bar."""
+        if not self.console.is_terminal or not live:
             yield lambda outcome: None
             self.console.print(f"[bold]{escape(phase.title)}[/] ({phase.name}): {host_count} host(s) done")
             return

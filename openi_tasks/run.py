@@ -90,7 +90,7 @@ class Run:
         """The cluster's API through the admin kubeconfig, or None before the control plane exists."""
         from .kube import KubeApi
 
-        return KubeApi(self.state.admin_conf) if self.state.admin_conf.is_file() else None
+        return KubeApi(self.state.admin_conf, log=self.log.write) if self.state.admin_conf.is_file() else None
 
 
 def secrets_of(cluster: Cluster) -> list[str]:

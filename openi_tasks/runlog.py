@@ -61,7 +61,7 @@ class RunLog:
             self._file.flush()
 
     def command(self, host: str, command: str, result: Result, seconds: float) -> None:
-        self.write(f"{host}: exit {result.exited} in {seconds:.2f}s: {short(command, 400)}")
+        self.write(f"{host}: exit {result.exited} in {seconds:.2f}s: {short(command, 4000)}")
         if result.exited != 0:
             for stream, text in (("stdout", result.stdout), ("stderr", result.stderr)):
                 tail = text.strip().splitlines()[-40:]

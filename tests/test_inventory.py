@@ -380,3 +380,18 @@ def test_connections_have_nagle_off(ssh_config):
         sock = host.transport.sock
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
         assert "sock" not in host.connection.connect_kwargs  # the next connection makes its own
+
+
+@pytest.mark.parametrize("login", ["root", "sudo-with-password"])
+def test_a_gzipped_write_is_decompressed_into_place(ssh_config, tmp_path, login):
+    import gzip
+
+    content = os.urandom(200_000) + b"tail\n"
+    packed = tmp_path / "payload.gz"
+    packed.write_bytes(gzip.compress(content, 1))
+    target = f"/tmp/openi-gzipped-{tmp_path.name}-{login}"
+    with inventory_for(ssh_config()) as inventory:
+        host = inventory.host("node1" if login == "root" else "node2")
+        host.sh_all([FileWrite(target, packed, 0o640, gzipped=True)], check=True)
+        digest = host.sh(f"sha256sum {target}; stat -c %a {target}; rm -f {target}").stdout.split()
+    assert digest[0] == hashlib.sha256(content).hexdigest() and digest[2] == "640"

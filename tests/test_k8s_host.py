@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import tomllib
+
+from pathlib import Path
 
 import pytest
 import yaml
@@ -180,10 +183,14 @@ def test_binaries_are_hashed_once_per_run_and_compared_with_each_host(tmp_path, 
         assert [c.description for c in changes if c.description.startswith("upload")] == [
             f"upload {binaries / name} to /usr/local/bin/{name}" for name in binaries_module.NAMES
         ]
-        # Sent from the local file as it is read, not held in memory per host.
-        assert [c.action for c in changes if c.description.startswith("upload")] == [
-            FileWrite(f"/usr/local/bin/{name}", binaries / name, 0o755) for name in binaries_module.NAMES
-        ]
+        # Sent gzipped from a file in the cache as it is read, not held in memory per host; the
+        # host decompresses it into place.
+        writes = [c.action for c in changes if c.description.startswith("upload")]
+        assert [(w.path, w.mode, w.gzipped) for w in writes] == [
+            (f"/usr/local/bin/{name}", 0o755, True) for name in binaries_module.NAMES]
+        for write, name in zip(writes, binaries_module.NAMES):
+            assert isinstance(write.content, Path) and gzip.decompress(write.content.read_bytes()) == \
+                (binaries / name).read_bytes()
 
 
 def test_a_bundle_whose_files_differ_from_its_manifest_is_refused(tmp_path, example_dir):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -10,7 +11,7 @@ from openi_tasks.config import load_cluster
 from openi_tasks.errors import RunFailed, UsageError
 from openi_tasks.ssh import Inventory
 from openi_tasks.operations import ensure_files
-from openi_tasks.phase import Change, Phase, PhaseRunner, apply_changes
+from openi_tasks.phase import Change, Phase, PhaseRunner, Together, apply_changes
 from openi_tasks.run import Run
 from openi_tasks.state import StateDir
 from openi_tasks.render import RenderedFile
@@ -200,3 +201,68 @@ def test_consecutive_file_writes_are_applied_in_one_session(ssh_config, tmp_path
         assert ensure_files(host, files) == []
         assert host.sh(f"ls {target}").stdout.split() == ["a", "b", "between", "c", "d"]
         host.sh(f"rm -rf {target}", check=True)
+
+
+class Sleepy(Phase):
+    """Waits `seconds` on every host, recording when it started and ended."""
+
+    def __init__(self, name, seconds, recorder, fail=False):
+        self.name, self.title, self.seconds, self.recorder, self.fail = name, f"sleepy {name}", seconds, recorder, fail
+
+    def hosts(self, run):
+        return run.inventory.hosts(role="master")[:1]
+
+    def plan(self, run, host):
+        self.recorder.add(f"start {self.name}")
+        time.sleep(self.seconds)
+        if self.fail:
+            raise RuntimeError(f"{self.name} broke")
+        self.recorder.add(f"end {self.name}")
+        return []
+
+    def cleanup(self, run):
+        self.recorder.add(f"cleanup {self.name}")
+
+
+def test_phases_together_run_at_the_same_time_and_each_keeps_its_outcome(run):
+    recorder = Recorder()
+    steps = [Sleepy("a", 0, recorder), Together(Sleepy("b", 0.6, recorder), Sleepy("c", 0.6, recorder)),
+             Sleepy("d", 0, recorder)]
+    start = time.monotonic()
+    outcomes = PhaseRunner(steps).run(run)
+    assert time.monotonic() - start < 1.1  # not 1.2 s: b and c overlapped
+    assert [o.phase.name for o in outcomes] == ["a", "b", "c", "d"]
+    assert recorder.events[:2] == ["start a", "end a"] and recorder.events[-1] == "end d"
+    assert set(recorder.events[2:4]) == {"start b", "start c"}  # both started before either ended
+
+
+def test_a_failure_in_a_group_stops_after_the_whole_group_and_cleans_up(run):
+    recorder = Recorder()
+    steps = [Sleepy("a", 0, recorder), Together(Sleepy("b", 0.3, recorder), Sleepy("c", 0, recorder, fail=True)),
+             Sleepy("d", 0, recorder)]
+    with pytest.raises(RunFailed, match="phase c failed"):
+        PhaseRunner(steps).run(run)
+    assert "end b" in recorder.events and "start d" not in recorder.events
+    assert recorder.events[-3:] == ["cleanup c", "cleanup b", "cleanup a"]
+
+
+def test_only_and_skip_reach_into_groups(run):
+    recorder = Recorder()
+    steps = lambda: [Sleepy("a", 0, recorder), Together(Sleepy("b", 0, recorder), Sleepy("c", 0, recorder))]  # noqa: E731
+    assert [o.phase.name for o in PhaseRunner(steps(), only=["c"]).run(run)] == ["c"]
+    assert [o.phase.name for o in PhaseRunner(steps(), skip=["b"]).run(run)] == ["a", "c"]
+    with pytest.raises(UsageError, match="unknown phase e; the phases are: a, b, c"):
+        PhaseRunner(steps(), skip=["e"])
+
+
+@pytest.mark.sshd
+def test_concurrent_changes_run_at_once_and_a_failure_among_them_is_raised(ssh_config):
+    with Inventory(load_cluster(ssh_config())) as inventory:
+        host = inventory.hosts()[0]
+        slow = [Change(f"call {i}", lambda: time.sleep(0.4), concurrent=True) for i in range(4)]
+        start = time.monotonic()
+        apply_changes(host, slow)
+        assert time.monotonic() - start < 1.0
+        broken = slow[:2] + [Change("breaks", lambda: 1 / 0, concurrent=True)]
+        with pytest.raises(ZeroDivisionError):
+            apply_changes(host, broken)

@@ -5,17 +5,25 @@ to the hosts whose copy differs."""
 
 from __future__ import annotations
 
+import gzip
+import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..bundle.cache import cache_dir
 from ..bundle.manifest import MANIFEST, Manifest
 from ..bundle.needs import CNI_BINARIES, NODE_BINARIES
 from ..config import Cluster
 from ..errors import OpenIError
 from ..localfiles import file_digest
+from ..ssh import FileWrite
 
 NAMES = NODE_BINARIES
 TARGET_DIR = "/usr/local/bin"
+
+
+_COMPRESSING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,21 @@ class Binary:
     @property
     def remote(self) -> str:
         return f"{TARGET_DIR}/{self.name}"
+
+    def gzipped(self) -> Path:
+        """A gzip copy to send (made once per content, kept in the cache): hosts decompress it."""
+        target = cache_dir() / "uploads" / f"{self.digest}.gz"
+        with _COMPRESSING:
+            if not target.is_file():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                partial = target.with_suffix(".partial")
+                with open(self.local, "rb") as source, gzip.open(partial, "wb", compresslevel=1) as out:
+                    shutil.copyfileobj(source, out, 1 << 20)
+                partial.replace(target)
+        return target
+
+    def write(self, path: str | None = None) -> FileWrite:
+        return FileWrite(path or self.remote, self.gzipped(), 0o755, gzipped=True)
 
 
 @dataclass(frozen=True)

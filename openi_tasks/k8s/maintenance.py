@@ -32,7 +32,7 @@ from .phases.endpoint import Endpoint
 from .phases.facts import Facts
 from .phases.lock import Lock, Unlock
 from .phases.membership import CheckNew, EtcdJoin, EtcdLeave
-from .phases.packages import Packages
+from .phases.packages import ContainerRuntime, Packages
 from .phases.prepare import Prepare
 from .phases.reset import ResetKubelet
 from .phases.workers import Workers
@@ -93,6 +93,6 @@ def repair(cluster: Cluster, reporter: Reporter, nodes: list[Machine], *, dry_ru
                          f"(use k8s.etcdfix for an etcd member)")
     with open_run(cluster, reporter, "repair", dry_run=dry_run, targets=[n.hostname for n in nodes]) as run:
         # The add-ons phase gives the rejoined Node its labels (the machine's flags) again.
-        phases = [Connect(), Facts(), Lock(), DrainNodes(), ResetKubelet(), Prepare(), Docker(), Packages(), Workers(),
-                  Addons(), Unlock()]
+        phases = [Connect(), Facts(), Lock(), DrainNodes(), ResetKubelet(), Prepare(), Docker(), Packages(),
+                  ContainerRuntime(), Workers(), Addons(), Unlock()]
         return PhaseRunner(phases).run(run)

@@ -23,12 +23,14 @@ class FileWrite:
     """A file to write as a step of a batch: owned by root with `mode`, the old file replaced
     atomically, or overwritten `in_place` (for mount points, such as /etc/hosts in a container).
     `content` is bytes, or a local file read piece by piece as it is sent (binaries of a hundred
-    megabytes, to many hosts at once)."""
+    megabytes, to many hosts at once); `gzipped` content is decompressed on the host as it is
+    written (a third of the bytes to send and encrypt, for binaries)."""
 
     path: str
     content: bytes | Path
     mode: int = 0o644
     in_place: bool = False
+    gzipped: bool = False
 
     @property
     def size(self) -> int:
@@ -55,6 +57,8 @@ def write_command(write: FileWrite, staged: str | None, boundary: str) -> str:
         received = f'IFS= read -r end <&3 && [ "$end" = {boundary} ]'
     else:
         source, received = f"cat {staged}", "true"
+    if write.gzipped:
+        source += " | gzip -dc"
     if write.in_place:
         install = f"{source} > {temporary} && {received} && cat {temporary} > {target} && chmod {write.mode:o} {target}"
         cleanup = f"rm -f {temporary}"

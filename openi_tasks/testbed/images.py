@@ -36,6 +36,10 @@ NODE_PACKAGES = (
 MIRROR_PACKAGES = "docker.io conntrack socat ethtool ebtables"
 
 
+SLIM = ("rm -rf var/cache/apt/archives/*.deb var/lib/apt/lists/* usr/share/doc/* usr/share/man/* "
+        "usr/share/info/* usr/share/locale/* usr/share/i18n/locales/*")
+
+
 class ImageBuildError(OpenIError):
     """Building a testbed image failed."""
 
@@ -93,7 +97,7 @@ class ImageBuilder:
 
     def base(self) -> str:
         """A minimal Debian from debootstrap, imported as an image."""
-        tag = f"{REPOSITORY}/base:{_digest('debootstrap', SUITE, MIRROR, 'minbase', 'ca-certificates')}"
+        tag = f"{REPOSITORY}/base:{_digest('debootstrap', SUITE, MIRROR, 'minbase', 'ca-certificates', SLIM)}"
         if _exists(self.client, tag):
             return tag
         if shutil.which("debootstrap") is None:
@@ -106,6 +110,9 @@ class ImageBuilder:
             if result.returncode != 0:
                 tail = "\n    ".join((result.stdout + result.stderr).strip().splitlines()[-8:])
                 raise ImageBuildError(f"debootstrap failed:\n    {tail}")
+            # As Debian's slim images: no downloaded packages, package lists, manuals or translations.
+            # Every testbed and bundle image starts here; each is pulled on every node.
+            subprocess.run(["sh", "-c", SLIM], cwd=rootfs, check=True)
             subprocess.run(["tar", "-C", str(rootfs), "-cf", str(archive), "."], check=True)
             repository, _, version = tag.rpartition(":")
             self.client.api.import_image_from_file(

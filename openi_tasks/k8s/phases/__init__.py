@@ -6,7 +6,7 @@ name (`phase.insert_before`, `insert_after`, `without`) rather than splicing lis
 
 from __future__ import annotations
 
-from ...phase import Phase
+from ...phase import Step, Together
 from .addons import Addons
 from .connect import Connect
 from .control_plane import ControlPlane
@@ -16,13 +16,14 @@ from .etcd import Etcd
 from .facts import Facts
 from .kubeconfig import Kubeconfig
 from .lock import Lock, Unlock
-from .packages import Packages
+from .packages import ContainerRuntime, Packages
 from .prepare import Prepare
 from .workers import Workers
 
 
-def deploy_phases(break_lock: bool = False) -> list[Phase]:
+def deploy_phases(break_lock: bool = False) -> list[Step]:
+    """etcd, the endpoint and the packages touch different things: they run together."""
     return [
-        Connect(), Facts(), Lock(break_lock=break_lock), Prepare(), Docker(), Etcd(), Endpoint(), Packages(),
-        ControlPlane(), Workers(), Addons(), Kubeconfig(), Unlock(),
+        Connect(), Facts(), Lock(break_lock=break_lock), Prepare(), Docker(), Together(Etcd(), Endpoint(), Packages()),
+        ContainerRuntime(), ControlPlane(), Workers(), Addons(), Kubeconfig(), Unlock(),
     ]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 
 from ...errors import OpenIError
-from ...phase import Change
+from ...phase import CONCURRENT_CALLS, Change
 from ...run import Run
-from ...ssh import Host
+from ...ssh import Host, fan_out
 from ..addon_objects import addon_objects, describe
 from .base import OnFirstMaster
 
@@ -28,11 +28,16 @@ class Addons(OnFirstMaster):
             raise FileNotFoundError(f"{run.state.admin_conf} is missing: run the control-plane phase first")
         changes = []
         absent = _unregistered(api, [o for o in objects if o["kind"] == "Node"])
-        for obj in objects:
-            if obj["kind"] == "Node" and obj["metadata"]["name"] in absent:
-                continue  # applying would create a Node that no kubelet runs
-            if api.would_change(obj):
-                changes.append(Change(f"apply {describe(obj)}", lambda o=obj: api.apply(o)))
+        # Applying would create a Node that no kubelet runs: absent Nodes are not compared.
+        wanted = [o for o in objects if not (o["kind"] == "Node" and o["metadata"]["name"] in absent)]
+        differs = fan_out(list(range(len(wanted))), lambda i: api.would_change(wanted[i]), CONCURRENT_CALLS)
+        for index, obj in enumerate(wanted):
+            if isinstance(differs[index], BaseException):
+                raise differs[index]
+            if differs[index]:
+                # Namespaces first, one by one; the objects in them (and cluster-wide ones) at once.
+                changes.append(Change(f"apply {describe(obj)}", lambda o=obj: api.apply(o),
+                                      concurrent=obj["kind"] != "Namespace"))
         if absent:  # after everything else, so the others are applied
             changes.append(Change(f"label nodes {', '.join(absent)}", lambda: _not_in_cluster(absent)))
         return changes

@@ -56,7 +56,10 @@ class ControlPlane(Phase):
         if not facts.apiserver or facts.kubeadm_unfinished:
             verb = "init" if first else "join"
             what = "initialise the control plane" if first else "join the control plane"
-            changes.append(Change(f"{what}: kubeadm {verb} --config {config.path}", kubeadm.run_command(verb, config.path)))
+            command = kubeadm.run_command(verb, config.path)
+            # A session of its own: minutes long, and its duration is the run log's kubeadm floor.
+            changes.append(Change(f"{what}: kubeadm {verb} --config {config.path}",
+                                  lambda: host.sh(command, check=True)))
         elif first and any(not f.kubelet_joined for f in run.facts.values()):
             token_id = run.join.token.split(".")[0]
             # The token comes from the configuration file (0600), never from the command line.

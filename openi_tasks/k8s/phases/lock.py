@@ -79,20 +79,25 @@ class Lock(Phase):
         release(run, self.excluding)
 
 
-def release(run: Run, excluding: frozenset[str] = frozenset()) -> None:
-    """Remove the lock wherever this run holds it; a master that cannot be reached keeps its copy
-    (its owner line names this run, so --break-lock is safe)."""
+def release(run: Run, excluding: frozenset[str] = frozenset()) -> list[str]:
+    """Remove the lock wherever this run holds it, on every master at once, each with one command
+    that compares the owner and removes; the masters where it was released. A master that cannot
+    be reached keeps its copy (its owner line names this run, so --break-lock is safe)."""
     if run.dry_run:
-        return
-    for host in lock_hosts(run, excluding):
-        try:
-            if current_owner(host) == run.lock_owner:
-                host.sh(f"rm -rf {LOCK}", check=True)
-        except Exception as exc:  # reported; releasing the others matters more
-            run.reporter.warn(f"{host.name}: could not release the cluster lock: {describe_error(exc)}")
+        return []
+    command = (f"[ \"$(cat {LOCK}/owner 2>/dev/null)\" = {shlex.quote(run.lock_owner)} ] "
+               f"&& rm -rf {LOCK} && echo released || true")
+    done = run.inventory.map(lock_hosts(run, excluding), lambda host: host.sh(command, check=True))
+    for host, result in done.items():
+        if isinstance(result, Exception):  # reported; releasing the others matters more
+            run.reporter.warn(f"{host.name}: could not release the cluster lock: {describe_error(result)}")
+    return [host.name for host, result in done.items() if not isinstance(result, Exception)
+            and result.stdout.strip() == "released"]
 
 
 class Unlock(Phase):
+    """Shown against the first master that is not excluded; releases on every master at once."""
+
     name = "unlock"
     title = "Release the cluster lock"
     bookkeeping = True
@@ -102,11 +107,13 @@ class Unlock(Phase):
         self.excluding = excluding
 
     def hosts(self, run: Run) -> list[Host]:
-        return [run.first_master] if run.first_master.name not in self.excluding else lock_hosts(run, self.excluding)[:1]
+        return lock_hosts(run, self.excluding)[:1]
 
     def plan(self, run: Run, host: Host) -> list[Change]:
-        held = [h for h in lock_hosts(run, self.excluding) if current_owner(h) == run.lock_owner]
-        if not held:
+        if run.dry_run:
             return []
-        return [Change(f"release the cluster lock on {', '.join(h.name for h in held)}",
-                       lambda: release(run, self.excluding))]
+        return [Change("release the cluster lock on every master", lambda: self._release(run))]
+
+    def _release(self, run: Run) -> None:
+        released = release(run, self.excluding)
+        run.log.write(f"released the cluster lock on {', '.join(released) or 'no master'}")

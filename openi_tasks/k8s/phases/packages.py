@@ -1,10 +1,11 @@
-"""packages: what kubelet needs on every node, in parallel before the control plane: kubeadm,
-kubelet and kubectl (from the package repository, or from the bundle in `binaries-dir`), the CNI
-plugins, and containerd's CRI configured for kubelet.
+"""packages: what kubelet needs on every node, in parallel: kubeadm, kubelet and kubectl (from the
+package repository, or from the bundle in `binaries-dir`), the CNI plugins and kubelet's upstream
+resolvers. It runs together with the etcd and endpoint phases: it touches nothing they use.
 
-containerd's sandbox (pause) image is the one the host's own kubeadm asks for, so kubeadm and
-containerd never disagree; on a host that may not lower OOM scores (itself a container),
-containerd is told not to ask runc to.
+container-runtime, after them: containerd's CRI configured for kubelet. Its sandbox (pause) image
+is the one the host's own kubeadm asks for, so kubeadm and containerd never disagree; on a host
+that may not lower OOM scores (itself a container), containerd is told not to ask runc to. A
+changed configuration restarts containerd; Docker's containers (etcd, haproxy) keep running.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import shlex
 
 from ...operations import ensure_file, ensure_files
-from ...phase import Change, Phase, apply_changes
+from ...phase import Change, Phase
 from ...render import RenderedFile, render
 from ...run import Run
 from ...ssh import FileWrite, Host
@@ -48,11 +49,6 @@ class Packages(Phase):
             upstream = f"# Written by openi-tasks: kubernetes.cluster-dns, the upstream of cluster DNS.\n" \
                        f"nameserver {run.cluster.kubernetes.cluster_dns}\n"
             changes += ensure_file(host, RenderedFile(KUBELET_RESOLV_CONF, upstream))
-        if installed:
-            changes += containerd_changes(run, host, facts)
-        else:  # the sandbox image is asked of the kubeadm about to be installed
-            changes.append(Change("configure containerd's CRI for kubelet (sandbox image from the new kubeadm)",
-                                  lambda: apply_changes(host, containerd_changes(run, host, facts))))
         return changes
 
     def _packages(self, run: Run, host: Host) -> list[Change]:
@@ -66,7 +62,7 @@ class Packages(Phase):
             return []
         plugins = run.binaries.cni
         installed = host.sh_all([f"sha256sum {CNI_BIN}/{b.name} 2>/dev/null" for b in plugins])
-        return [Change(f"install CNI plugin {b.name} into {CNI_BIN}", FileWrite(f"{CNI_BIN}/{b.name}", b.local, 0o755))
+        return [Change(f"install CNI plugin {b.name} into {CNI_BIN}", b.write(f"{CNI_BIN}/{b.name}"))
                 for b, current in zip(plugins, installed) if current.stdout.split()[:1] != [b.digest]]
 
 
@@ -91,7 +87,7 @@ def _from_binaries(run: Run, host: Host) -> list[Change]:
     binaries = run.binaries.files
     installed = host.sh_all([f"sha256sum {b.remote} 2>/dev/null" for b in binaries])
     # Read piece by piece as they are sent: many hosts at once must not each hold a copy in memory.
-    changes = [Change(f"upload {b.local} to {b.remote}", FileWrite(b.remote, b.local, 0o755))
+    changes = [Change(f"upload {b.local} to {b.remote}", b.write())
                for b, current in zip(binaries, installed) if current.stdout.split()[:1] != [b.digest]]
     changes += ensure_files(host, [RenderedFile(target, render(template))
                                    for template, target in (("k8s/kubelet/kubelet.service.j2", KUBELET_UNIT),
@@ -118,9 +114,20 @@ def containerd_config(run: Run, facts: HostFacts, pause: str) -> RenderedFile:
     return RenderedFile(CONTAINERD_CONFIG, text)
 
 
-def containerd_changes(run: Run, host: Host, facts: HostFacts) -> list[Change]:
-    config = ensure_file(host, containerd_config(run, facts, sandbox_image(run, host)))
-    if not config:
-        return []
-    restart = "systemctl restart containerd && (systemctl is-active --quiet docker || systemctl restart docker)"
-    return config + [Change("restart containerd to load its CRI configuration", restart)]
+class ContainerRuntime(Phase):
+    name = "container-runtime"
+    title = "containerd's CRI for kubelet on every node"
+
+    def plan(self, run: Run, host: Host) -> list[Change]:
+        facts = facts_of(run, host)
+        if host.sh("command -v kubeadm").exited != 0:
+            if run.dry_run:  # the packages phase would have installed it
+                return [Change(f"configure containerd's CRI for kubelet in {CONTAINERD_CONFIG} (sandbox image from "
+                               f"kubeadm {run.cluster.kubernetes.kubernetes_version}) and restart containerd",
+                               lambda: None)]
+            raise FileNotFoundError(f"{host.name}: kubeadm is not installed: run the packages phase first")
+        config = ensure_file(host, containerd_config(run, facts, sandbox_image(run, host)))
+        if not config:
+            return []
+        restart = "systemctl restart containerd && (systemctl is-active --quiet docker || systemctl restart docker)"
+        return config + [Change("restart containerd to load its CRI configuration", restart)]

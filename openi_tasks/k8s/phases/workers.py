@@ -23,6 +23,7 @@ class Workers(Phase):
         config = kubeadm_config(run, host)
         changes = unfinished_reset(host, [config]) if facts.kubeadm_unfinished else ensure_file(host, config)
         if not facts.kubelet_joined or facts.kubeadm_unfinished:
+            command = kubeadm.run_command("join", config.path)
             changes.append(Change(f"join the cluster: kubeadm join --config {config.path}",
-                                  kubeadm.run_command("join", config.path)))
+                                  lambda: host.sh(command, check=True)))
         return changes

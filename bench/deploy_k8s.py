@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""`inv k8s.deploy` of real Kubernetes on a fresh testbed: each phase, against the kubeadm floor
+measured in the same run; the no-change re-run; and the testbed's memory while the cluster runs.
+
+The kubeadm floor is what no tool built on kubeadm can go below: `kubeadm init`, plus each
+control-plane join (they must be serial), plus the slowest worker join (they can be parallel). The
+durations come from the deploy's own run log, which records every command with its duration.
+
+    python bench/deploy_k8s.py                       # 3 masters, the proxy, 2 workers
+    python bench/deploy_k8s.py --masters 3 --workers 2 --keep /tmp/tb
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INV = [sys.executable, "-m", "invoke", "--search-root", str(ROOT)]
+
+
+def timed(args: list[str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run(args, check=True, capture_output=True, text=True)
+    return time.perf_counter() - start, done.stdout
+
+
+def phases(summary: str) -> list[tuple[str, float]]:
+    rows = re.findall(r"│ ([a-z-]+)\s+│ \d+\s+│ \d+\s+│ \d+\s+│ \d+\s+│ ([\d.]+)", summary)
+    return [(name, float(seconds)) for name, seconds in rows]
+
+
+def kubeadm_floor(log: Path) -> tuple[float, float, list[float], float]:
+    """(init, [control-plane joins], [worker joins] max, floor) from the run log's command lines."""
+    init, joins, workers = 0.0, [], []
+    for line in log.read_text().splitlines():
+        match = re.search(r" (\S+): exit 0 in ([\d.]+)s: .*kubeadm (init|join) --config '?/etc/openi/kubeadm/(init|join)", line)
+        if not match:
+            continue
+        host, seconds, verb = match[1], float(match[2]), match[3]
+        if verb == "init":
+            init = seconds
+        elif host.startswith("master"):
+            joins.append(seconds)
+        else:
+            workers.append(seconds)
+    slowest_worker = max(workers, default=0.0)
+    return init, joins, slowest_worker, init + sum(joins) + slowest_worker
+
+
+def memory(prefix: str) -> list[tuple[str, float, float]]:
+    """(container, RSS MiB, usage with page cache MiB) from each container's cgroup (docker stats
+    reads 0 for containers with a cgroup namespace of their own on cgroup v1)."""
+    names = subprocess.run(["docker", "ps", "--format", "{{.Names}} {{.ID}}", "--no-trunc"], capture_output=True,
+                           text=True, check=True).stdout.split("\n")
+    rows = []
+    for line in names:
+        if not line.startswith(prefix):
+            continue
+        name, container = line.split()
+        v1 = Path(f"/sys/fs/cgroup/memory/docker/{container}")
+        if v1.is_dir():
+            stat = dict(l.split() for l in (v1 / "memory.stat").read_text().splitlines())
+            rss, usage = int(stat["total_rss"]), int((v1 / "memory.usage_in_bytes").read_text())
+        else:
+            v2 = Path(f"/sys/fs/cgroup/system.slice/docker-{container}.scope")
+            stat = dict(l.split() for l in (v2 / "memory.stat").read_text().splitlines())
+            rss, usage = int(stat["anon"]), int((v2 / "memory.current").read_text())
+        rows.append((name[len(prefix):], rss / 2**20, usage / 2**20))
+    return sorted(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--masters", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--keep", help="testbed workdir to use and keep (default: a temporary one, removed)")
+    options = parser.parse_args()
+    workdir = Path(options.keep or tempfile.mkdtemp()) / "tb"
+    subprocess.run(INV + ["testbed.up", "--workdir", str(workdir), "--masters", str(options.masters),
+                          "--nodes", str(options.workers)], check=True, stdout=subprocess.DEVNULL)
+    config = str(workdir / "cluster-configuration")
+    try:
+        first, output = timed(INV + ["k8s.deploy", "-p", config])
+        log = max((workdir / "state" / "logs").glob("*-deploy-*.log"), key=lambda p: p.stat().st_mtime)
+        init, joins, worker, floor = kubeadm_floor(log)
+        time.sleep(60)  # the cluster settles (CoreDNS, flannel, the dashboard) before memory is read
+        state = (workdir / "testbed.json").read_text()
+        testbed_id = re.search(r'"id": "(\w+)"', state)[1]
+        used = memory(f"openi-tb-{testbed_id}-")
+        again, _ = timed(INV + ["k8s.deploy", "-p", config])
+    finally:
+        if not options.keep:
+            subprocess.run(INV + ["testbed.down", "--workdir", str(workdir)], check=True, stdout=subprocess.DEVNULL)
+    print(f"deploy of {options.masters} masters, the proxy and {options.workers} workers "
+          f"(Kubernetes from the testbed's bundle):\n")
+    print("| phase | seconds |\n|---|---:|")
+    for name, seconds in phases(output):
+        print(f"| {name} | {seconds:.1f} |")
+    print(f"| **total (the command, as an operator runs it)** | **{first:.1f}** |\n")
+    print(f"kubeadm floor: init {init:.1f} s + control-plane joins {' + '.join(f'{j:.1f}' for j in joins)} s "
+          f"+ slowest worker join {worker:.1f} s = **{floor:.1f} s**; openi-tasks / floor = **{first / floor:.2f}**\n")
+    print(f"no-change re-run: {again:.1f} s ({again / first:.0%} of the first)\n")
+    print("| container | RSS MiB | with page cache MiB |\n|---|---:|---:|")
+    for name, rss, usage in used:
+        print(f"| {name} | {rss:.0f} | {usage:.0f} |")
+    print(f"| **all** | **{sum(r for _, r, _ in used):.0f}** | **{sum(u for _, _, u in used):.0f}** |")
+
+
+if __name__ == "__main__":
+    main()
