@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import re
 import pytest
 
 from openi_tasks.config import load_cluster
@@ -47,7 +48,7 @@ imagelist:
         load_images(service, contexts)
     text = str(info.value)
     assert "image a: its prerequisite ghost is not in the imagelist" in text
-    assert "image b: unknown key colour" in text
+    assert re.search(r"service.yaml:\d+: imagelist.b.colour: unknown key in image b", text)
     assert "image c: template" in text and "missing.template does not exist" in text
     assert "image d: its build context" in text and "does not exist" in text
 

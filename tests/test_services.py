@@ -124,7 +124,7 @@ servicelist:
         load_services(service_yaml, root)
     text = str(info.value)
     assert "service a: its prerequisite ghost is not in the servicelist" in text
-    assert "service b: unknown key colour" in text
+    assert "service.yaml:4: servicelist.b.colour: unknown key in service b" in text
     assert "service b: missing.yaml is neither a template nor a file" in text
     assert "service c: hook" in text and "start.sh does not exist" in text
 
@@ -434,3 +434,27 @@ def test_hadoop_reconfigure_stops_replaces_the_configuration_and_starts_again(pr
     after = api.objects[key]["data"]["capacity-scheduler.xml"]
     assert "yarn.scheduler.capacity.root.vc1.capacity" in after and "<value>40.00</value>" in after
 
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("{prerequisite: [{a: 1}]}", "servicelist.x.prerequisite: must be a word or a list of words, not dict"),
+    ("{timeout: soon}", "servicelist.x.timeout: must be a number of seconds from 1 to 86400, not 'soon'"),
+    ("{timeout: -1}", "servicelist.x.timeout: must be a number of seconds from 1 to 86400, not -1"),
+    ("{deploy: maybe}", "servicelist.x.deploy: must be true or false, not 'maybe'"),
+    ("{start: [a, b]}", "servicelist.x.start: must be one word, not a list"),
+    ("[not, a, mapping]", "servicelist.x: must be a mapping"),
+])
+def test_a_wrong_value_in_a_catalog_entry_is_named_with_its_line(tmp_path, entry, message):
+    service_yaml, root = catalog(tmp_path, f"servicelist:\n  x: {entry}\n", {})
+    with pytest.raises(ServiceCatalogError) as info:
+        load_services(service_yaml, root)
+    assert f"service.yaml:2: {message}" in str(info.value)
+
+
+def test_a_number_as_a_service_name_and_bytes_that_are_not_utf8(tmp_path):
+    service_yaml, root = catalog(tmp_path, "servicelist:\n  42: {}\n", {})
+    with pytest.raises(ServiceCatalogError, match=r"service.yaml:2: servicelist.42: service name 42 must be"):
+        load_services(service_yaml, root)
+    service_yaml.write_bytes(b"servicelist:\n  x: {start: \xff\xfe}\n")
+    with pytest.raises(ServiceCatalogError, match=r"service.yaml:2: is not UTF-8 text"):
+        load_services(service_yaml, root)

@@ -33,6 +33,8 @@ SERVICES_FILE = "services-configuration.yaml"
 _LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
+# A machine flag becomes a node label, readable through the API: these words say it is a secret.
+_SECRET_WORD = re.compile(r"pass|secret|token|credential|private|api-?key", re.IGNORECASE)
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
 _QUEUE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ENTRY_KEYS = field_names(MachineEntry)
@@ -185,6 +187,11 @@ class _CrossChecks:
             path = ("machine-list", host.index, key)
             if not isinstance(key, str) or not _LABEL_KEY.match(key):
                 self.error(self.cdoc, path, "is not a valid node label name (letters, digits, '-', '_', '.')")
+                continue
+            if _SECRET_WORD.search(key):
+                self.error(self.cdoc, path, "looks like a secret, and a machine flag becomes a node label that anyone "
+                                            "who can read the cluster's nodes sees: remove it (the SSH password is "
+                                            "`password`, the key file `ssh-key`)")
                 continue
             text = _label_text(value)
             if text is None or not _LABEL_VALUE.match(text):

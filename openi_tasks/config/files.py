@@ -8,6 +8,7 @@ need several files (machine types, roles, the API endpoint) live in `cluster.py`
 
 from __future__ import annotations
 
+import posixpath
 import re
 from ipaddress import IPv4Network, IPv6Network
 from typing import Annotated, Any, Literal, Optional, Union
@@ -34,6 +35,10 @@ _ETCD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _USERNAME = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 _VERSION = re.compile(r"^v?[0-9]+(\.[0-9]+){1,3}([-+][A-Za-z0-9.-]+)?$")
 _IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
+# host[:port][/path]: where images are pulled from; never an option (`--env=X`), never spaces.
+_REGISTRY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+_NAMESPACE = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _URL = re.compile(r"^(https?|file)://[^\s'\"\\]+$")
 
 
@@ -70,12 +75,27 @@ def _none_word(value: Any) -> Any:
     return None if value in ("None", "none", "") else value
 
 
+# A path that is wiped or mounted into containers (data-path, etcd-data-path, dataFolder) must not
+# be one of these (after normalising `.`, `..` and repeated slashes), nor lie in the last three.
+SYSTEM_DIRECTORIES = ("/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/opt", "/proc",
+                      "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/local", "/var", "/var/lib")
+PSEUDO_FILESYSTEMS = ("/proc/", "/sys/", "/dev/")
+
+
 def _absolute(value: str) -> str:
+    """An absolute path on the hosts, normalised; never a system directory (it may be wiped)."""
     if not value.startswith("/"):
         raise ValueError("must be an absolute path (starting with /)")
-    if value.rstrip("/") == "":
-        raise ValueError("must not be the root directory")
-    return value
+    normal = posixpath.normpath(value)
+    if normal.startswith("//"):
+        normal = "/" + normal.lstrip("/")
+    if normal in SYSTEM_DIRECTORIES:
+        what = "the root directory" if normal == "/" else f"the system directory {normal}"
+        raise ValueError(f"must not be {what}" + (f" ({value!r} is {normal})" if normal != value else "")
+                         + ": what is kept there is wiped by clean")
+    if normal.startswith(PSEUDO_FILESYSTEMS):
+        raise ValueError(f"must not be under {normal.split('/')[1] and '/' + normal.split('/')[1]}: not a place for data")
+    return normal
 
 
 def _operator_path(value: str) -> str:
@@ -123,6 +143,8 @@ HostPath = Annotated[Text, AfterValidator(_absolute)]
 OperatorPath = Annotated[Text, AfterValidator(_operator_path)]
 Image = Annotated[Text, AfterValidator(_matches(_IMAGE, "a valid image reference"))]
 Url = Annotated[Text, AfterValidator(_matches(_URL, "an http(s):// or file:// URL without spaces or quotes"))]
+Registry = Annotated[Text, AfterValidator(_matches(_REGISTRY, "a registry: host[:port][/path], such as "
+                                                              "registry.example.com:5000/k8s"))]
 Secret = Annotated[SecretStr, BeforeValidator(lambda v: v if isinstance(v, str) else _not_text())]
 Network = Annotated[Union[IPv4Network, IPv6Network], BeforeValidator(_cidr)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -228,7 +250,7 @@ class KubernetesSettings(FileModel):
     service_cluster_ip_range: Network = IPv4Network("10.96.0.0/12")
     pod_network_cidr: Network = IPv4Network("10.244.0.0/16")
     storage_backend: Literal["etcd3"] = "etcd3"
-    docker_registry: Text = "registry.k8s.io"
+    docker_registry: Registry = "registry.k8s.io"
     kubernetes_version: KubernetesVersion = "v1.37.2"
     etcd_version: Version = "3.7.3-0"
     etcd_image: Optional[Image] = None
@@ -296,11 +318,15 @@ class RoleDefinitionFile(FileModel):
 class RegistryInfo(FileModel):
     """`cluster.docker-registry-info`: where the platform's images live."""
 
-    docker_namespace: Text
-    docker_registry_domain: Text
+    docker_namespace: Annotated[Text, AfterValidator(_matches(_NAMESPACE, "a registry namespace (lower-case words "
+                                                                          "joined by '.', '_', '-' or '/')"))]
+    # `public` means Docker Hub, as in the original.
+    docker_registry_domain: Annotated[Text, AfterValidator(lambda v: v if v == "public" else _matches(
+        _REGISTRY, "a registry (host[:port]) or the word public")(v))]
     docker_username: Optional[Text] = None
     docker_password: Optional[Secret] = None
-    docker_tag: Annotated[Text, BeforeValidator(_as_text)]
+    docker_tag: Annotated[Text, BeforeValidator(_as_text), AfterValidator(_matches(_TAG, "an image tag (letters, "
+                                                                                  "digits, '_', '.', '-')"))]
     secret_name: DnsLabel
 
 

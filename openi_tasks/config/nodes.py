@@ -8,14 +8,15 @@ Only `k8s.add` accepts hosts that the configuration does not have yet.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-import yaml
 from pydantic import Field
 
 from ..errors import ConfigError
 from .cluster import entry_labels, machine_from_entry
 from .files import FileModel, MachineEntry
+from .edit import edited, load_with
 from .loader import validate_document
 from .model import Cluster, Machine
 from .problems import Problem
@@ -53,15 +54,56 @@ def load_nodes(path: str | Path, cluster: Cluster, allow_new: bool = False) -> l
         machine, found = _resolve(doc, index, entry, cluster, allow_new)
         problems += found
         machines.append(machine)
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(model.machine_list):
+        if entry.hostname in seen:
+            problems.append(doc.problem(("machine-list", index, "hostname"),
+                                        f"{entry.hostname} is already machine-list[{seen[entry.hostname]}] here"))
+        seen.setdefault(entry.hostname, index)
+    if not problems and allow_new:
+        problems += _as_configuration(doc, cluster, [(i, e) for i, e in enumerate(model.machine_list)
+                                                     if e.hostname not in cluster.by_name])
     if problems:
         raise ConfigError(problems)
     return machines
 
 
+def _as_configuration(doc: YamlDocument, cluster: Cluster, new: list[tuple[int, MachineEntry]]) -> list[Problem]:
+    """The configuration these hosts would make, loaded with every check (addresses, etcd ids,
+    roles, labels...); its problems reported against this file's entries."""
+    if not new:
+        return []
+    raw = [_raw_entry(doc, index) for index, _ in new]
+    try:
+        load_with(cluster.path, edited(cluster.path, add=raw))
+    except ConfigError as exc:
+        first = len(cluster.machines)
+        found = []
+        for problem in (p for p in exc.problems if p.severity == "error"):
+            match = re.match(r"machine-list\[(\d+)\](.*)", problem.path)
+            index = int(match[1]) - first if match else -1
+            if 0 <= index < len(new):
+                own = new[index][0]
+                rest = tuple(part for part in re.findall(r"\.([^.\[]+)|\[(\d+)\]", match[2]) for part in part if part)
+                found.append(doc.problem(("machine-list", own) + rest,
+                                         f"{problem.message} (in the configuration this would make)"))
+            else:
+                found.append(doc.problem(("machine-list",), f"with these hosts added, {problem}"))
+        return found
+    return []
+
+
+def _raw_entry(doc: YamlDocument, index: int) -> dict:
+    data = doc.data["machine-list"]
+    return dict(data[index])
+
+
 def node_entries(path: str | Path) -> list[dict]:
     """The raw entries of a (valid) nodes file, as written, for copying into the configuration."""
-    data = yaml.safe_load(Path(path).expanduser().read_text())
-    return list(data if isinstance(data, list) else data["machine-list"])
+    doc, problems = load_yaml(Path(path).expanduser())
+    if doc is None:
+        raise ConfigError(problems)
+    return list(doc.data if isinstance(doc.data, list) else doc.data["machine-list"])
 
 
 def _resolve(doc: YamlDocument, index: int, entry: MachineEntry, cluster: Cluster,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -18,10 +19,17 @@ class Problem:
     severity: str = "error"
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        key = f" {self.path}:" if self.path else ""
+        where = f"{printable(self.file)}:{self.line}" if self.line else printable(self.file)
+        key = f" {printable(self.path)}:" if self.path else ""
         prefix = "warning: " if self.severity == "warning" else ""
-        return f"{where}:{key} {prefix}{self.message}"
+        return f"{where}:{key} {prefix}{printable(self.message)}"
+
+
+def printable(text: str) -> str:
+    """`text` with control and format characters written as escapes: a key or value from a file
+    must not move the operator's cursor or recolour the terminal."""
+    return "".join(ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch)[0] == "C" else ch
+                   for ch in text)
 
 
 def format_path(path: Iterable) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..errors import OpenIError
 from ..graph import CycleError, dependency_order
 from ..render import TEMPLATES
-from ..service_yaml import SERVICE_YAML, entries, none, words
+from ..service_yaml import SERVICE_YAML, entries, report
 
 CONTEXTS = TEMPLATES / "images"
 
@@ -46,9 +46,9 @@ def load_images(service_yaml: Path = SERVICE_YAML, contexts: Path = CONTEXTS) ->
     for name, entry in listed.items():
         spec = ImageSpec(
             name=name,
-            templates=words(entry.get("templatelist")),
-            copy=words(entry.get("copy")),
-            prerequisite=none(entry.get("prerequisite")),
+            templates=entry.words("templatelist"),
+            copy=entry.words("copy"),
+            prerequisite=entry.word("prerequisite"),
             context=contexts / name,
         )
         if not spec.context.is_dir():
@@ -65,8 +65,7 @@ def load_images(service_yaml: Path = SERVICE_YAML, contexts: Path = CONTEXTS) ->
             dependency_order({n: _parent(s) for n, s in images.items()})
         except CycleError as exc:
             problems.append(f"images: {exc}")
-    if problems:
-        raise CatalogError(f"{service_yaml}:\n  " + "\n  ".join(problems))
+    report(service_yaml, problems, CatalogError)
     return images
 
 

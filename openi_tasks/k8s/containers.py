@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from ..config.files import _IMAGE as IMAGE
+from ..errors import OpenIError
 from ..phase import Change
 from ..ssh import Host
 
@@ -59,7 +61,10 @@ class ContainerSpec:
         return hashlib.sha256(body.encode()).hexdigest()[:20]
 
     def run_command(self) -> str:
-        """The `docker run` that starts this container, every value quoted."""
+        """The `docker run` that starts this container, every value quoted. The image comes after
+        the options: one that could be read as an option is refused here, wherever it came from."""
+        if not IMAGE.match(self.image):
+            raise OpenIError(f"container {self.name}: {self.image!r} is not an image reference")
         words = [
             "docker", "run", "-d", "--name", self.name,
             f"--network={self.network}", f"--restart={self.restart}",

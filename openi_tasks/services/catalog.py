@@ -28,7 +28,7 @@ from pathlib import Path
 from ..errors import OpenIError
 from ..graph import CycleError, dependency_order
 from ..render import TEMPLATES
-from ..service_yaml import SERVICE_YAML, entries, words
+from ..service_yaml import SERVICE_YAML, entries, report
 
 SERVICES = TEMPLATES / "services"
 KNOWN_KEYS = ("prerequisite", "templatelist", "manifests", "configmaps", "pull-secret", "labels", "timeout",
@@ -69,23 +69,25 @@ def load_services(service_yaml: Path = SERVICE_YAML, root: Path = SERVICES) -> d
     services = {}
     for name, entry in listed.items():
         configmaps = []
-        for cm in entry.get("configmaps") or []:
-            if not isinstance(cm, dict) or "name" not in cm or not (cm.get("files") or cm.get("directory")):
-                problems.append(f"service {name}: each configmap needs a name and files or a directory")
+        for cm in entry.mappings("configmaps"):
+            files, directory = cm.get("files") or [], cm.get("directory")
+            if not isinstance(cm.get("name"), str) or not (files or directory) or not isinstance(files, list) \
+                    or not all(isinstance(f, str) for f in files) or not isinstance(directory, (str, type(None))):
+                problems.append(f"service {name}: each configmap needs a name, and a list of files or a directory")
                 continue
-            configmaps.append(ConfigMapSpec(str(cm["name"]), words(cm.get("files")), cm.get("directory")))
+            configmaps.append(ConfigMapSpec(cm["name"], tuple(files), directory))
         spec = ServiceSpec(
             name=name,
-            prerequisites=words(entry.get("prerequisite")),
-            templates=words(entry.get("templatelist")),
-            manifests=words(entry.get("manifests")),
+            prerequisites=entry.words("prerequisite"),
+            templates=entry.words("templatelist"),
+            manifests=entry.words("manifests"),
             configmaps=tuple(configmaps),
-            pull_secret=bool(entry.get("pull-secret", False)),
-            labels=words(entry.get("labels")),
-            timeout=int(entry.get("timeout", 600)),
-            deploy=bool(entry.get("deploy", True)),
-            start=entry.get("start") or entry.get("startscript"),
-            stop=entry.get("stop") or entry.get("stopscript"),
+            pull_secret=entry.flag("pull-secret", False),
+            labels=entry.words("labels"),
+            timeout=entry.seconds("timeout", 600),
+            deploy=entry.flag("deploy", True),
+            start=entry.word("start") or entry.word("startscript"),
+            stop=entry.word("stop") or entry.word("stopscript"),
             directory=root / name,
         )
         problems += _missing_files(spec)
@@ -99,8 +101,7 @@ def load_services(service_yaml: Path = SERVICE_YAML, root: Path = SERVICES) -> d
             dependency_order({n: s.prerequisites for n, s in services.items()})
         except CycleError as exc:
             problems.append(f"services: {exc}")
-    if problems:
-        raise ServiceCatalogError(f"{service_yaml}:\n  " + "\n  ".join(problems))
+    report(service_yaml, problems, ServiceCatalogError)
     return services
 
 

@@ -11,6 +11,7 @@ from ..cli import PATH_HELP, confirm, load, required, task
 from ..config import Cluster
 from ..errors import OpenIError
 from ..report import Reporter
+from ..run import secrets_of
 from ..state import StateDir, write_private
 from .api import KubernetesApi
 from .catalog import deploy_order, load_services
@@ -66,17 +67,18 @@ def render(c: Context, reporter: Reporter, path=None, service=None, out=None):
     services = load_services()
     offline = ServiceEngine(cluster, services, api=None, reporter=reporter)  # rendering needs no cluster
     count = 0
+    secrets = [s for s in secrets_of(cluster) if len(s) >= 4]
     for rendered in offline.render(deploy_order(services, [service] if service else list(services))):
         directory = target / rendered.spec.name
         directory.mkdir(parents=True, exist_ok=True)
-        for name, text in rendered.files.items():
+        files = dict(rendered.files)
+        files["objects.yaml"] = yaml.safe_dump_all(rendered.objects, sort_keys=False)
+        for name, text in files.items():
             (directory / name).parent.mkdir(parents=True, exist_ok=True)
-            (directory / name).write_text(text)
+            # A file that holds a secret of the configuration (or a Secret object) only its owner reads.
+            if any(secret in text for secret in secrets) or "kind: Secret" in text:
+                write_private(directory / name, text)
+            else:
+                (directory / name).write_text(text)
             count += 1
-        objects = yaml.safe_dump_all(rendered.objects, sort_keys=False)
-        if any(o["kind"] == "Secret" for o in rendered.objects):
-            write_private(directory / "objects.yaml", objects)
-        else:
-            (directory / "objects.yaml").write_text(objects)
-        count += 1
     reporter.info(f"wrote {count} files under {target}")
