@@ -19,8 +19,12 @@ class ConfigError(OpenIError):
     def __init__(self, problems: Sequence) -> None:
         self.problems = sorted(problems, key=lambda p: (p.file, p.line or 0))
         errors = [p for p in self.problems if p.severity == "error"]
-        lines = [str(p) for p in self.problems]
+        warnings = [p for p in self.problems if p.severity != "error"]
+        # Errors first (the first line follows "error: "), then what is only a warning.
+        lines = [str(p) for p in errors + warnings]
         summary = f"{len(errors)} problem{'s' if len(errors) != 1 else ''} in the configuration"
+        if warnings:
+            summary += f" (and {len(warnings)} warning{'s' if len(warnings) != 1 else ''})"
         super().__init__("\n".join(lines + [summary]))
 
 

@@ -31,11 +31,12 @@ class Reporter:
 
     # --- generic ----------------------------------------------------------------------------
 
+    # Messages are never broken into lines: an operator greps them and copies paths out of them.
     def info(self, message: str) -> None:
-        self.console.print(escape(message))
+        self.console.print(escape(message), soft_wrap=True)
 
     def warn(self, message: str) -> None:
-        self.console.print(f"[yellow]warning:[/] {escape(message)}")
+        self.console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
     def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
         table = Table(title=title, title_justify="left")

@@ -112,9 +112,12 @@ def test_directory_written_for_the_original_loads_unchanged():
     assert cluster.by_name["worker1"].labels["openi-worker"] == "true"
     assert (cluster.by_name["worker1"].user, cluster.by_name["worker1"].port) == ("other", 2222)
     assert cluster.endpoint.mode == "external"
-    legacy = [str(w) for w in cluster.warnings]
-    assert len(legacy) == 4 and all("hyperkube era" in w for w in legacy)
+    legacy = [str(w) for w in cluster.warnings if "hyperkube era" in str(w)]
+    assert len(legacy) == 4
     assert f"{KUBE}:{line_of(ORIGINAL, KUBE, 'hyperkube-version')}:" in legacy[0]
+    # What no longer means what it did is named, each once (see test_original_configs.py).
+    others = sorted(w.path for w in cluster.warnings if "hyperkube era" not in str(w))
+    assert others == ["kubernetes.docker-registry", "kubernetes.etcd-version", "kubernetes.service-cluster-ip-range"]
 
 
 def test_secrets_are_not_shown_by_models():
@@ -367,8 +370,15 @@ def test_virtual_cluster_capacity_must_be_a_non_negative_number(example_dir, cap
 
 
 def test_reserved_virtual_cluster_name(example_dir):
-    line = replace(example_dir, SERVICES, "    vc3:", "    default:")
-    assert one(problems(example_dir), "reserved").startswith(f"{example_dir / SERVICES}:{line}: hadoop.virtualClusters.default:")
+    line = replace(example_dir, SERVICES, "    vc3:", "    root:")
+    assert one(problems(example_dir), "reserved").startswith(f"{example_dir / SERVICES}:{line}: hadoop.virtualClusters.root:")
+
+
+def test_default_virtual_cluster_may_be_named(example_dir):
+    """The original's example named `default` with a capacity of its own."""
+    replace(example_dir, SERVICES, "    vc3:", "    default:")
+    cluster = load_cluster(example_dir)
+    assert "default" in cluster.services.hadoop.virtual_clusters
 
 
 def test_capacities_over_100_are_a_warning(example_dir):

@@ -50,7 +50,7 @@ def load_cluster(path: str | os.PathLike) -> Cluster:
     problems += checks.problems
     if not files.complete or any(p.severity == "error" for p in problems):
         raise ConfigError(problems)
-    return _build(directory, files, checks, tuple(problems))
+    return _build(directory, files, checks, tuple(sorted(problems, key=lambda p: (p.file, p.line or 0))))
 
 
 def machine_from_entry(entry: MachineEntry, defaults: MachineDefaults, skus: Mapping[str, MachineSku],
@@ -111,6 +111,11 @@ class _Host:
     ip: str | None
     role: str | None
     etcdid: str | None
+
+
+LINK_LOCAL = ip_network("169.254.0.0/16")
+# Where the original's examples took Kubernetes images from; frozen since registry.k8s.io took over.
+FROZEN_REGISTRIES = ("gcr.io/google_containers", "gcr.io/google-containers", "k8s.gcr.io")
 
 
 class _CrossChecks:
@@ -256,6 +261,11 @@ class _CrossChecks:
             except ValueError:
                 pass  # reported by the loader
         pods, services = networks.get("pod-network-cidr"), networks.get("service-cluster-ip-range")
+        if services and services.version == 4 and services.overlaps(LINK_LOCAL):
+            self.warn(self.kdoc, ("kubernetes", "service-cluster-ip-range"),
+                      f"{services} is link-local (the original's example used it); cloud metadata services "
+                      "(169.254.169.254) and node-local DNS answer there, so Services may shadow them; "
+                      "a private range such as 10.96.0.0/12 is safer")
         if pods and services and pods.version == services.version and pods.overlaps(services):
             self.error(self.kdoc, ("kubernetes", "pod-network-cidr"), f"overlaps service-cluster-ip-range {services}")
         for host in self.hosts:
@@ -271,6 +281,15 @@ class _CrossChecks:
                     )
 
     def check_kubernetes(self) -> None:
+        model = self.files.models.get(KUBERNETES_FILE)  # absent when invalid: the loader says why
+        too_old = model.kubernetes.etcd_too_old() if model is not None else None
+        if too_old:
+            self.warn(self.kdoc, ("kubernetes", "etcd-version"), too_old + "; k8s.deploy, add and repair refuse it")
+        registry = str(self.kube.get("docker-registry", "")).rstrip("/")
+        if registry in FROZEN_REGISTRIES:
+            self.warn(self.kdoc, ("kubernetes", "docker-registry"),
+                      f"{registry} is frozen (no Kubernetes image newer than early 2023 is there); "
+                      "use registry.k8s.io, or a mirror of it")
         if self.kube.get("package-source") == "binaries" and not self.kube.get("binaries-dir"):
             self.error(self.kdoc, ("kubernetes", "package-source"), "is 'binaries' but kubernetes.binaries-dir is not set")
         ports = {
@@ -287,8 +306,8 @@ class _CrossChecks:
         total = 0.0
         for name, vc in vcs.items():
             path = ("hadoop", "virtualClusters", name)
-            if name in ("default", "root"):
-                self.error(self.sdoc, path, f"'{name}' is reserved: YARN makes it from what the others leave")
+            if name == "root":
+                self.error(self.sdoc, path, "'root' is reserved: it is YARN's parent of every queue")
             elif not isinstance(name, str) or not _QUEUE.match(name):
                 self.error(self.sdoc, path, "is not a valid queue name (letters, digits, '-', '_')")
             capacity = _mapping(vc).get("capacity")
@@ -300,6 +319,11 @@ class _CrossChecks:
                 ("hadoop", "virtualClusters"),
                 f"capacities add up to {total:g}%; each will be scaled down proportionally",
             )
+        custom = _mapping(self.files.raw(SERVICES_FILE).get("hadoop")).get("custom-hadoop-binary-path")
+        if isinstance(custom, str) and custom not in ("None", "none", "") and not custom.startswith(("/", "~")):
+            self.warn(self.sdoc, ("hadoop", "custom-hadoop-binary-path"),
+                      f"is relative: read from {Path(self.sdoc.path).parent.resolve() / custom} (the original read it from "
+                      "the directory paictl ran in)")
         seen: dict[str, int] = {}
         for host in self.hosts:
             zkid = self.labels.get(host.index, {}).get("zkid")

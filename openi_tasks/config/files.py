@@ -242,6 +242,9 @@ class ClusterFile(FileModel):
 # --- kubernetes-configuration.yaml ----------------------------------------------------------
 
 
+ETCD_VERSION = "3.7.3-0"
+
+
 class KubernetesSettings(FileModel):
     """The `kubernetes` block. Keys marked legacy are read and ignored (see README)."""
 
@@ -252,7 +255,7 @@ class KubernetesSettings(FileModel):
     storage_backend: Literal["etcd3"] = "etcd3"
     docker_registry: Registry = "registry.k8s.io"
     kubernetes_version: KubernetesVersion = "v1.37.2"
-    etcd_version: Version = "3.7.3-0"
+    etcd_version: Version = ETCD_VERSION
     etcd_image: Optional[Image] = None
     etcd_data_path: HostPath = "/var/lib/openi/etcd"
     etcd_client_port: Port = 2379
@@ -279,6 +282,18 @@ class KubernetesSettings(FileModel):
     kube_scheduler_version: Optional[Version] = None
     kube_controller_manager_version: Optional[Version] = None
 
+    def etcd_too_old(self) -> Optional[str]:
+        """Why etcd-version cannot hold this Kubernetes's data, or None (unknown with etcd-image)."""
+        found = re.match(r"v?(\d+)\.(\d+)", self.etcd_version)
+        if self.etcd_image or not found or (int(found[1]), int(found[2])) >= MIN_ETCD:
+            return None
+        return (f"etcd {self.etcd_version} is older than {MIN_ETCD[0]}.{MIN_ETCD[1]}, the oldest etcd the API server "
+                f"of Kubernetes {self.kubernetes_version} supports; set etcd-version (default {ETCD_VERSION})")
+
+
+# Every Kubernetes kubeadm deploys here (v1.2x and newer) needs etcd 3.5 or newer; the original's
+# examples name etcd 3.2.
+MIN_ETCD = (3, 5)
 
 LEGACY_KUBERNETES_KEYS = (
     "hyperkube-version",
@@ -364,7 +379,9 @@ class VirtualCluster(FileModel):
 
 
 class HadoopSection(OpenSection):
-    custom_hadoop_binary_path: Annotated[Optional[OperatorPath], BeforeValidator(_none_word)] = None
+    # The original's example wrote it relative (`./customhadoop/`); it is read relative to the
+    # configuration directory, and may name the tarball or the directory that holds it.
+    custom_hadoop_binary_path: Annotated[Optional[Text], BeforeValidator(_none_word)] = None
     hadoop_version: Version = "2.9.0"
     hadoop_download_url: Url = "https://archive.apache.org/dist/hadoop/common"
     virtual_clusters: dict[DnsLabel, VirtualCluster] = Field({}, alias="virtualClusters")

@@ -15,7 +15,7 @@ from typing import Mapping, Optional
 from pydantic import SecretStr
 
 from .files import KubernetesSettings, MachineDefaults, MachineSku, OperatorSettings, RoleDefinitionFile, ServicesFile
-from ..errors import OpenIError
+from ..errors import OpenIError, UsageError
 from .problems import Problem
 
 ROLES = ("master", "worker", "proxy")
@@ -98,6 +98,10 @@ def _url_host(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
 
+class UnsupportedConfiguration(UsageError):
+    """The configuration loads but names something this version of openi-tasks cannot deploy."""
+
+
 @dataclass(frozen=True)
 class Cluster:
     """A whole, valid configuration directory."""
@@ -166,7 +170,18 @@ class Cluster:
     @property
     def dashboard_image(self) -> str:
         k = self.kubernetes
-        return k.dashboard_image or f"docker.io/kubernetesui/dashboard:{k.dashboard_version}"
+        if k.dashboard_image:
+            return k.dashboard_image
+        if k.dashboard_version.lstrip("v").split(".")[0] in ("0", "1"):
+            # Dashboard 1.x, as the original deployed it: from kubernetes.docker-registry.
+            return f"{k.docker_registry}/kubernetes-dashboard-amd64:{k.dashboard_version}"
+        return f"docker.io/kubernetesui/dashboard:{k.dashboard_version}"
+
+    def require_supported_versions(self) -> None:
+        """Refuse, before any host is touched, versions that cannot make a working cluster."""
+        reason = self.kubernetes.etcd_too_old()
+        if reason:
+            raise UnsupportedConfiguration(f"kubernetes.etcd-version: {reason}")
 
     @property
     def etcd_image(self) -> str:

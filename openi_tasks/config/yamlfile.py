@@ -8,6 +8,7 @@ types can be constructed.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,7 +118,25 @@ def load_yaml(path: Path) -> tuple[YamlDocument | None, list[Problem]]:
     return parse_yaml(path, text)
 
 
+_TAB_ONLY_LINE = re.compile(r"^[ \t]*\t[ \t]*$", re.MULTILINE)
+
+
 def parse_yaml(path: Path, text: str) -> tuple[YamlDocument | None, list[Problem]]:
+    document, problems = _parse(path, text)
+    if document is None and any("tab" in p.message for p in problems) and _TAB_ONLY_LINE.search(text):
+        # Editors leave tabs on blank lines; PyYAML refuses them where YAML 1.2 reads a blank line
+        # (files written for the original had them). Read such lines as empty, and say so.
+        blanked, problems_after = _parse(path, _TAB_ONLY_LINE.sub("", text))
+        lines = sorted({text.count("\n", 0, m.start()) + 1 for m in _TAB_ONLY_LINE.finditer(text)})
+        warning = Problem(str(path), lines[0], "", "a blank line holds a tab; read as an empty line"
+                          + (f" (also lines {', '.join(map(str, lines[1:6]))}{', ...' if len(lines) > 6 else ''})"
+                             if len(lines) > 1 else ""), severity="warning")
+        # Still refused: then what is left is the real error (lines are unchanged).
+        return blanked, [warning] + problems_after
+    return document, problems
+
+
+def _parse(path: Path, text: str) -> tuple[YamlDocument | None, list[Problem]]:
     loader = _Loader(text)
     try:
         try:

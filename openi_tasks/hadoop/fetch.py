@@ -47,7 +47,9 @@ def fetch(cluster: Cluster) -> Path:
     target = tarball_path(cluster)
     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if hadoop.custom_hadoop_binary_path:
-        source = Path(hadoop.custom_hadoop_binary_path).expanduser()
+        source = cluster.path / Path(hadoop.custom_hadoop_binary_path).expanduser()
+        if source.is_dir():
+            source = source / f"hadoop-{hadoop.hadoop_version}.tar.gz"
         if not source.is_file():
             raise OpenIError(f"custom-hadoop-binary-path {source} does not exist")
         if not target.is_file() or file_digest(target, "sha512") != file_digest(source, "sha512"):

@@ -1,7 +1,7 @@
 """YARN's capacity-scheduler queues from `hadoop.virtualClusters`, as the original made them.
 
 Each virtual cluster becomes a queue with its capacity (percent). `default` takes what the others
-leave. When the capacities add up to more than 100, every queue is scaled down proportionally
+leave, on top of its own capacity when the configuration names it (the original's example did). When the capacities add up to more than 100, every queue is scaled down proportionally
 (and `default` gets nothing); configuration loading already warned about it. The capacities are
 written with two decimals and always add up to exactly 100.00, as YARN requires.
 """
@@ -23,7 +23,7 @@ def queue_capacities(virtual_clusters: Mapping[str, float]) -> dict[str, Decimal
         scaled = {name: (value * HUNDRED / total).quantize(CENT, ROUND_HALF_EVEN) for name, value in wanted.items()}
     else:
         scaled = {name: value.quantize(CENT, ROUND_HALF_EVEN) for name, value in wanted.items()}
-    scaled["default"] = max(Decimal("0.00"), HUNDRED - sum(scaled.values(), Decimal(0)))
+    scaled["default"] = scaled.get("default", Decimal("0.00")) + max(Decimal(0), HUNDRED - sum(scaled.values(), Decimal(0)))
     # Rounding can leave a few hundredths over or under: the largest queue takes them.
     remainder = HUNDRED - sum(scaled.values(), Decimal(0))
     if remainder:

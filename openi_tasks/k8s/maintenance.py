@@ -51,6 +51,7 @@ def add(cluster: Cluster, reporter: Reporter, nodes: list[Machine], *, dry_run: 
     phases = insert_after(deploy_phases(), "facts", CheckNew(new))
     phases = insert_before(phases, "etcd", EtcdJoin(new))
     runner = PhaseRunner(phases, only=only, skip=skip)
+    cluster.require_supported_versions()
     with open_run(bigger, reporter, "add", dry_run=dry_run) as run:
         return runner.run(run)
 
@@ -91,6 +92,7 @@ def repair(cluster: Cluster, reporter: Reporter, nodes: list[Machine], *, dry_ru
     if refused:
         raise UsageError(f"repair is for workers only; {', '.join(refused)} run etcd or the endpoint "
                          f"(use k8s.etcdfix for an etcd member)")
+    cluster.require_supported_versions()
     with open_run(cluster, reporter, "repair", dry_run=dry_run, targets=[n.hostname for n in nodes]) as run:
         # The add-ons phase gives the rejoined Node its labels (the machine's flags) again.
         phases = [Connect(), Facts(), Lock(), DrainNodes(), ResetKubelet(), Prepare(), Docker(), Packages(),
