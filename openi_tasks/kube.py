@@ -9,8 +9,11 @@ from __future__ import annotations
 import copy
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
+from .retry import retried
+
+T = TypeVar("T")
 FIELD_MANAGER = "openi-tasks"
 _VOLATILE = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid")
 
@@ -30,30 +33,44 @@ class KubeApi:
         self.log = log or (lambda line: None)
         self.log(f"API: discovery in {time.monotonic() - start:.2f}s")
 
+    def call(self, what: str, request: Callable[[], T]) -> T:
+        """`request()`, retried through transient failures (a dropped connection, a 503 while an
+        API server restarts, etcd timing out behind it); `what` names it in the final error."""
+        return retried(f"{what} (API server {self.api_client.configuration.host})", request, transient)
+
     def _resource(self, obj: dict[str, Any]):
-        return self.client.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        return self.call(f"discovering {obj['kind']}",
+                         lambda: self.client.resources.get(api_version=obj["apiVersion"], kind=obj["kind"]))
 
     def get(self, obj: dict[str, Any]) -> dict[str, Any] | None:
         from kubernetes.client.exceptions import ApiException
 
         meta = obj["metadata"]
         start = time.monotonic()
+        resource = self._resource(obj)
+
+        def read() -> dict[str, Any] | None:
+            try:
+                return resource.get(name=meta["name"], namespace=meta.get("namespace")).to_dict()
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+
         try:
-            return self._resource(obj).get(name=meta["name"], namespace=meta.get("namespace")).to_dict()
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+            return self.call(f"reading {obj['kind']} {meta['name']}", read)
         finally:
             self.log(f"API: get {obj['kind']} {meta['name']} in {time.monotonic() - start:.2f}s")
 
     def apply(self, obj: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
         meta = obj["metadata"]
         start = time.monotonic()
-        result = self._resource(obj).server_side_apply(
+        resource = self._resource(obj)
+        # Server-side apply is idempotent: asking again after a lost answer is safe.
+        result = self.call(f"applying {obj['kind']} {meta['name']}", lambda: resource.server_side_apply(
             body=obj, name=meta["name"], namespace=meta.get("namespace"),
             field_manager=FIELD_MANAGER, force_conflicts=True, dry_run="All" if dry_run else None,
-        )
+        ))
         self.log(f"API: apply{' (dry run)' if dry_run else ''} {obj['kind']} {meta['name']} "
                  f"in {time.monotonic() - start:.2f}s")
         return result.to_dict()
@@ -118,6 +135,20 @@ class KubeApi:
                         raise
             time.sleep(5)
         core.delete_node(node)
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether an API call may succeed if asked again."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError as TransportError
+
+    if isinstance(exc, ApiException):
+        if exc.status in (429, 502, 503, 504):
+            return True
+        body = str(exc.body or "").lower()
+        return exc.status == 500 and any(word in body for word in ("timed out", "timeout", "leader changed",
+                                                                     "unavailable"))
+    return isinstance(exc, (TransportError, ConnectionError, TimeoutError))
 
 
 def _ready(node) -> bool:

@@ -16,11 +16,27 @@ from urllib.parse import urlparse
 
 import requests
 from etcd3gw.client import Etcd3Client
-from etcd3gw.exceptions import ConnectionFailedError, ConnectionTimeoutError
+from etcd3gw.exceptions import ConnectionFailedError, ConnectionTimeoutError, InternalServerError
 
 from ..config import Cluster, EtcdMember
 from ..errors import OpenIError
+from ..retry import Patience, retried
 from .pki import ClusterPki
+
+# etcd refuses a membership change (503) while a member has been connected for less than a few
+# seconds, so that the change cannot cost the quorum: that, like a dropped connection, is waited out.
+MEMBERSHIP = Patience(deadline=45.0)
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether an etcd call may succeed if asked again: no answer, a refusal for now, a timeout."""
+    if isinstance(exc, (ConnectionFailedError, ConnectionTimeoutError, requests.ConnectionError, requests.Timeout,
+                        requests.exceptions.ChunkedEncodingError)):
+        return True
+    if isinstance(exc, InternalServerError):
+        text = str(exc.detail_text or "").lower()
+        return any(word in text for word in ("timed out", "timeout", "leader", "unavailable", "too many requests"))
+    return False
 
 
 class EtcdUnhealthy(OpenIError):
@@ -118,37 +134,55 @@ def _member(data: dict) -> Member:
 
 def members(pki: ClusterPki, url: str) -> list[Member]:
     """The member list, as the member at `url` sees it."""
+    return retried(f"listing etcd's members from the member at {url}", lambda: _members(pki, url), transient)
+
+
+def _members(pki: ClusterPki, url: str) -> list[Member]:
     etcd = client(pki, url)
     return [_member(m) for m in etcd.post(etcd.get_url("/cluster/member/list"), json={}).get("members", [])]
 
 
-def _reconfigure(pki: ClusterPki, url: str, path: str, body: dict, patience: float = 30.0) -> dict:
-    """A membership change. etcd refuses one (503) while a member has been connected for less than
-    a few seconds, so that a change cannot cost the quorum: wait that out, up to `patience`."""
-    etcd = client(pki, url)
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            return etcd.post(etcd.get_url(path), json=body)
-        except ConnectionFailedError as exc:
-            if time.monotonic() > deadline:
-                raise OpenIError(f"etcd at {url} refused the membership change for {patience:.0f}s ({exc}): a member "
-                                 f"is down or joined only just now") from None
-            time.sleep(1)
-
-
 def remove_member(pki: ClusterPki, url: str, member_id: int) -> None:
-    _reconfigure(pki, url, "/cluster/member/remove", {"ID": str(member_id)})
+    """Remove a member; asked again after a lost answer, a member already gone is done."""
+    asked = False
+
+    def attempt() -> None:
+        nonlocal asked
+        if asked and all(m.id != member_id for m in _members(pki, url)):
+            return
+        asked = True
+        etcd = client(pki, url)
+        etcd.post(etcd.get_url("/cluster/member/remove"), json={"ID": str(member_id)})
+
+    retried(f"removing etcd member {member_id:x} through the member at {url}", attempt, transient, MEMBERSHIP)
 
 
 def add_member(pki: ClusterPki, url: str, peer_url: str) -> list[Member]:
-    """Add a member by its peer URL; the member list afterwards."""
-    result = _reconfigure(pki, url, "/cluster/member/add", {"peerURLs": [peer_url]})
-    return [_member(m) for m in result.get("members", [])]
+    """Add a member by its peer URL; the member list afterwards. Asked again after a lost answer,
+    a member already listed with that peer URL is the one added."""
+    asked = False
+
+    def attempt() -> list[Member]:
+        nonlocal asked
+        if asked:
+            current = _members(pki, url)
+            if any(peer_url in m.peer_urls for m in current):
+                return current
+        asked = True
+        etcd = client(pki, url)
+        result = etcd.post(etcd.get_url("/cluster/member/add"), json={"peerURLs": [peer_url]})
+        return [_member(m) for m in result.get("members", [])]
+
+    return retried(f"adding etcd member {peer_url} through the member at {url}", attempt, transient, MEMBERSHIP)
 
 
 def save_snapshot(pki: ClusterPki, url: str, target: Path) -> int:
     """Stream a snapshot of the member at `url` into `target` (0600); its size in bytes."""
+    return retried(f"taking a snapshot from the etcd member at {url}", lambda: _save_snapshot(pki, url, target),
+                   transient, Patience(deadline=120.0))
+
+
+def _save_snapshot(pki: ClusterPki, url: str, target: Path) -> int:
     etcd = client(pki, url, timeout=300)
     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")

@@ -60,14 +60,19 @@ class KubernetesApi:
         from kubernetes.client.exceptions import ApiException
 
         meta = obj["metadata"]
-        try:
-            self.kube._resource(obj).delete(name=meta["name"], namespace=meta.get("namespace"),
-                                            body={"propagationPolicy": "Background"})
-            return True
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise
+        resource = self.kube._resource(obj)
+
+        def delete() -> bool:
+            try:
+                resource.delete(name=meta["name"], namespace=meta.get("namespace"),
+                                body={"propagationPolicy": "Background"})
+                return True
+            except ApiException as exc:
+                if exc.status == 404:  # gone already (perhaps by an attempt whose answer was lost)
+                    return False
+                raise
+
+        return self.kube.call(f"deleting {obj['kind']} {meta['name']}", delete)
 
     def status(self, obj: dict[str, Any]) -> WorkloadStatus:
         live = self.kube.get(obj) or {}
@@ -94,7 +99,9 @@ class KubernetesApi:
         if not selector:
             return []
         labels = ",".join(f"{k}={v}" for k, v in selector.items())
-        return self.core.list_namespaced_pod(live["metadata"].get("namespace", "default"), label_selector=labels).items
+        namespace = live["metadata"].get("namespace", "default")
+        return self.kube.call(f"listing the pods of {live['metadata'].get('name')}",
+                              lambda: self.core.list_namespaced_pod(namespace, label_selector=labels).items)
 
     def _nodes(self, live: dict[str, Any]) -> tuple[str, ...]:
         return tuple(sorted({p.spec.node_name for p in self._pods(live) if p.spec.node_name}))

@@ -9,6 +9,7 @@ from invoke.runners import Result
 from paramiko.ssh_exception import NoValidConnectionsError
 
 from ..errors import OpenIError
+from ..retry import cause
 
 
 class HostKeyError(OpenIError):
@@ -70,4 +71,4 @@ def describe_error(exc: BaseException) -> str:
         return f"SSH error: {text}"
     if isinstance(exc, (EOFError, ConnectionResetError, BrokenPipeError, socket.error)):
         return f"the SSH connection was lost: {exc or type(exc).__name__}"
-    return f"{type(exc).__name__}: {exc}"
+    return cause(exc)

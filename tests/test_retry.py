@@ -1,0 +1,147 @@
+"""Transient failures of etcd and API calls are retried within a deadline; the final error is one
+sentence naming the operation, its target and the cause. (A stalled etcd member on a real cluster
+is in test_cluster.py; here the timing and the classification, with a fake clock.)"""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from etcd3gw.exceptions import ConnectionFailedError, ConnectionTimeoutError, InternalServerError, PreconditionFailedError
+
+from openi_tasks.k8s import etcd_client
+from openi_tasks.k8s.etcd_client import Member, add_member, remove_member, transient
+from openi_tasks.kube import transient as api_transient
+from openi_tasks.retry import GaveUp, Patience, retried
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def failing(times: int, exc: Exception, result="ok"):
+    calls = []
+
+    def call():
+        calls.append(1)
+        if len(calls) <= times:
+            raise exc
+        return result
+
+    return call, calls
+
+
+def test_transient_failures_are_retried_with_growing_pauses():
+    time = FakeTime()
+    call, calls = failing(3, ConnectionTimeoutError("timed out"))
+    assert retried("x", call, transient, sleep=time.sleep, clock=time.clock) == "ok"
+    assert len(calls) == 4
+    assert time.sleeps[0] < time.sleeps[1] < time.sleeps[2]  # backoff (jitter is at most 20%)
+
+
+def test_other_errors_are_raised_at_once():
+    time = FakeTime()
+    call, calls = failing(1, PreconditionFailedError("no"))
+    with pytest.raises(PreconditionFailedError):
+        retried("x", call, transient, sleep=time.sleep, clock=time.clock)
+    assert len(calls) == 1 and time.sleeps == []
+
+
+def test_gives_up_at_the_deadline_with_one_sentence():
+    time = FakeTime()
+    call, calls = failing(10**6, ConnectionTimeoutError("HTTPSConnectionPool(host='10.0.0.2', port=2379): Read timed out."))
+    with pytest.raises(GaveUp) as info:
+        retried("listing etcd's members from the member at https://10.0.0.2:2379", call, transient,
+                Patience(deadline=30), sleep=time.sleep, clock=time.clock)
+    message = str(info.value)
+    assert message.startswith("listing etcd's members from the member at https://10.0.0.2:2379 failed ")
+    assert "in 2" in message or "in 3" in message  # within the 30 s deadline, not past it
+    assert message.endswith("last: ConnectionTimeoutError: HTTPSConnectionPool(host='10.0.0.2', port=2379): Read timed out.")
+    assert "\n" not in message and time.now <= 30
+    assert len(calls) >= 5
+
+
+@pytest.mark.parametrize("exc, expected", [
+    (ConnectionFailedError("refused"), True),
+    (ConnectionTimeoutError("slow"), True),
+    (requests.ConnectionError("reset"), True),
+    (InternalServerError('{"error":"etcdserver: request timed out"}', "Internal Server Error"), True),
+    (InternalServerError('{"error":"etcdserver: leader changed"}', "Internal Server Error"), True),
+    (InternalServerError('{"error":"etcdserver: member not found"}', "Internal Server Error"), False),
+    (PreconditionFailedError("x"), False),
+    (ValueError("bad"), False),
+])
+def test_which_etcd_errors_are_transient(exc, expected):
+    assert transient(exc) is expected
+
+
+def api_exception(status, body=""):
+    from kubernetes.client.exceptions import ApiException
+
+    exc = ApiException(status=status, reason="x")
+    exc.body = body
+    return exc
+
+
+@pytest.mark.parametrize("exc, expected", [
+    (api_exception(503), True),
+    (api_exception(429), True),
+    (api_exception(500, '{"message":"etcdserver: request timed out"}'), True),
+    (api_exception(500, '{"message":"something else"}'), False),
+    (api_exception(404), False),
+    (api_exception(422), False),
+    (ConnectionResetError(), True),
+])
+def test_which_api_errors_are_transient(exc, expected):
+    assert api_transient(exc) is expected
+
+
+class FakeEtcd:
+    """An etcd whose answer to the first membership change is lost after the change was made."""
+
+    def __init__(self, members: list[Member]) -> None:
+        self.members = list(members)
+        self.posts: list[str] = []
+
+    def post(self, url, json=None):
+        self.posts.append(url.rsplit("/", 1)[1])
+        if url.endswith("/member/list"):
+            return {"members": [{"ID": str(m.id), "name": m.name, "peerURLs": list(m.peer_urls)} for m in self.members]}
+        if url.endswith("/member/add"):
+            self.members.append(Member(99, "", tuple(json["peerURLs"]), ()))
+        if url.endswith("/member/remove"):
+            self.members = [m for m in self.members if m.id != int(json["ID"])]
+        if self.posts.count(self.posts[-1]) == 1:
+            raise ConnectionTimeoutError("the answer was lost")
+        return {"members": [{"ID": str(m.id), "peerURLs": list(m.peer_urls)} for m in self.members]}
+
+    def get_url(self, path):
+        return "https://etcd" + path
+
+
+@pytest.fixture
+def fake_etcd(monkeypatch):
+    etcd = FakeEtcd([Member(1, "a", ("https://10.0.0.1:2380",), ()), Member(2, "b", ("https://10.0.0.2:2380",), ())])
+    monkeypatch.setattr(etcd_client, "client", lambda pki, url, timeout=5.0: etcd)
+    monkeypatch.setattr("openi_tasks.retry.time.sleep", lambda s: None)
+    return etcd
+
+
+def test_an_add_whose_answer_was_lost_is_not_made_twice(fake_etcd):
+    after = add_member(None, "https://etcd", "https://10.0.0.3:2380")
+    assert [m.peer_urls for m in after].count(("https://10.0.0.3:2380",)) == 1
+    assert fake_etcd.posts == ["add", "list"]
+
+
+def test_a_remove_whose_answer_was_lost_is_done(fake_etcd):
+    remove_member(None, "https://etcd", 2)
+    assert [m.id for m in fake_etcd.members] == [1]
+    assert fake_etcd.posts == ["remove", "list"]
