@@ -11,6 +11,11 @@ class OpenIError(Exception):
     exit_code = 1
 
 
+# A generated or corrupted file can hold a hundred thousand problems; no one reads past the first few
+# hundred, and formatting them all would take longer than loading the file.
+SHOWN = 200
+
+
 class ConfigError(OpenIError):
     """The configuration directory (or a nodes file) is invalid; nothing was contacted."""
 
@@ -21,7 +26,10 @@ class ConfigError(OpenIError):
         errors = [p for p in self.problems if p.severity == "error"]
         warnings = [p for p in self.problems if p.severity != "error"]
         # Errors first (the first line follows "error: "), then what is only a warning.
-        lines = [str(p) for p in errors + warnings]
+        shown = (errors + warnings)[:SHOWN]
+        lines = [str(p) for p in shown]
+        if len(self.problems) > SHOWN:
+            lines.append(f"... and {len(self.problems) - SHOWN} more (the first {SHOWN} are shown)")
         summary = f"{len(errors)} problem{'s' if len(errors) != 1 else ''} in the configuration"
         if warnings:
             summary += f" (and {len(warnings)} warning{'s' if len(warnings) != 1 else ''})"

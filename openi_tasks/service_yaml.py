@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .config.problems import Problem
+from .config.problems import Problem, printable
 from .config.yamlfile import YamlDocument, load_yaml
 from .errors import OpenIError
 from .render import TEMPLATES
@@ -119,5 +119,21 @@ def entries(service_yaml: Path, key: str, noun: str, known: tuple[str, ...],
 def report(service_yaml: Path, problems: list[Problem | str], error: type[OpenIError]) -> None:
     """Raise `error` listing every problem, if there are any."""
     if problems:
-        raise error("\n".join(str(p) if isinstance(p, Problem) else f"{service_yaml}: {p}" for p in problems)
+        raise error("\n".join(str(p) if isinstance(p, Problem) else printable(f"{service_yaml}: {p}") for p in problems)
                     + f"\n{len(problems)} problem{'s' if len(problems) != 1 else ''} in {service_yaml}")
+
+
+def within(directory: Path, name: str) -> bool:
+    """Whether `name` (from service.yaml) is a path inside `directory` (resolved)."""
+    try:
+        return (directory / name).resolve().is_relative_to(directory)
+    except (OSError, ValueError):  # a name too long for the file system, or with a NUL: not a file here
+        return False
+
+
+def is_file(path: Path) -> bool:
+    """`path.is_file()`, false for names the file system cannot hold."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False

@@ -19,12 +19,16 @@ from ruamel.yaml import YAML
 
 from .cluster import CLUSTER_FILE, load_cluster
 from .model import Cluster
+from .yamlfile import YamlFloat
 
 
 def _yaml() -> YAML:
     yaml = YAML()  # round-trip: comments, order and quoting are kept
     yaml.preserve_quotes = True
     yaml.indent(mapping=2, sequence=4, offset=2)
+    # Entries copied from a nodes file keep a number as it was written (`.inf`, `1e3`, `2.10`).
+    yaml.representer.add_representer(
+        YamlFloat, lambda representer, value: representer.represent_scalar("tag:yaml.org,2002:float", value.text))
     return yaml
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import unicodedata
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -28,8 +27,10 @@ class Problem:
 def printable(text: str) -> str:
     """`text` with control and format characters written as escapes: a key or value from a file
     must not move the operator's cursor or recolour the terminal."""
-    return "".join(ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch)[0] == "C" else ch
-                   for ch in text)
+    if text.isprintable():  # the common case, and fast (a file can hold a million keys)
+        return text
+    # Not printable: control and format characters, line and paragraph separators, odd spaces.
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 def format_path(path: Iterable) -> str:

@@ -185,7 +185,7 @@ def _check_nodes(doc: YamlDocument, root: yaml.Node) -> list[Problem]:
             children = _children(node)
             sizes[key] = 1 + sum(sizes.get(id(c), 0) for c in children)
             if sizes[key] > MAX_NODES:
-                return [_at(doc, node, f"aliases expand to more than {MAX_NODES} values here")]
+                return [_at(doc, node, f"more than {MAX_NODES} values (aliases counted as often as they are used) from here on")]
             continue
         if key in sizes:
             continue

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..errors import OpenIError
 from ..graph import CycleError, dependency_order
 from ..render import TEMPLATES
-from ..service_yaml import SERVICE_YAML, entries, report
+from ..service_yaml import SERVICE_YAML, entries, is_file, report, within
 
 CONTEXTS = TEMPLATES / "images"
 
@@ -54,7 +54,9 @@ def load_images(service_yaml: Path = SERVICE_YAML, contexts: Path = CONTEXTS) ->
         if not spec.context.is_dir():
             problems.append(f"image {name}: its build context {spec.context} does not exist")
         for template in spec.templates:
-            if not (spec.context / f"{template}.template").is_file():
+            if not within(spec.context.resolve(), template):
+                problems.append(f"image {name}: {template} is not a file in {spec.context}")
+            elif not is_file(spec.context / f"{template}.template"):
                 problems.append(f"image {name}: template {spec.context / (template + '.template')} does not exist")
         images[name] = spec
     for spec in images.values():

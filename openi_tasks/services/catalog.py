@@ -28,7 +28,7 @@ from pathlib import Path
 from ..errors import OpenIError
 from ..graph import CycleError, dependency_order
 from ..render import TEMPLATES
-from ..service_yaml import SERVICE_YAML, entries, report
+from ..service_yaml import SERVICE_YAML, entries, is_file, report, within
 
 SERVICES = TEMPLATES / "services"
 KNOWN_KEYS = ("prerequisite", "templatelist", "manifests", "configmaps", "pull-secret", "labels", "timeout",
@@ -107,16 +107,22 @@ def load_services(service_yaml: Path = SERVICE_YAML, root: Path = SERVICES) -> d
 
 def _missing_files(spec: ServiceSpec) -> list[str]:
     problems = []
+    inside = spec.directory.resolve()
+    named = list(spec.templates) + list(spec.manifests) + [f for cm in spec.configmaps for f in cm.files] \
+        + [hook for hook in (spec.start, spec.stop) if hook]
+    outside = [name for name in named if not within(inside, name)]
+    if outside:  # a file named in service.yaml is read from the service's own directory, never elsewhere
+        return [f"service {spec.name}: {name} is not a file in {spec.directory}" for name in outside]
     for template in spec.templates:
-        if not (spec.directory / f"{template}.template").is_file():
+        if not is_file(spec.directory / f"{template}.template"):
             problems.append(f"service {spec.name}: template {spec.directory / (template + '.template')} does not exist")
     produced = set(spec.templates)
     files = list(spec.manifests) + [f for cm in spec.configmaps for f in cm.files]
     for file in files:
-        if file not in produced and not (spec.directory / file).is_file():
+        if file not in produced and not is_file(spec.directory / file):
             problems.append(f"service {spec.name}: {file} is neither a template nor a file in {spec.directory}")
     for hook in (spec.start, spec.stop):
-        if hook and not (spec.directory / hook).is_file():
+        if hook and not is_file(spec.directory / hook):
             problems.append(f"service {spec.name}: hook {spec.directory / hook} does not exist")
     return problems
 
