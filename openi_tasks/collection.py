@@ -19,4 +19,6 @@ for name, module in (
     ("testbed", testbed),
 ):
     namespace.add_collection(Collection.from_module(module, name=name))
-namespace.configure({"openi": {"config_path": None}})
+# Invoke reads INVOKE_OPENI_* variables only for keys it already knows: declare every one.
+namespace.configure({"openi": {"config_path": None, "connect_timeout": None, "command_timeout": None,
+                               "keepalive": None, "concurrency": None}})
