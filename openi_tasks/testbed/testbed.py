@@ -441,7 +441,7 @@ class Testbed:
                 "known-hosts": str(self.workdir / "secrets" / "known_hosts"),
                 "host-key-policy": "strict",
                 "state-dir": str(self.workdir / "state"),
-                "connect-timeout": 5,
+                "connect-timeout": 10,  # a loaded 2-core machine can take seconds to answer
             },
             kubernetes=kubernetes,
             services={
