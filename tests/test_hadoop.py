@@ -134,8 +134,9 @@ def test_without_a_master_flag_hadoop_cannot_be_placed(tmp_path):
     del machines[0]["pai-master"]
     tarball = hadoop_tarball(tmp_path / "hadoop-3.3.6.tar.gz", "3.3.6")
     cluster = cluster_with(tmp_path, "3.3.6", machines=machines, **{"custom-hadoop-binary-path": str(tarball)})
-    with pytest.raises(HadoopConfigError, match='no host is flagged pai-master: "true"'):
+    with pytest.raises(OpenIError, match='no host is flagged pai-master: "true"') as info:
         prepare(cluster)
+    assert info.value.exit_code == 2
 
 
 @pytest.fixture

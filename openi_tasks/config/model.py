@@ -125,6 +125,19 @@ class Cluster:
     def with_role(self, role: str) -> tuple[Machine, ...]:
         return tuple(m for m in self.machines if m.role == role)
 
+    def flagged(self, flag: str) -> tuple[Machine, ...]:
+        """The machines whose node labels set `flag` to "true" (pai-master also by openi-master, ...)."""
+        return tuple(m for m in self.machines if m.node_labels.get(flag) == "true")
+
+    def platform_master(self) -> Machine:
+        """The host of the platform's single-instance services (name node, resource manager,
+        rest-server, ...): the first flagged pai-master (or openi-master)."""
+        masters = self.flagged("pai-master")
+        if not masters:
+            raise UsageError('no host is flagged pai-master: "true" (or openi-master): the platform\'s master '
+                             'services (name node, resource manager, rest-server, ...) run there')
+        return masters[0]
+
     @cached_property
     def masters(self) -> tuple[Machine, ...]:
         return self.with_role("master")

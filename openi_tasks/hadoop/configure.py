@@ -39,20 +39,14 @@ class HadoopLayout:
     major_version: int
 
 
-def _flagged(cluster: Cluster, *flags: str) -> tuple[Machine, ...]:
-    return tuple(m for m in cluster.machines if any(m.labels.get(flag) == "true" for flag in flags))
-
-
 def layout(cluster: Cluster) -> HadoopLayout:
-    masters = _flagged(cluster, "pai-master", "openi-master")
-    workers = _flagged(cluster, "pai-worker", "openi-worker")
-    if not masters:
-        raise HadoopConfigError('no host is flagged pai-master: "true" (where the name node and resource manager run)')
+    master = cluster.platform_master()
+    workers = cluster.flagged("pai-worker")
     if not workers:
         raise HadoopConfigError('no host is flagged pai-worker: "true" (where data nodes and node managers run)')
     zookeepers = tuple(sorted((m for m in cluster.machines if "zkid" in m.labels), key=lambda m: int(m.labels["zkid"])))
     version = cluster.services.hadoop.hadoop_version
-    return HadoopLayout(masters[0], workers, zookeepers, cluster.services.cluster.data_path.rstrip("/"),
+    return HadoopLayout(master, workers, zookeepers, cluster.services.cluster.data_path.rstrip("/"),
                         int(version.split(".")[0]))
 
 

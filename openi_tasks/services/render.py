@@ -45,7 +45,8 @@ def service_context(cluster: Cluster) -> dict[str, Any]:
         "pull_secret": cluster.services.cluster.docker_registry_info.secret_name
         if cluster.services.cluster.docker_registry_info else None,
         "hadoop_configuration": str(StateDir.of(cluster).hadoop_configuration),
-        "flagged": lambda flag: [m for m in cluster.machines if m.node_labels.get(flag) == "true"],
+        "flagged": lambda flag: list(cluster.flagged(flag)),
+        "platform_master": cluster.platform_master,
         "secret": _secret,
         "zookeeper_quorum": ",".join(f"{m.address}:2181" for m in sorted(
             (m for m in cluster.machines if "zkid" in m.labels), key=lambda m: int(m.labels["zkid"]))),
