@@ -13,14 +13,16 @@ import inspect
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import invoke
 from invoke import Context, Exit
 
-from .config import Cluster, load_cluster
 from .errors import OpenIError, UsageError
 from .report import Reporter
+
+if TYPE_CHECKING:
+    from .config import Cluster
 
 DEFAULT_CONFIG = "./cluster-configuration"
 
@@ -41,6 +43,8 @@ def config_path(c: Context, path: str | None) -> Path:
 
 def load(c: Context, path: str | None, reporter: Reporter) -> Cluster:
     """Load the cluster, apply this run's overrides of the operator settings, show its warnings."""
+    from .config import load_cluster  # here: the models take a while to build, and --list needs none
+
     cluster = load_cluster(config_path(c, path))
     cluster = with_overrides(cluster, c)
     for warning in cluster.warnings:

@@ -8,17 +8,12 @@ from invoke import Context, Exit
 
 from ..report import Reporter
 from ..cli import PATH_HELP, load, required, split_list, task
-from ..k8s.files import render_cluster
-from ..render import write_tree
-from ..run import open_run
-from ..state import StateDir
-from . import exec as remote
-from .summary import summarize
 
 
 @task(help={"path": PATH_HELP, "all-hosts": "list every host even in a large cluster"})
 def check(c: Context, reporter: Reporter, path: str | None = None, all_hosts: bool = False) -> None:
     """Validate the configuration directory and print a summary (contacts no host)."""
+    from .summary import summarize
     cluster = load(c, path, reporter)
     summarize(cluster, reporter, all_hosts=all_hosts)
     reporter.info(f"{cluster.path}: valid")
@@ -27,6 +22,9 @@ def check(c: Context, reporter: Reporter, path: str | None = None, all_hosts: bo
 @task(help={"path": PATH_HELP, "out": "directory to write the rendered files to (required)"})
 def render(c: Context, reporter: Reporter, out: str | None = None, path: str | None = None) -> None:
     """Write every file a deploy would put on each host to OUT/<host>/..., without contacting any."""
+    from ..k8s.files import render_cluster
+    from ..render import write_tree
+    from ..state import StateDir
     out = required(out, "--out DIR")
     cluster = load(c, path, reporter)
     files = render_cluster(cluster, StateDir.of(cluster))
@@ -53,6 +51,8 @@ def exec(  # noqa: A001 - the task is called exec on the command line
     path: str | None = None,
 ) -> None:
     """Run one command on the selected hosts in parallel; print a row per host."""
+    from ..run import open_run
+    from . import exec as remote
     cmd = required(cmd, "--cmd COMMAND")
     cluster = load(c, path, reporter)
     with open_run(cluster, reporter, "exec") as run:

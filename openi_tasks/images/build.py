@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import Cluster
-from ..dockerbuild import ImageBuildFailed, built_image, inputs_hash, stream_build
+from ..dockerbuild import built_image, inputs_hash, stream_build
 from ..localfiles import local_docker
 from ..render import TEMPLATES, environment, render
 from ..report import Reporter
@@ -104,8 +104,8 @@ class ImageBuilder:
                 if ref not in image.tags:
                     image.tag(ref)
                 return BuildResult(spec.name, ref, "unchanged", time.monotonic() - start, image.id)
-        self.reporter.info(f"building {spec.name} as {ref}")
         dockerfile = "dockerfile" if (context_dir / "dockerfile").is_file() else "Dockerfile"
-        image_id = stream_build(self.client, spec.name, context_dir, ref, inputs, lambda line: self.reporter.info(f"  {line}"),
-                                dockerfile=dockerfile, nocache=force)
+        with self.reporter.activity(f"building {spec.name} as {ref}") as activity:
+            image_id = stream_build(self.client, spec.name, context_dir, ref, inputs, activity.step,
+                                    dockerfile=dockerfile, nocache=force)
         return BuildResult(spec.name, ref, "built", time.monotonic() - start, image_id)

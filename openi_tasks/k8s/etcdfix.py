@@ -115,7 +115,7 @@ def _rebuild(run, reporter: Reporter, machine: Machine, bad: EtcdMember, bad_liv
     apply_changes(host, changes)
     for change in changes:
         reporter.info(f"{machine.hostname}: {change.description}")
-    _wait_caught_up(cluster, pki, bad)
+    _wait_caught_up(reporter, cluster, pki, bad)
 
 
 def _member_list(pki: ClusterPki, answering: list[EtcdMember]) -> list[Member]:
@@ -153,16 +153,20 @@ def _wipe(host, cluster: Cluster, bad: EtcdMember) -> tuple[bool, str]:
         return False, describe_error(exc)
 
 
-def _wait_caught_up(cluster: Cluster, pki: ClusterPki, bad: EtcdMember, timeout: float = 180) -> None:
-    """Until the rebuilt member answers and its raft index has reached the leader's."""
+def _wait_caught_up(reporter: Reporter, cluster: Cluster, pki: ClusterPki, bad: EtcdMember,
+                    timeout: float = 180) -> None:
+    """Until the rebuilt member answers and its raft index has reached the leader's (shown live)."""
     deadline = time.monotonic() + timeout
     last = ""
-    while time.monotonic() < deadline:
-        rows = {r.name: r for r in member_health(cluster, pki)}
-        leader = next((r for r in rows.values() if r.leader), None)
-        mine = rows.get(bad.name)
-        if mine and mine.healthy and leader and mine.raft_index >= leader.raft_index - 10:
-            return
-        last = mine.error if mine and not mine.healthy else f"raft index {mine.raft_index if mine else '?'} of {leader.raft_index if leader else '?'}"
-        time.sleep(1)
+    with reporter.activity(f"{bad.name}: catching up with the leader") as activity:
+        while time.monotonic() < deadline:
+            rows = {r.name: r for r in member_health(cluster, pki)}
+            leader = next((r for r in rows.values() if r.leader), None)
+            mine = rows.get(bad.name)
+            if mine and mine.healthy and leader and mine.raft_index >= leader.raft_index - 10:
+                return
+            last = mine.error if mine and not mine.healthy else \
+                f"raft index {mine.raft_index if mine else '?'} of {leader.raft_index if leader else '?'}"
+            activity.event(last)
+            time.sleep(1)
     raise OpenIError(f"{bad.name} did not catch up within {timeout:.0f}s ({last})")

@@ -7,7 +7,6 @@ exactly what a deploy writes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..config import Cluster, EtcdMember, Machine
 from ..render import RenderedFile, render

@@ -8,20 +8,7 @@ from invoke import Context, Exit
 
 from ..cli import PATH_HELP, confirm, load, required, split_list, task
 from ..errors import UsageError
-from ..config.edit import add_machines, remove_machines
-from ..config.nodes import load_nodes, node_entries
 from ..report import Reporter
-from .backup import backup as run_backup
-from .backup import restore as run_restore
-from .backup import verify
-from .clean import clean as run_clean
-from .deploy import deploy as run_deploy
-from .etcdfix import etcdfix as run_etcdfix
-from .kubectl import install_kubectl as run_install_kubectl
-from .maintenance import add as run_add
-from .maintenance import remove as run_remove
-from .maintenance import repair as run_repair
-from .status import show_status
 
 NODES_HELP = "nodes file: machine-list entries of the hosts to act on (same format as machine-list)"
 
@@ -37,6 +24,7 @@ NODES_HELP = "nodes file: machine-list entries of the hosts to act on (same form
 )
 def deploy(c: Context, reporter: Reporter, path=None, dry_run=False, only=None, skip=None, break_lock=False):
     """Deploy Kubernetes: Docker, etcd (TLS), API endpoint, control plane, workers, add-ons."""
+    from .deploy import deploy as run_deploy
     cluster = load(c, path, reporter)
     run_deploy(cluster, reporter, dry_run=dry_run, only=split_list(only), skip=split_list(skip), break_lock=break_lock)
 
@@ -51,6 +39,7 @@ def deploy(c: Context, reporter: Reporter, path=None, dry_run=False, only=None, 
 )
 def clean(c: Context, reporter: Reporter, path=None, yes=False, dry_run=False, break_lock=False):
     """Remove everything deploy put on the hosts (containers, files, data, kubeadm state)."""
+    from .clean import clean as run_clean
     cluster = load(c, path, reporter)
     if not (yes or dry_run):
         confirm(f"This removes Kubernetes and etcd's data from {len(cluster.machines)} hosts of {cluster.id}.",
@@ -68,6 +57,7 @@ def clean(c: Context, reporter: Reporter, path=None, yes=False, dry_run=False, b
 )
 def install_kubectl(c: Context, reporter: Reporter, path=None, bin_dir="~/.local/bin", kubeconfig="~/.kube/config"):
     """Install kubectl here and merge the cluster's admin kubeconfig into ~/.kube/config."""
+    from .kubectl import install_kubectl as run_install_kubectl
     cluster = load(c, path, reporter)
     for line in run_install_kubectl(cluster, Path(bin_dir).expanduser(), Path(kubeconfig).expanduser()):
         reporter.info(line)
@@ -76,6 +66,7 @@ def install_kubectl(c: Context, reporter: Reporter, path=None, bin_dir="~/.local
 @task(help={"path": PATH_HELP})
 def status(c: Context, reporter: Reporter, path=None):
     """Show hosts, etcd members, the API endpoint's backends and Kubernetes nodes (exit 1 if unhealthy)."""
+    from .status import show_status
     if not show_status(load(c, path, reporter), reporter):
         raise Exit(code=1)
 
@@ -83,6 +74,8 @@ def status(c: Context, reporter: Reporter, path=None):
 @task(help={"path": PATH_HELP, "nodes": NODES_HELP, "force": "act even on a member that looks healthy"})
 def etcdfix(c: Context, reporter: Reporter, nodes=None, path=None, force=False):
     """Repair one broken etcd member: snapshot, remove, wipe, re-add, rejoin."""
+    from ..config.nodes import load_nodes
+    from .etcdfix import etcdfix as run_etcdfix
     cluster = load(c, path, reporter)
     run_etcdfix(cluster, reporter, load_nodes(required(nodes, "--nodes FILE"), cluster), force=force)
 
@@ -102,6 +95,9 @@ UPDATE_HELP = "also edit cluster-configuration.yaml's machine-list (comments are
 )
 def add(c: Context, reporter: Reporter, nodes=None, path=None, update_config=False, dry_run=False, only=None, skip=None):
     """Add the hosts of a nodes file to the cluster (workers, or masters one at a time)."""
+    from ..config.edit import add_machines
+    from ..config.nodes import load_nodes, node_entries
+    from .maintenance import add as run_add
     cluster = load(c, path, reporter)
     nodes_file = required(nodes, "--nodes FILE")
     machines = load_nodes(nodes_file, cluster, allow_new=True)
@@ -126,6 +122,9 @@ def add(c: Context, reporter: Reporter, nodes=None, path=None, update_config=Fal
 )
 def remove(c: Context, reporter: Reporter, nodes=None, path=None, yes=False, update_config=False, dry_run=False):
     """Drain and remove the hosts of a nodes file (a master's etcd member too)."""
+    from ..config.edit import remove_machines
+    from ..config.nodes import load_nodes
+    from .maintenance import remove as run_remove
     cluster = load(c, path, reporter)
     machines = load_nodes(required(nodes, "--nodes FILE"), cluster)
     names = [m.hostname for m in machines]
@@ -144,6 +143,8 @@ def remove(c: Context, reporter: Reporter, nodes=None, path=None, yes=False, upd
 @task(help={"path": PATH_HELP, "nodes": NODES_HELP, "dry-run": "show what would change on each host; change nothing"})
 def repair(c: Context, reporter: Reporter, nodes=None, path=None, dry_run=False):
     """Reset and rejoin broken workers (refused on etcd hosts)."""
+    from ..config.nodes import load_nodes
+    from .maintenance import repair as run_repair
     cluster = load(c, path, reporter)
     run_repair(cluster, reporter, load_nodes(required(nodes, "--nodes FILE"), cluster), dry_run=dry_run)
 
@@ -184,6 +185,7 @@ def bundle(c: Context, reporter: Reporter, path=None, from_source=False, out=Non
 @task(help={"path": PATH_HELP, "out": "also copy the snapshot (and its .sha256) to this file or directory"})
 def backup(c: Context, reporter: Reporter, path=None, out=None):
     """Write a timestamped, checksummed etcd snapshot to the state directory."""
+    from .backup import backup as run_backup
     snapshot = run_backup(load(c, path, reporter), Path(out).expanduser() if out else None)
     reporter.info(f"etcd snapshot written ({snapshot.stat().st_size} bytes, sha256 in {snapshot.name}.sha256):")
     print(snapshot)
@@ -199,6 +201,7 @@ def backup(c: Context, reporter: Reporter, path=None, out=None):
 )
 def restore(c: Context, reporter: Reporter, snapshot=None, path=None, yes=False, dry_run=False):
     """Rebuild the whole etcd cluster from a snapshot."""
+    from .backup import restore as run_restore, verify
     cluster = load(c, path, reporter)
     file = Path(required(snapshot, "--snapshot FILE")).expanduser()
     verify(file)

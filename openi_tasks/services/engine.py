@@ -95,18 +95,24 @@ class ServiceEngine:
         return sum(self.api.apply(obj) for obj in service.objects)
 
     def wait_ready(self, service: RenderedService) -> list[WorkloadStatus]:
+        """Until every workload of the service is ready; live on a terminal (what is waited for,
+        elapsed time), a line whenever what is still waited for changes otherwise."""
         workloads = [o for o in service.objects if o["kind"] in WORKLOADS]
         deadline = self.clock() + service.spec.timeout
-        while True:
-            statuses = [self.api.status(o) for o in workloads]
-            failed = [s for s in statuses if s.failed]
-            if not failed and all(s.done for s in statuses):
-                return statuses
-            if failed or self.clock() >= deadline:
-                raise ServiceNotReady(self._diagnosis(service, workloads, statuses, failed))
-            waiting = ", ".join(f"{s.kind} {s.name} {s.ready}/{s.desired}" for s in statuses if not s.done)
-            self.reporter.info(f"{service.spec.name}: waiting for {waiting}")
-            self.sleep(self.poll)
+        with self.reporter.activity(f"{service.spec.name}: waiting until ready") as activity:
+            said = ""
+            while True:
+                statuses = [self.api.status(o) for o in workloads]
+                failed = [s for s in statuses if s.failed]
+                if not failed and all(s.done for s in statuses):
+                    return statuses
+                if failed or self.clock() >= deadline:
+                    raise ServiceNotReady(self._diagnosis(service, workloads, statuses, failed))
+                waiting = ", ".join(f"{s.kind} {s.name} {s.ready}/{s.desired}" for s in statuses if not s.done)
+                if waiting != said:
+                    activity.step(f"{service.spec.name}: waiting for {waiting}")
+                    said = waiting
+                self.sleep(self.poll)
 
     def _diagnosis(self, service: RenderedService, workloads: list[dict], statuses: list[WorkloadStatus],
                    failed: list[WorkloadStatus]) -> str:

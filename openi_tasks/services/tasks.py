@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import yaml
 from invoke import Context
 
 from ..cli import PATH_HELP, confirm, load, required, task
-from ..config import Cluster
 from ..errors import OpenIError
 from ..report import Reporter
-from ..run import secrets_of
-from ..state import StateDir, write_private
-from .api import KubernetesApi
-from .catalog import deploy_order, load_services
-from .engine import ServiceEngine
+
+if TYPE_CHECKING:
+    from ..config import Cluster
+    from .engine import ServiceEngine
 
 SERVICE_HELP = "only this service (a name from service.yaml's servicelist)"
 
 
 def engine(cluster: Cluster, reporter: Reporter) -> ServiceEngine:
+    """The services engine over the cluster's API server (admin kubeconfig from the state directory)."""
+    from ..state import StateDir
+    from .api import KubernetesApi
+    from .catalog import load_services
+    from .engine import ServiceEngine
     kubeconfig = StateDir.of(cluster).admin_conf
     if not kubeconfig.is_file():
         raise OpenIError(f"no admin kubeconfig at {kubeconfig}: deploy Kubernetes first (inv k8s.deploy)")
@@ -62,6 +65,12 @@ def status(c: Context, reporter: Reporter, path=None):
 @task(help={"path": PATH_HELP, "service": SERVICE_HELP, "out": "directory to write rendered files to (required)"})
 def render(c: Context, reporter: Reporter, path=None, service=None, out=None):
     """Write every rendered service file to a directory, offline."""
+    from ..run import secrets_of
+    from ..state import write_private
+    from .catalog import deploy_order
+    from .catalog import load_services
+    from .engine import ServiceEngine
+    import yaml
     target = Path(required(out, "--out DIR"))
     cluster = load(c, path, reporter)
     services = load_services()

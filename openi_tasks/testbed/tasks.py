@@ -8,7 +8,6 @@ from invoke import Context
 
 from ..cli import task
 from ..report import Reporter
-from .testbed import Testbed
 
 WORKDIR_HELP = "the testbed's working directory (default ./.testbed)"
 
@@ -28,6 +27,7 @@ WORKDIR_HELP = "the testbed's working directory (default ./.testbed)"
 def up(c: Context, reporter: Reporter, nodes=1, masters=3, proxy=True, bare=0, workdir=".testbed",
        kubernetes_version=None, load_balancer=False):
     """Start a testbed: nodes with sshd and dockerd, a registry, a bundle, and a configuration for it."""
+    from .testbed import Testbed
     testbed = Testbed(Path(workdir), say=reporter.info)
     config_dir = testbed.up(masters=int(masters), workers=int(nodes), proxy=proxy, bare=int(bare),
                             kubernetes_version=kubernetes_version, reporter=reporter, load_balancer=load_balancer)
@@ -39,6 +39,7 @@ def up(c: Context, reporter: Reporter, nodes=1, masters=3, proxy=True, bare=0, w
 @task(help={"workdir": WORKDIR_HELP})
 def status(c: Context, reporter: Reporter, workdir=".testbed"):
     """List the testbed's nodes and whether sshd and dockerd answer."""
+    from .testbed import Testbed
     testbed = Testbed(Path(workdir))
     rows = testbed.status()
     reporter.table(f"testbed {testbed.id} ({testbed.workdir})", ("node", "address", "role", "container", "sshd", "dockerd"),
@@ -48,5 +49,6 @@ def status(c: Context, reporter: Reporter, workdir=".testbed"):
 @task(help={"workdir": WORKDIR_HELP})
 def down(c: Context, reporter: Reporter, workdir=".testbed"):
     """Remove every container, network, volume and file the testbed made."""
+    from .testbed import Testbed
     removed = Testbed(Path(workdir)).down()
     reporter.info(f"removed {len(removed)} things" + "".join(f"\n  {r}" for r in removed))

@@ -20,7 +20,6 @@ import io
 import ipaddress
 import json
 import os
-import re
 import secrets
 import shlex
 import shutil

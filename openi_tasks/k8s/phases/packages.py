@@ -16,7 +16,7 @@ from ...operations import ensure_file, ensure_files
 from ...phase import Change, Phase
 from ...render import RenderedFile, render
 from ...run import Run
-from ...ssh import FileWrite, Host
+from ...ssh import Host
 from ..binaries import NAMES
 from ..hostfacts import HostFacts
 from ..kubeadm import KUBELET_RESOLV_CONF
