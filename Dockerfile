@@ -10,7 +10,7 @@
 ARG BASE_IMAGE=docker.io/library/debian:bookworm-slim
 FROM ${BASE_IMAGE}
 
-ARG KUBECTL_VERSION=v1.36.0
+ARG KUBECTL_VERSION=v1.37.2
 ARG KUBECTL_URL=https://dl.k8s.io/release
 
 ENV DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 PATH=/opt/venv/bin:$PATH PIP_NO_CACHE_DIR=1 \
@@ -35,15 +35,20 @@ RUN set -e; \
     rm -rf /tmp/dist /tmp/kubectl
 
 WORKDIR /opt/openi-tasks
-COPY pyproject.toml README.md ./
-COPY openi_tasks/ openi_tasks/
+# The package is installed from the wheel built here (templates and the service catalog inside it),
+# not as an editable checkout: the image runs what `pip install openi-tasks` would give an operator.
+COPY pyproject.toml setup.py README.md /tmp/src/
+COPY openi_tasks/ /tmp/src/openi_tasks/
+COPY templates/ /tmp/src/templates/
 RUN python3 -m venv /opt/venv \
- && PIP_CERT=/etc/ssl/certs/ca-certificates.crt pip install -e . \
+ && export PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+ && pip wheel -q --no-deps -w /tmp/wheels /tmp/src \
+ && pip install -q /tmp/wheels/*.whl \
  && pip uninstall -y -q setuptools \
  && python3 -m pip uninstall -y -q pip \
- && rm -rf /root/.cache
-COPY tasks.py service.yaml ./
-COPY templates/ templates/
+ && rm -rf /tmp/src /tmp/wheels /root/.cache
+# `inv` here lists the installed package's tasks, as `openi` does anywhere.
+COPY tasks.py ./
 COPY cluster-configuration/ cluster-configuration/
 COPY docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 

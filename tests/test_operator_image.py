@@ -1,8 +1,8 @@
 """The operator's container (Dockerfile at the root), built and used with real Docker.
 
 No public registry is reachable here, so the image is built FROM the testbed's Debian base (made
-with debootstrap), and kubectl is a FAKE placed in dist/kubectl (the air-gapped way of building;
-the real binary cannot be downloaded here). This machine reaches PyPI through a TLS-inspecting
+with debootstrap), and kubectl is the real one, built from its Go module by the Kubernetes bundle
+and placed in dist/kubectl (the air-gapped way of building: it cannot be downloaded here). This machine reaches PyPI through a TLS-inspecting
 proxy, so its CA certificates go in dist/ca-certificates/, as the Dockerfile documents.
 """
 
@@ -15,6 +15,10 @@ from pathlib import Path
 import docker
 import pytest
 
+from openi_tasks.bundle import recipes
+from openi_tasks.bundle.cache import cache_dir
+from openi_tasks.bundle.gobuild import Go
+from openi_tasks.config.files import KubernetesSettings
 from openi_tasks.config.generate import write_configuration
 from openi_tasks.testbed import images as testbed_images
 
@@ -37,9 +41,7 @@ def image(tmp_path_factory):
         target = context / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / relative, target)
-    kubectl = context / "dist" / "kubectl"
-    kubectl.write_text("#!/bin/sh\n# FAKE kubectl: no real binary can be downloaded here\necho 'Client Version: v1.36.0 (fake)'\n")
-    kubectl.chmod(0o755)
+    shutil.copy(real_kubectl(), context / "dist" / "kubectl")
     proxies = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt"))
     if proxies:
         (context / "dist" / "ca-certificates").mkdir()
@@ -48,6 +50,18 @@ def image(tmp_path_factory):
     client.images.build(path=str(context), tag=TAG, buildargs={"BASE_IMAGE": base}, rm=True, pull=False)
     yield client, base
     client.images.remove(TAG, force=True)
+
+
+def real_kubectl() -> Path:
+    """kubectl of the default Kubernetes version: the testbed's bundle's, else built from source
+    (Go's build cache makes that quick once the testbed has been up on this machine)."""
+    version = KubernetesSettings().kubernetes_version
+    bundled = cache_dir() / "testbed" / f"bundle-{version}" / "kubectl"
+    if bundled.is_file():
+        return bundled
+    go = Go()
+    return go.build(recipes.kubernetes(version, go.release_time("k8s.io/kubernetes", version)),
+                    cache_dir() / "operator-image-kubectl")["kubectl"]
 
 
 def run(client, command: str, volumes: dict | None = None) -> tuple[int, str]:
@@ -60,11 +74,13 @@ def run(client, command: str, volumes: dict | None = None) -> tuple[int, str]:
 
 def test_the_image_lists_the_tasks_and_has_its_tools(image):
     client, _ = image
-    code, output = run(client, "inv --list && kubectl version --client && ssh -V 2>&1")
+    code, output = run(client, "inv --list && openi --list && kubectl version --client && ssh -V 2>&1 && "
+                               "python3 -c 'import openi_tasks; print(openi_tasks.__file__)'")
     assert code == 0, output
+    assert "/opt/venv/lib/python3" in output.splitlines()[-1], "installed from the wheel, not a checkout"
     for namespace in ("cluster.check", "k8s.deploy", "images.build", "testbed.up"):
-        assert namespace in output
-    assert "v1.36.0 (fake)" in output and "OpenSSH" in output
+        assert output.count(namespace) == 2, namespace  # inv and openi list the same tasks
+    assert f"Client Version: {KubernetesSettings().kubernetes_version}" in output and "OpenSSH" in output
 
 
 def test_check_and_render_run_as_the_owner_of_the_mounted_configuration(image, tmp_path):
