@@ -458,3 +458,29 @@ def test_a_number_as_a_service_name_and_bytes_that_are_not_utf8(tmp_path):
     service_yaml.write_bytes(b"servicelist:\n  x: {start: \xff\xfe}\n")
     with pytest.raises(ServiceCatalogError, match=r"service.yaml:2: is not UTF-8 text"):
         load_services(service_yaml, root)
+
+
+def _pod(reason: str, age: float, now: float = 10_000.0):
+    from datetime import datetime, timezone
+    from types import SimpleNamespace as NS
+
+    waiting = NS(reason=reason, message="rpc error: not found")
+    return NS(metadata=NS(name="p1", creation_timestamp=datetime.fromtimestamp(now - age, timezone.utc)),
+              spec=NS(node_name="worker1"),
+              status=NS(init_container_statuses=None,
+                        container_statuses=[NS(image="reg/x:bad", state=NS(waiting=waiting))]))
+
+
+@pytest.mark.parametrize("reason, age, fails", [
+    ("ErrImagePull", 10, False),        # the kubelet retries: a registry may be restarting
+    ("ImagePullBackOff", 200, True),    # still failing after PULL_PATIENCE: a wrong name or tag
+    ("InvalidImageName", 1, True),      # never pullable
+    ("ContainerCreating", 500, False),  # not a pull failure
+])
+def test_an_image_that_cannot_be_pulled_fails_the_service_early(reason, age, fails):
+    from openi_tasks.services.api import _unpullable
+
+    why = _unpullable([_pod(reason, age)], now=10_000.0)
+    assert bool(why) is fails
+    if fails:
+        assert why.startswith(f"pod p1 on worker1: {reason} for reg/x:bad (rpc error: not found)")

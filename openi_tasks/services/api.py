@@ -79,6 +79,8 @@ class KubernetesApi:
         spec, status, meta = live.get("spec") or {}, live.get("status") or {}, live.get("metadata") or {}
         kind, name = obj["kind"], obj["metadata"]["name"]
         current = (status.get("observedGeneration") or 0) >= (meta.get("generation") or 0) and bool(live)
+        pods = self._pods(live) if live else []
+        nodes = tuple(sorted({p.spec.node_name for p in pods if p.spec.node_name}))
         if kind == "DaemonSet":
             desired, ready = status.get("desiredNumberScheduled") or 0, status.get("numberReady") or 0
             # Nothing to schedule (e.g. drivers on a cluster without GPUs) is done once observed.
@@ -87,12 +89,12 @@ class KubernetesApi:
             desired, ready = spec.get("completions") or 1, status.get("succeeded") or 0
             failed = (status.get("failed") or 0) > (spec.get("backoffLimit") if spec.get("backoffLimit") is not None else 6)
             return WorkloadStatus(kind, name, desired, ready, ready >= desired, "the Job gave up" if failed else "",
-                                  self._nodes(live))
+                                  nodes)
         else:  # Deployment, StatefulSet
             desired = spec.get("replicas", 1) if spec else 1
             ready, updated = status.get("readyReplicas") or 0, status.get("updatedReplicas") or 0
             done = current and ready == desired and updated == desired
-        return WorkloadStatus(kind, name, desired, ready, done, "", self._nodes(live))
+        return WorkloadStatus(kind, name, desired, ready, done, "" if done else _unpullable(pods), nodes)
 
     def _pods(self, live: dict[str, Any]) -> list:
         selector = ((live.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
@@ -102,9 +104,6 @@ class KubernetesApi:
         namespace = live["metadata"].get("namespace", "default")
         return self.kube.call(f"listing the pods of {live['metadata'].get('name')}",
                               lambda: self.core.list_namespaced_pod(namespace, label_selector=labels).items)
-
-    def _nodes(self, live: dict[str, Any]) -> tuple[str, ...]:
-        return tuple(sorted({p.spec.node_name for p in self._pods(live) if p.spec.node_name}))
 
     def diagnose(self, obj: dict[str, Any]) -> list[str]:
         live = self.kube.get(obj) or {}
@@ -130,3 +129,28 @@ class KubernetesApi:
         if self.kube.get(obj) is None:  # an apply would create a Node that no kubelet runs
             raise OpenIError(f"node {node} is in the machine list but not in the cluster (inv k8s.add adds it)")
         return self.apply(obj)
+
+
+# How long a pod may fail to pull its image before the service is failed: the kubelet retries with
+# backoff, and a registry that is restarting comes back; a wrong name or tag does not.
+PULL_PATIENCE = 90.0
+NEVER_PULLABLE = ("InvalidImageName", "ErrImageNeverPull")
+PULL_ERRORS = ("ErrImagePull", "ImagePullBackOff") + NEVER_PULLABLE
+
+
+def _unpullable(pods: list, now: float | None = None) -> str:
+    """Why a workload cannot become ready because an image cannot be pulled, or ""."""
+    import datetime
+
+    now = now if now is not None else datetime.datetime.now(datetime.timezone.utc).timestamp()
+    for pod in pods:
+        statuses = (pod.status.init_container_statuses or []) + (pod.status.container_statuses or [])
+        for container in statuses:
+            waiting = container.state.waiting if container.state else None
+            if waiting is None or waiting.reason not in PULL_ERRORS:
+                continue
+            age = now - pod.metadata.creation_timestamp.timestamp() if pod.metadata.creation_timestamp else 0
+            if waiting.reason in NEVER_PULLABLE or age > PULL_PATIENCE:
+                return (f"pod {pod.metadata.name} on {pod.spec.node_name}: {waiting.reason} for {container.image} "
+                        f"({(waiting.message or '').strip()[:300]})")
+    return ""

@@ -65,12 +65,11 @@ def status(c: Context, reporter: Reporter, path=None):
 @task(help={"path": PATH_HELP, "service": SERVICE_HELP, "out": "directory to write rendered files to (required)"})
 def render(c: Context, reporter: Reporter, path=None, service=None, out=None):
     """Write every rendered service file to a directory, offline."""
+    import yaml
     from ..run import secrets_of
     from ..state import write_private
-    from .catalog import deploy_order
-    from .catalog import load_services
+    from .catalog import deploy_order, load_services
     from .engine import ServiceEngine
-    import yaml
     target = Path(required(out, "--out DIR"))
     cluster = load(c, path, reporter)
     services = load_services()

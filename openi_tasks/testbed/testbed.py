@@ -454,7 +454,9 @@ class Testbed:
                         "docker-tag": "testbed",
                         "secret-name": "openi-regsecret",
                     }
-                }
+                },
+                # The platform's images (images.build) start from the testbed's Debian base.
+                "images": {"base-os-image": base_image},
             },
             header=f"# Written by `inv testbed.up` for the testbed in {self.workdir}.\n",
         )

@@ -1,0 +1,158 @@
+"""The platform's services on a real cluster: a testbed of its own (one master, two workers,
+Kubernetes from the bundle built from its Go modules), the platform's images built by
+`images.build` from Debian's packages and pushed to the testbed's registry, and `services.*` run as
+an operator runs them, against the real API server and real pods.
+
+What runs here for real: cluster-configuration (the pull secret the nodes pull with, the host
+configuration maps), ZooKeeper from Debian's package, and the cleaning DaemonSet wiping the data
+path on every node. OpenPAI's own services are not built here (see the README).
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from openi_tasks.config import load_cluster
+from openi_tasks.errors import RunFailed
+from openi_tasks.k8s.deploy import deploy
+from openi_tasks.report import Reporter
+from openi_tasks.state import StateDir
+from openi_tasks.testbed.testbed import Testbed
+
+from .cluster import Kube
+from .conftest import ROOT
+
+pytestmark = pytest.mark.testbed
+
+NODES = ["master1", "worker1", "worker2"]
+NAMESPACE = "default"
+
+
+@pytest.fixture(scope="module")
+def bed(tmp_path_factory):
+    testbed = Testbed(tmp_path_factory.mktemp("services") / "testbed", say=lambda message: None)
+    try:
+        config = testbed.up(masters=1, workers=2, proxy=False)
+        cluster = load_cluster(config)
+        buffer = io.StringIO()
+        try:
+            deploy(cluster, Reporter(Console(file=buffer, width=400, highlight=False)))
+        except RunFailed:
+            raise AssertionError(buffer.getvalue()[-6000:]) from None
+        kube = Kube(StateDir.of(cluster).admin_conf)
+        kube.wait_ready(NODES, cluster.kubernetes.kubernetes_version)
+        yield testbed, config, kube
+    finally:
+        testbed.down()
+
+
+def openi(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(ROOT), *args],
+                            capture_output=True, text=True, timeout=timeout)
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    return result
+
+
+def ok(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, (result.args, result.stdout[-4000:], result.stderr[-4000:])
+    return result.stdout
+
+
+def zookeeper_says(address: str, word: str = "ruok") -> str:
+    with socket.create_connection((address, 2181), timeout=5) as sock:
+        sock.sendall(word.encode())
+        return sock.recv(100).decode()
+
+
+def test_images_are_built_from_debian_packages_and_pushed(bed):
+    _, config, _ = bed
+    for name in ("zookeeper", "cleaning-image"):
+        out = ok(openi("images.build", "-p", str(config), "--name", name))
+        assert name in out
+        ok(openi("images.push", "-p", str(config), "--name", name))
+
+
+def test_deploy_zookeeper_with_its_prerequisites(bed):
+    testbed, config, kube = bed
+    out = ok(openi("services.deploy", "-p", str(config), "--service", "zookeeper", "--with-prerequisites"))
+    assert "cluster-configuration: ready" in out and "zookeeper: ready" in out
+    cluster = load_cluster(config)
+    # The pull secret made by cluster-configuration is what the nodes pulled the image with.
+    pods = kube.core.list_namespaced_pod(NAMESPACE, label_selector="app=zookeeper").items
+    assert [p.spec.node_name for p in pods] == ["master1"]  # only the zkid host
+    assert pods[0].spec.image_pull_secrets[0].name == cluster.services.cluster.docker_registry_info.secret_name
+    assert pods[0].status.container_statuses[0].image.startswith(testbed.state.registry)
+    # hostNetwork: ZooKeeper answers on the host's own address, from this machine.
+    assert zookeeper_says(cluster.by_name["master1"].address) == "imok"
+
+
+def test_a_second_deploy_changes_nothing_and_restarts_nothing(bed):
+    _, config, kube = bed
+    before = {p.metadata.uid: p.status.container_statuses[0].restart_count
+              for p in kube.core.list_namespaced_pod(NAMESPACE, label_selector="app=zookeeper").items}
+    out = ok(openi("services.deploy", "-p", str(config), "--service", "zookeeper", "--with-prerequisites"))
+    assert "every service is already as configured: no changes" in out
+    after = {p.metadata.uid: p.status.container_statuses[0].restart_count
+             for p in kube.core.list_namespaced_pod(NAMESPACE, label_selector="app=zookeeper").items}
+    assert after == before
+
+
+def test_status_shows_each_workload_ready_and_where(bed):
+    _, config, _ = bed
+    out = ok(openi("services.status", "-p", str(config)))
+    row = next(line for line in out.splitlines() if "zookeeper-1" in line)
+    assert "1/1" in row and "master1" in row and "not ready" not in row
+
+
+def test_clean_wipes_the_data_path_on_every_node_and_removes_everything(bed):
+    testbed, config, kube = bed
+    data = load_cluster(config).services.cluster.data_path
+    for name in NODES:
+        code, output = testbed.node(name).exec(f"mkdir -p {data}/job && echo x > {data}/job/file && "
+                                               f"touch {data}/'a b' && ls {data}")
+        assert code == 0 and "job" in output, output
+    out = ok(openi("services.clean", "-p", str(config), "--yes"))
+    assert "cleaning: wiping the platform's data on every node" in out
+    for name in NODES:
+        code, output = testbed.node(name).exec(f"ls -A {data}")
+        assert code == 0 and output.strip() == "", (name, output)
+    # Nothing of the platform is left: no workload, no cleaning DaemonSet, no pull secret.
+    deadline = time.monotonic() + 120
+    while kube.core.list_namespaced_pod(NAMESPACE, label_selector="app in (zookeeper, cleaning)").items:
+        assert time.monotonic() < deadline, "pods still there 120 s after clean"
+        time.sleep(2)
+    apps = kube.apps
+    assert not apps.list_namespaced_deployment(NAMESPACE, label_selector="app=zookeeper").items
+    assert not apps.list_namespaced_daemon_set(NAMESPACE, label_selector="app=cleaning").items
+    secret = load_cluster(config).services.cluster.docker_registry_info.secret_name
+    assert secret not in [s.metadata.name for s in kube.core.list_namespaced_secret(NAMESPACE).items]
+
+
+def test_a_second_clean_changes_nothing(bed):
+    _, config, _ = bed
+    out = ok(openi("services.clean", "-p", str(config), "--yes"))
+    assert "zookeeper: removed (0 object(s))" in out
+    assert "cluster-configuration: removed (0 object(s))" in out
+
+
+def test_a_service_whose_image_cannot_be_pulled_fails_with_the_kubelets_reason(bed, tmp_path):
+    testbed, config, _ = bed
+    broken = Path(config).parent / "broken-configuration"
+    subprocess.run(["cp", "-r", str(config), str(broken)], check=True)
+    services = broken / "services-configuration.yaml"
+    services.write_text(services.read_text().replace("docker-tag: testbed", "docker-tag: no-such-tag"))
+    started = time.monotonic()
+    result = openi("services.deploy", "-p", str(broken), "--service", "zookeeper", "--with-prerequisites")
+    assert result.returncode != 0
+    assert "zookeeper" in result.stderr and ("ErrImagePull" in result.stderr or "ImagePullBackOff" in result.stderr), \
+        result.stderr[-3000:]
+    assert time.monotonic() - started < 900
+    ok(openi("services.clean", "-p", str(broken), "--yes"))
