@@ -29,7 +29,8 @@ def catalog(tmp_path: Path, imagelist: str, contexts: dict[str, dict[str, str]])
 def test_the_shipped_catalog_loads_in_dependency_order():
     images = load_images()
     order = [s.name for s in build_order(images)]
-    assert set(order) == {"base-image", "hadoop-run", "zookeeper", "cleaning-image", "end-to-end-test"}
+    assert set(order) == {"base-image", "hadoop-run", "zookeeper", "cleaning-image", "end-to-end-test", "prometheus",
+                          "node-exporter", "nginx"}
     for spec in images.values():
         if spec.prerequisite:
             assert order.index(spec.prerequisite) < order.index(spec.name)

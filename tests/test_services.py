@@ -393,6 +393,20 @@ def test_every_long_running_container_has_a_readiness_probe(prepared):
                     assert container.get("readinessProbe"), (service.spec.name, obj["metadata"]["name"])
 
 
+def test_every_pod_pulls_with_the_registry_secret(prepared):
+    """In a closed network every image, upstream ones included, comes from the operator's registry."""
+    engine = ServiceEngine(prepared, load_services(), None, reporter()[0])
+    secret = prepared.services.cluster.docker_registry_info.secret_name
+    pods = 0
+    for service in engine.render(list(load_services().values())):
+        for obj in service.objects:
+            if obj["kind"] in ("Deployment", "DaemonSet", "StatefulSet", "Job"):
+                pods += 1
+                assert obj["spec"]["template"]["spec"].get("imagePullSecrets") == [{"name": secret}], \
+                    (service.spec.name, obj["metadata"]["name"])
+    assert pods >= 12
+
+
 def test_a_missing_secret_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENI_STATE_DIR", str(tmp_path / "state"))
     directory = write_configuration(tmp_path / "c", MACHINES, skus=SKUS, services={

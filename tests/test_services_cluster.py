@@ -4,8 +4,8 @@ Kubernetes from the bundle built from its Go modules), the platform's images bui
 an operator runs them, against the real API server and real pods.
 
 What runs here for real: cluster-configuration (the pull secret the nodes pull with, the host
-configuration maps), ZooKeeper from Debian's package, and the cleaning DaemonSet wiping the data
-path on every node. OpenPAI's own services are not built here (see the README).
+configuration maps), ZooKeeper, Prometheus and node-exporter from Debian's packages, and the
+cleaning DaemonSet wiping the data path on every node. OpenPAI's own services are not built here (see the README).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 from rich.console import Console
 
 from openi_tasks.config import load_cluster
@@ -74,7 +75,7 @@ def zookeeper_says(address: str, word: str = "ruok") -> str:
 
 def test_images_are_built_from_debian_packages_and_pushed(bed):
     _, config, _ = bed
-    for name in ("zookeeper", "cleaning-image"):
+    for name in ("zookeeper", "cleaning-image", "prometheus", "node-exporter"):
         out = ok(openi("images.build", "-p", str(config), "--name", name))
         assert name in out
         ok(openi("images.push", "-p", str(config), "--name", name))
@@ -92,6 +93,27 @@ def test_deploy_zookeeper_with_its_prerequisites(bed):
     assert pods[0].status.container_statuses[0].image.startswith(testbed.state.registry)
     # hostNetwork: ZooKeeper answers on the host's own address, from this machine.
     assert zookeeper_says(cluster.by_name["master1"].address) == "imok"
+
+
+def test_prometheus_scrapes_node_exporter_on_every_flagged_node(bed):
+    _, config, kube = bed
+    ok(openi("services.deploy", "-p", str(config), "--service", "prometheus", "--with-prerequisites"))
+    cluster = load_cluster(config)
+    port = cluster.services.prometheus.prometheus_port
+    base = f"http://{cluster.platform_master().address}:{port}/prometheus"
+    assert requests.get(f"{base}/-/ready", timeout=5).status_code == 200
+    flagged = sorted(f"{m.address}:{cluster.services.prometheus.node_exporter_port}" for m in cluster.flagged("node-exporter"))
+    assert len(flagged) == 3
+    deadline = time.monotonic() + 120
+    while True:  # the first scrape comes within a scrape interval
+        targets = requests.get(f"{base}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
+        up = sorted(t["labels"]["instance"] for t in targets if t["labels"]["job"] == "node-exporter" and t["health"] == "up")
+        if up == flagged:
+            break
+        assert time.monotonic() < deadline, targets
+        time.sleep(3)
+    nodes = {p.spec.node_name for p in kube.core.list_namespaced_pod(NAMESPACE, label_selector="app=node-exporter").items}
+    assert nodes == set(NODES)
 
 
 def test_a_second_deploy_changes_nothing_and_restarts_nothing(bed):
@@ -126,7 +148,8 @@ def test_clean_wipes_the_data_path_on_every_node_and_removes_everything(bed):
         assert code == 0 and output.strip() == "", (name, output)
     # Nothing of the platform is left: no workload, no cleaning DaemonSet, no pull secret.
     deadline = time.monotonic() + 120
-    while kube.core.list_namespaced_pod(NAMESPACE, label_selector="app in (zookeeper, cleaning)").items:
+    while kube.core.list_namespaced_pod(NAMESPACE, label_selector="app in (zookeeper, cleaning, prometheus, "
+                                                                  "node-exporter)").items:
         assert time.monotonic() < deadline, "pods still there 120 s after clean"
         time.sleep(2)
     apps = kube.apps

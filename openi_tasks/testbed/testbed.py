@@ -455,8 +455,12 @@ class Testbed:
                         "secret-name": "openi-regsecret",
                     }
                 },
-                # The platform's images (images.build) start from the testbed's Debian base.
-                "images": {"base-os-image": base_image},
+                # The platform's images (images.build) start from the testbed's Debian base; the
+                # services take prometheus, node-exporter and nginx from what images.build makes
+                # of Debian's packages (no upstream image can be pulled here).
+                "images": {"base-os-image": base_image,
+                           **{name: f"{state.registry}/openi/{name}:testbed"
+                              for name in ("prometheus", "node-exporter", "nginx")}},
             },
             header=f"# Written by `inv testbed.up` for the testbed in {self.workdir}.\n",
         )
