@@ -651,7 +651,7 @@ def test_a_deploy_interrupted_in_control_plane_completes_when_run_again(testbed,
     text = out.getvalue()
     assert "interrupted in phase control-plane" in text, text[-2000:]
     for name in ("master1", "master2", "master3"):
-        assert testbed.node(name).exec(f"test -e {LOCK}")[0] != 0, f"the lock on {name} was released"
+        assert testbed.node(name).exec(f"test -e {LOCK}")[0] != 0, f"the lock on {name} was not released"
     print(f"\ninterrupted {stopped - start:.0f}s into the deploy")
     deployed(cluster)
     kube(cluster).wait_ready(NODES, cluster.kubernetes.kubernetes_version)

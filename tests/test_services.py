@@ -407,6 +407,19 @@ def test_every_pod_pulls_with_the_registry_secret(prepared):
     assert pods >= 12
 
 
+def test_every_pod_may_run_on_a_flagged_kubernetes_master(prepared):
+    """kubeadm taints masters; the original ran pai-master's services on the Kubernetes master."""
+    engine = ServiceEngine(prepared, load_services(), None, reporter()[0])
+    pods = 0
+    for service in engine.render(list(load_services().values())):
+        for obj in service.objects:
+            if obj["kind"] in ("Deployment", "DaemonSet", "StatefulSet", "Job"):
+                pods += 1
+                assert {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"} \
+                    in obj["spec"]["template"]["spec"]["tolerations"], (service.spec.name, obj["metadata"]["name"])
+    assert pods >= 12
+
+
 def test_a_missing_secret_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENI_STATE_DIR", str(tmp_path / "state"))
     directory = write_configuration(tmp_path / "c", MACHINES, skus=SKUS, services={

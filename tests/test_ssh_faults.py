@@ -99,6 +99,23 @@ def test_ctrl_c_stops_every_host_within_two_seconds(ssh_config):
     assert stopped < 3.0, stopped  # 1 s until the interrupt, then within 2 s
 
 
+def test_clean_ups_after_an_interrupt_reach_every_host_at_once():
+    """Releasing the lock after Ctrl-C fans out too: its workers must not see the cancellation."""
+    from openi_tasks.ssh.channel import exempt_from_cancel
+    from openi_tasks.ssh.errors import Cancelled
+    from openi_tasks.ssh.fanout import fan_out
+
+    CANCEL.set()
+    try:
+        with exempt_from_cancel():
+            released = fan_out(["master1", "master2", "master3"], lambda name: f"released {name}", 3)
+        stopped = fan_out(["master1"], lambda name: "ran", 1)
+    finally:
+        CANCEL.clear()
+    assert released == {name: f"released {name}" for name in ("master1", "master2", "master3")}
+    assert isinstance(stopped["master1"], Cancelled)
+
+
 def test_a_connection_dropped_under_a_command_says_so(ssh_config, ssh_hosts):
     with Inventory(load_cluster(ssh_config(operator={"keepalive": 0}))) as inventory:
         host = inventory.hosts()[1]

@@ -98,8 +98,24 @@ def render_service(spec: ServiceSpec, cluster: Cluster, context: dict[str, Any],
             raise ServiceCatalogError(f"service {spec.name}: {manifest}: {exc}") from None
         for document in documents:
             document.setdefault("metadata", {}).setdefault("labels", {})["openi.service"] = spec.name
+            _tolerate_control_plane(document)
             rendered.objects.append(document)
     return rendered
+
+
+CONTROL_PLANE_TOLERATION = {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}
+
+
+def _tolerate_control_plane(document: dict[str, Any]) -> None:
+    """Let the platform's pods run on Kubernetes masters. They are placed by machine flags alone
+    (pai-master, zkid, ...), and the original ran its services on the Kubernetes master; kubeadm
+    taints masters, so without this a flagged master would never get its pods. Users' pods still
+    do not tolerate the taint."""
+    pod = (document.get("spec") or {}).get("template", {}).get("spec")
+    if isinstance(pod, dict):
+        tolerations = pod.setdefault("tolerations", [])
+        if CONTROL_PLANE_TOLERATION not in tolerations:
+            tolerations.append(dict(CONTROL_PLANE_TOLERATION))
 
 
 def _configmap(spec: ServiceSpec, configmap, files: dict[str, str], context: dict[str, Any],

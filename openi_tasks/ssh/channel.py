@@ -32,7 +32,12 @@ _thread = threading.local()
 def cancelled() -> bool:
     """Whether this thread's commands must stop: the run was interrupted, and this thread is not
     the one releasing what the run holds (see `exempt_from_cancel`)."""
-    return CANCEL.is_set() and not getattr(_thread, "exempt", False)
+    return CANCEL.is_set() and not is_exempt()
+
+
+def is_exempt() -> bool:
+    """Whether this thread is running clean-ups exempt from the cancellation."""
+    return getattr(_thread, "exempt", False)
 
 
 @contextlib.contextmanager
