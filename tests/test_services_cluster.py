@@ -75,7 +75,7 @@ def zookeeper_says(address: str, word: str = "ruok") -> str:
 
 def test_images_are_built_from_debian_packages_and_pushed(bed):
     _, config, _ = bed
-    for name in ("zookeeper", "cleaning-image", "prometheus", "node-exporter"):
+    for name in ("zookeeper", "cleaning-image", "prometheus", "node-exporter", "nginx"):
         out = ok(openi("images.build", "-p", str(config), "--name", name))
         assert name in out
         ok(openi("images.push", "-p", str(config), "--name", name))
@@ -116,6 +116,22 @@ def test_prometheus_scrapes_node_exporter_on_every_flagged_node(bed):
     assert nodes == set(NODES)
 
 
+def test_pylon_is_the_entry_point_to_prometheus(bed):
+    """pylon (nginx from Debian's packages, its nginx.conf a ConfigMap) on the pai-master host's port,
+    routing /prometheus/ to the real Prometheus deployed above."""
+    _, config, kube = bed
+    ok(openi("services.deploy", "-p", str(config), "--service", "pylon"))
+    cluster = load_cluster(config)
+    entry = f"http://{cluster.platform_master().address}:{cluster.services.pylon.port}"
+    assert requests.get(f"{entry}/healthz", timeout=5).text == "ok\n"
+    ready = requests.get(f"{entry}/prometheus/-/ready", timeout=5)
+    assert ready.status_code == 200 and "Ready" in ready.text, ready.text
+    targets = requests.get(f"{entry}/prometheus/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
+    assert {t["labels"]["job"] for t in targets} >= {"node-exporter"}, targets
+    nodes = {p.spec.node_name for p in kube.core.list_namespaced_pod(NAMESPACE, label_selector="app=pylon").items}
+    assert nodes == {"master1"}
+
+
 def test_a_second_deploy_changes_nothing_and_restarts_nothing(bed):
     _, config, kube = bed
     before = {p.metadata.uid: p.status.container_statuses[0].restart_count
@@ -149,7 +165,7 @@ def test_clean_wipes_the_data_path_on_every_node_and_removes_everything(bed):
     # Nothing of the platform is left: no workload, no cleaning DaemonSet, no pull secret.
     deadline = time.monotonic() + 120
     while kube.core.list_namespaced_pod(NAMESPACE, label_selector="app in (zookeeper, cleaning, prometheus, "
-                                                                  "node-exporter)").items:
+                                                                  "node-exporter, pylon)").items:
         assert time.monotonic() < deadline, "pods still there 120 s after clean"
         time.sleep(2)
     apps = kube.apps
@@ -177,5 +193,7 @@ def test_a_service_whose_image_cannot_be_pulled_fails_with_the_kubelets_reason(b
     assert result.returncode != 0
     assert "zookeeper" in result.stderr and ("ErrImagePull" in result.stderr or "ImagePullBackOff" in result.stderr), \
         result.stderr[-3000:]
+    assert "openi/zookeeper:no-such-tag" in result.stderr, result.stderr[-3000:]
     assert time.monotonic() - started < 900
-    ok(openi("services.clean", "-p", str(broken), "--yes"))
+    # Cleaned with the working configuration: the broken one names a cleaning image that does not exist either.
+    ok(openi("services.clean", "-p", str(config), "--yes"))
