@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,16 @@ def capture() -> tuple[Reporter, io.StringIO]:
     """A reporter whose output can be read back."""
     buffer = io.StringIO()
     return Reporter(Console(file=buffer, width=200, highlight=False)), buffer
+
+
+@pytest.fixture
+def ctrl_c():
+    """Python's own Ctrl-C handler while the test runs, for tests that press Ctrl-C with
+    `_thread.interrupt_main()`: a run started in the background (nohup, &) inherits SIGINT
+    ignored, and interrupt_main() then does nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="session")

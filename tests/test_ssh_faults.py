@@ -81,7 +81,7 @@ def test_a_stalled_host_is_noticed_within_seconds(ssh_config, ssh_hosts, when):
     assert "stalled or its network is gone" in str(info.value)
 
 
-def test_ctrl_c_stops_every_host_within_two_seconds(ssh_config):
+def test_ctrl_c_stops_every_host_within_two_seconds(ssh_config, ctrl_c):
     with Inventory(load_cluster(ssh_config(operator={"command-timeout": 600}))) as inventory:
         hosts = inventory.hosts()
         inventory.map(hosts, lambda h: h.sh("true", sudo=False))  # connected: only the commands are slow
