@@ -30,7 +30,6 @@ from openi_tasks.config import load_cluster
 from openi_tasks.config.nodes import load_nodes
 from openi_tasks.errors import ConfigError, OpenIError, RunFailed, UsageError
 from openi_tasks.k8s.backup import backup, restore
-from openi_tasks.k8s.clean import clean
 from openi_tasks.k8s.deploy import deploy
 from openi_tasks.k8s.etcd_client import client, member_health, members
 from openi_tasks.k8s.etcdfix import EtcdfixRefused, etcdfix
@@ -314,6 +313,42 @@ def test_status_shows_nodes_members_and_backends(cluster):
     assert re.search(r"worker1\s.*Ready", text) and "leader" in text
     for master in ("master1", "master2", "master3"):
         assert re.search(rf"{master}\s.*UP", text), f"haproxy's backend {master} is UP"
+    assert "certificates: the first to expire is" in text, text
+
+
+def test_certs_shows_every_certificate_with_the_expiry_on_the_host(testbed, cluster):
+    from cryptography import x509
+
+    from openi_tasks.k8s.certs import show_certificates
+
+    report, out = reporter()
+    assert show_certificates(cluster, report) is True
+    rows = [line for line in out.getvalue().splitlines() if line.startswith("│")]
+
+    def row(host: str, path: str) -> str:
+        found = [r for r in rows if re.search(rf"│ {re.escape(host)}\s+│ {re.escape(path)}\s", r)]
+        assert len(found) == 1, (host, path, out.getvalue())
+        return found[0]
+
+    def expiry_on(node: str, path: str) -> str:  # read through docker exec, not through the code under test
+        pem = testbed.node(node).exec(f"sed -n '/BEGIN CERT/,/END CERT/p' {path}")[1]
+        return x509.load_pem_x509_certificate(pem.encode()).not_valid_after_utc.strftime("%Y-%m-%d %H:%M")
+
+    for master in ("master1", "master2", "master3"):
+        for path in ("/etc/kubernetes/pki/apiserver.crt", "/etc/kubernetes/pki/front-proxy-client.crt",
+                     "/etc/openi/etcd/pki/server.crt", "/etc/openi/etcd/pki/peer.crt", "/etc/kubernetes/pki/ca.crt"):
+            assert expiry_on(master, path) in row(master, path)
+        for conf in ("admin", "controller-manager", "scheduler"):
+            row(master, f"/etc/kubernetes/{conf}.conf")
+    for node in NODES:
+        path = "/var/lib/kubelet/pki/kubelet-client-current.pem"
+        assert expiry_on(node, path) in row(node, path)
+    assert "kube-apiserver-etcd-client" in out.getvalue() and "(this machine)" in out.getvalue()
+    assert "PRIVATE" not in out.getvalue()
+    # kubeadm's certificates last a year: asked about the next 400 days, they are due.
+    report, out = reporter()
+    assert show_certificates(cluster, report, within=400) is False
+    assert re.search(r"warning:.*master1: /etc/kubernetes/pki/apiserver.crt \(kube-apiserver\) expires on", out.getvalue())
 
 
 def test_a_second_deploy_changes_nothing_and_is_quick(cluster):

@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 from openi_tasks.config import load_cluster
 from openi_tasks.config.generate import write_configuration
 from openi_tasks.errors import OpenIError
-from openi_tasks.hadoop.configure import HadoopConfigError
 from openi_tasks.hadoop.prepare import prepare
 from openi_tasks.hadoop.queues import queue_capacities
 

@@ -15,7 +15,6 @@ from openi_tasks.config import load_cluster
 from openi_tasks.config.generate import write_configuration
 from openi_tasks.errors import OpenIError
 from openi_tasks.localfiles import file_digest
-from openi_tasks.ssh import FileWrite, Inventory
 from openi_tasks.k8s import binaries as binaries_module
 from openi_tasks.bundle.manifest import BinaryEntry, Manifest
 from openi_tasks.bundle.needs import CNI_BINARIES

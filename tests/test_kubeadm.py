@@ -147,3 +147,23 @@ def test_control_plane_certificates_are_issued_once_and_kept(cluster, tmp_path):
                           "etcd/ca.crt", "apiserver-etcd-client.crt", "apiserver-etcd-client.key"}
     for key in (tmp_path / "pki").rglob("*.key"):
         assert key.stat().st_mode & 0o077 == 0, key
+
+
+def test_an_expired_etcd_certificate_is_issued_again(cluster, tmp_path, monkeypatch):
+    """A re-deploy must not hand a member the expired certificate it kept in the state directory."""
+    import datetime
+
+    from cryptography import x509
+
+    import openi_tasks.pki
+
+    member = cluster.etcd_members[0]
+    long_ago = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=900)
+    monkeypatch.setattr(openi_tasks.pki, "now", lambda: long_ago)  # issued 900 days ago: expired 75 days ago
+    old = ClusterPki(cluster, StateDir(tmp_path)).member_files(member)["server.crt"]
+    monkeypatch.undo()
+    assert x509.load_pem_x509_certificate(old).not_valid_after_utc < datetime.datetime.now(datetime.timezone.utc)
+    new = ClusterPki(cluster, StateDir(tmp_path)).member_files(member)["server.crt"]
+    assert new != old
+    assert x509.load_pem_x509_certificate(new).not_valid_after_utc > datetime.datetime.now(datetime.timezone.utc)
+    assert ClusterPki(cluster, StateDir(tmp_path)).member_files(member)["server.crt"] == new  # kept while valid

@@ -3,7 +3,6 @@ would produce, before any host is contacted; `--update-config` writes only a res
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
 import yaml
@@ -13,7 +12,6 @@ from openi_tasks.config.edit import add_machines
 from openi_tasks.config.nodes import load_nodes
 from openi_tasks.errors import ConfigError
 
-from .conftest import EXAMPLE
 
 NEW_WORKER = {"hostname": "openi-worker-9", "hostip": "10.10.0.99", "machine-type": "NC24R", "k8s-role": "worker"}
 

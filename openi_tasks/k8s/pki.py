@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ..config import Cluster, EtcdMember
-from ..pki import CertificateAuthority, Issued, key_pem
+from ..pki import CertificateAuthority, Issued, key_pem, now
 from ..state import StateDir, write_private
 
 
@@ -134,7 +134,7 @@ class ClusterPki:
 
     def _still_valid(self, issued: Issued, addresses: list[str], names: list[str]) -> bool:
         cert = x509.load_pem_x509_certificate(issued.cert)
-        if cert.issuer != self.etcd_ca.cert.subject:
+        if cert.issuer != self.etcd_ca.cert.subject or cert.not_valid_after_utc <= now():
             return False
         try:
             cert.verify_directly_issued_by(self.etcd_ca.cert)

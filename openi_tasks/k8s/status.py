@@ -6,6 +6,7 @@ Returns whether everything is healthy, so the task can exit non-zero when it is 
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import socket
 
@@ -72,6 +73,23 @@ def node_rows(run: Run) -> list[tuple] | str:
     return rows
 
 
+def show_earliest_certificate(inventory: Inventory, reporter: Reporter) -> None:
+    """The certificate on the hosts that expires first; a warning when that is within 30 days."""
+    from .certs import WARN_WITHIN_DAYS, earliest
+
+    done = inventory.map(inventory.hosts(), earliest)
+    found = [cert for cert in done.values() if cert is not None and not isinstance(cert, Exception)]
+    if not found:
+        return
+    first = min(found, key=lambda c: c.not_after)
+    days = first.days_left(datetime.datetime.now(datetime.timezone.utc))
+    line = f"{first.host}: {first.path} ({first.subject}), on {first.not_after:%Y-%m-%d} ({days:.0f} days)"
+    if days < WARN_WITHIN_DAYS:
+        reporter.warn(f"a certificate expires within {WARN_WITHIN_DAYS} days: {line}; see inv k8s.certs")
+    else:
+        reporter.info(f"certificates: the first to expire is {line}")
+
+
 def show_status(cluster: Cluster, reporter: Reporter) -> bool:
     healthy = True
     with open_run(cluster, reporter, "status", record=False) as run:
@@ -88,6 +106,7 @@ def show_status(cluster: Cluster, reporter: Reporter) -> bool:
             healthy &= all(m.healthy for m in members)
         else:
             reporter.info(f"etcd: no client certificate in {pki.etcd_dir} (etcd has not been deployed from here)")
+        show_earliest_certificate(inventory, reporter)
         endpoint = endpoint_rows(cluster, inventory)
         reporter.info(f"API endpoint: {cluster.endpoint.mode}, {cluster.endpoint.url}")
         reporter.table("API endpoint backends", ("backend", "status"), endpoint)

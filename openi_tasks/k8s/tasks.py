@@ -71,6 +71,14 @@ def status(c: Context, reporter: Reporter, path=None):
         raise Exit(code=1)
 
 
+@task(help={"path": PATH_HELP, "within": "exit 1 when a certificate expires within this many days (default 30)"})
+def certs(c: Context, reporter: Reporter, path=None, within=30):
+    """Show every certificate the cluster depends on and its expiry (exit 1 if one expires within --within days)."""
+    from .certs import show_certificates
+    if not show_certificates(load(c, path, reporter), reporter, within=within):
+        raise Exit(code=1)
+
+
 @task(help={"path": PATH_HELP, "nodes": NODES_HELP, "force": "act even on a member that looks healthy"})
 def etcdfix(c: Context, reporter: Reporter, nodes=None, path=None, force=False):
     """Repair one broken etcd member: snapshot, remove, wipe, re-add, rejoin."""
