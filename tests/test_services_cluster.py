@@ -4,8 +4,9 @@ Kubernetes from the bundle built from its Go modules), the platform's images bui
 an operator runs them, against the real API server and real pods.
 
 What runs here for real: cluster-configuration (the pull secret the nodes pull with, the host
-configuration maps), ZooKeeper, Prometheus and node-exporter from Debian's packages, and the
-cleaning DaemonSet wiping the data path on every node. OpenPAI's own services are not built here (see the README).
+configuration maps), ZooKeeper, Prometheus, node-exporter and pylon (nginx) from Debian's packages,
+and the cleaning DaemonSet wiping the data path on every node. OpenPAI's rest-server and webportal
+and Grafana are not built here: a STAND-IN image answers in their place (see the README).
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def zookeeper_says(address: str, word: str = "ruok") -> str:
 
 def test_images_are_built_from_debian_packages_and_pushed(bed):
     _, config, _ = bed
-    for name in ("zookeeper", "cleaning-image", "prometheus", "node-exporter", "nginx"):
+    for name in ("zookeeper", "cleaning-image", "prometheus", "node-exporter", "nginx", "service-stand-in"):
         out = ok(openi("images.build", "-p", str(config), "--name", name))
         assert name in out
         ok(openi("images.push", "-p", str(config), "--name", name))
@@ -132,6 +133,24 @@ def test_pylon_is_the_entry_point_to_prometheus(bed):
     assert nodes == {"master1"}
 
 
+def test_pylon_routes_to_the_service_stand_ins(bed):
+    """OpenPAI's rest-server and webportal and Grafana are not built here: the testbed runs the
+    service STAND-IN image in their place, with their shipped manifests; pylon routes to each."""
+    _, config, kube = bed
+    for service in ("rest-server", "webportal", "grafana"):
+        ok(openi("services.deploy", "-p", str(config), "--service", service))
+    cluster = load_cluster(config)
+    entry = f"http://{cluster.platform_master().address}:{cluster.services.pylon.port}"
+    for path, port, seen in (("/rest-server/api/v1", cluster.services.restserver.server_port, "GET /api/v1"),
+                             ("/grafana/api/health", cluster.services.grafana.grafana_port, "GET /grafana/api/health"),
+                             ("/", cluster.services.webportal.server_port, "GET /")):
+        answer = requests.get(entry + path, timeout=5)
+        assert answer.status_code == 200 and f"STAND-IN (not the real service) on port {port}: {seen}" in answer.text, \
+            (path, answer.status_code, answer.text)
+    pods = kube.core.list_namespaced_pod(NAMESPACE, label_selector="app in (rest-server, webportal, grafana)").items
+    assert len(pods) == 3 and {p.spec.node_name for p in pods} == {"master1"}
+
+
 def test_a_second_deploy_changes_nothing_and_restarts_nothing(bed):
     _, config, kube = bed
     before = {p.metadata.uid: p.status.container_statuses[0].restart_count
@@ -165,7 +184,8 @@ def test_clean_wipes_the_data_path_on_every_node_and_removes_everything(bed):
     # Nothing of the platform is left: no workload, no cleaning DaemonSet, no pull secret.
     deadline = time.monotonic() + 120
     while kube.core.list_namespaced_pod(NAMESPACE, label_selector="app in (zookeeper, cleaning, prometheus, "
-                                                                  "node-exporter, pylon)").items:
+                                                                  "node-exporter, pylon, rest-server, "
+                                                                  "webportal, grafana)").items:
         assert time.monotonic() < deadline, "pods still there 120 s after clean"
         time.sleep(2)
     apps = kube.apps

@@ -62,6 +62,8 @@ def load_images(service_yaml: Path = SERVICE_YAML, contexts: Path = CONTEXTS) ->
     for spec in images.values():
         if spec.prerequisite is not None and spec.prerequisite not in images:
             problems.append(f"image {spec.name}: its prerequisite {spec.prerequisite} is not in the imagelist")
+        elif spec.prerequisite and is_stand_in(spec.prerequisite) and not is_stand_in(spec.name):
+            problems.append(f"image {spec.name}: is built from the stand-in {spec.prerequisite}")
     if not problems:
         try:
             dependency_order({n: _parent(s) for n, s in images.items()})
@@ -75,10 +77,18 @@ def _parent(spec: ImageSpec) -> tuple[str, ...]:
     return (spec.prerequisite,) if spec.prerequisite else ()
 
 
+def is_stand_in(name: str) -> bool:
+    """Stand-ins (names ending in -stand-in) are for testing the platform's wiring where the real
+    software cannot be built; they are built and pushed only when named."""
+    return name.endswith("-stand-in")
+
+
 def build_order(images: dict[str, ImageSpec], names: list[str] | None = None) -> list[ImageSpec]:
-    """Every image (or those named and what they are built from), parents first."""
+    """Every image but the stand-ins (or those named and what they are built from), parents first."""
     unknown = [n for n in names or [] if n not in images]
     if unknown:
         raise CatalogError(f"unknown image {', '.join(unknown)}; the images are: {', '.join(images)}")
+    if not names:
+        images = {n: s for n, s in images.items() if not is_stand_in(n)}
     order = dependency_order({n: _parent(s) for n, s in images.items()}, names or None)
     return [images[n] for n in order]

@@ -457,10 +457,14 @@ class Testbed:
                 },
                 # The platform's images (images.build) start from the testbed's Debian base; the
                 # services take prometheus, node-exporter and nginx from what images.build makes
-                # of Debian's packages (no upstream image can be pulled here).
+                # of Debian's packages (no upstream image can be pulled here), and the rest from
+                # the service stand-in.
                 "images": {"base-os-image": base_image,
                            **{name: f"{state.registry}/openi/{name}:testbed"
-                              for name in ("prometheus", "node-exporter", "nginx")}},
+                              for name in ("prometheus", "node-exporter", "nginx")},
+                           # OpenPAI's own services and Grafana cannot be built here: a STAND-IN.
+                           **{name: f"{state.registry}/openi/service-stand-in:testbed"
+                              for name in ("rest-server", "webportal", "frameworklauncher", "grafana")}},
             },
             header=f"# Written by `inv testbed.up` for the testbed in {self.workdir}.\n",
         )
