@@ -236,6 +236,18 @@ def test_invalid_addresses_and_ports(example_dir, old, new, key, message):
     assert problems(example_dir) == [f"{example_dir / CLUSTER}:{line}: {key}: {message}"]
 
 
+def test_an_address_must_be_written_as_an_address(example_dir):
+    """pydantic alone reads `false` as 0.0.0.0 and 167772161 as 10.0.0.1 (found by the fuzz test:
+    `load-balance-ip: false` loaded with no API endpoint)."""
+    l1 = replace(example_dir, KUBE, "load-balance-ip: 10.10.0.10", "load-balance-ip: false")
+    l2 = replace(example_dir, CLUSTER, "hostip: 10.10.0.12", "hostip: 167772161")
+    l3 = replace(example_dir, KUBE, "cluster-dns: 10.10.0.2", "cluster-dns: 0.0.0.0")
+    found = problems(example_dir)
+    assert f"{example_dir / KUBE}:{l1}: kubernetes.load-balance-ip: must be an IP address written as text, such as 10.0.0.1" in found
+    assert f"{example_dir / CLUSTER}:{l2}: machine-list[1].hostip: must be an IP address written as text, such as 10.0.0.1" in found
+    assert f"{example_dir / KUBE}:{l3}: kubernetes.cluster-dns: is 0.0.0.0, which is no host's address" in found
+
+
 def test_invalid_cidr(example_dir):
     line = replace(example_dir, KUBE, "service-cluster-ip-range: 10.96.0.0/12", "service-cluster-ip-range: 10.96.0.1/12")
     found = one(problems(example_dir), "service-cluster-ip-range")

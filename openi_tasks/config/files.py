@@ -131,6 +131,20 @@ def _cidr(value: Any) -> Any:
     return value
 
 
+def _address_text(value: Any) -> Any:
+    # pydantic reads a number (and so a YAML boolean) as an address: `false` would be 0.0.0.0.
+    if not isinstance(value, str):
+        raise ValueError("must be an IP address written as text, such as 10.0.0.1")
+    return value
+
+
+def _specified(value: Any) -> Any:
+    if value.is_unspecified:
+        raise ValueError(f"is {value}, which is no host's address")
+    return value
+
+
+Address = Annotated[IPvAnyAddress, BeforeValidator(_address_text), AfterValidator(_specified)]
 Text = Annotated[str, AfterValidator(_no_control)]
 Hostname = Annotated[Text, AfterValidator(_matches(_HOSTNAME, "a valid host name (letters, digits, '-' and '.')"))]
 DnsLabel = Annotated[Text, AfterValidator(_matches(_DNS_LABEL, "a lower-case DNS label (a-z, 0-9, '-', at most 63)"))]
@@ -208,7 +222,7 @@ class MachineEntry(OpenSection):
     """
 
     hostname: Hostname
-    hostip: IPvAnyAddress
+    hostip: Address
     machine_type: Text
     k8s_role: Literal["master", "worker", "proxy"]
     etcdid: Optional[EtcdId] = None
@@ -248,8 +262,8 @@ ETCD_VERSION = "3.7.3-0"
 class KubernetesSettings(FileModel):
     """The `kubernetes` block. Keys marked legacy are read and ignored (see README)."""
 
-    cluster_dns: Optional[IPvAnyAddress] = None
-    load_balance_ip: Optional[IPvAnyAddress] = None
+    cluster_dns: Optional[Address] = None
+    load_balance_ip: Optional[Address] = None
     service_cluster_ip_range: Network = IPv4Network("10.96.0.0/12")
     pod_network_cidr: Network = IPv4Network("10.244.0.0/16")
     storage_backend: Literal["etcd3"] = "etcd3"

@@ -157,6 +157,27 @@ def remove_member(pki: ClusterPki, url: str, member_id: int) -> None:
     retried(f"removing etcd member {member_id:x} through the member at {url}", attempt, transient, MEMBERSHIP)
 
 
+def lead_elsewhere(cluster: Cluster, pki: ClusterPki, name: str) -> str | None:
+    """If member `name` leads, hand the leadership to another healthy member and wait until it
+    leads: removing or stopping a leader costs the requests in flight an election ("leader
+    changed", which the API servers answer with 500). The new leader's name, or None if `name`
+    did not lead."""
+    rows = member_health(cluster, pki)
+    leader = next((r for r in rows if r.leader), None)
+    if leader is None or leader.name != name:
+        return None
+    target = next((r for r in rows if r.healthy and r.name != name), None)
+    if target is None:
+        return None
+    ids = {m.name: m.id for m in members(pki, leader.url)}
+    etcd = client(pki, leader.url)
+    retried(f"handing etcd's leadership from {name} to {target.name}",
+            lambda: etcd.post(etcd.get_url("/maintenance/transfer-leadership"), json={"targetID": str(ids[target.name])}),
+            transient, MEMBERSHIP)
+    wait_healthy(cluster, pki, members=tuple(m for m in cluster.etcd_members if m.name != name))
+    return target.name
+
+
 def add_member(pki: ClusterPki, url: str, peer_url: str) -> list[Member]:
     """Add a member by its peer URL; the member list afterwards. Asked again after a lost answer,
     a member already listed with that peer URL is the one added."""

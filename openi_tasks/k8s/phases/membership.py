@@ -7,7 +7,7 @@ from ...errors import OpenIError
 from ...phase import Change, Phase, apply_changes
 from ...run import Run
 from ...ssh import Host
-from ..etcd_client import add_member, healthy_url, members, remove_member, wait_healthy
+from ..etcd_client import add_member, healthy_url, lead_elsewhere, members, remove_member, wait_healthy
 from ..files import bootstrap_env, member_of
 from .etcd import etcd_changes
 from .facts import facts_of
@@ -80,5 +80,12 @@ class EtcdLeave(Phase):
         current = next((m for m in members(run.pki, via) if m.name == member.name or member.peer_url in m.peer_urls), None)
         if current is None:
             return []
-        return [Change(f"remove etcd member {member.name} ({current.id:x}) through {via}",
-                       lambda: remove_member(run.pki, via, current.id))]
+        return [Change(f"remove etcd member {member.name} ({current.id:x}) through {via}, handing over its "
+                       f"leadership first if it leads", lambda: self._leave(run, member.name, via, current.id))]
+
+    @staticmethod
+    def _leave(run: Run, name: str, via: str, member_id: int) -> None:
+        successor = lead_elsewhere(run.cluster, run.pki, name)
+        if successor is not None:
+            run.log.write(f"etcd member {name} led: the leadership went to {successor} before its removal")
+        remove_member(run.pki, via, member_id)
