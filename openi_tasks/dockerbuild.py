@@ -20,6 +20,12 @@ if TYPE_CHECKING:
 LABEL = "openi.inputs"
 
 
+def is_stand_in(name: str) -> bool:
+    """Whether an image (a catalog name or a repository) is a stand-in: it ends in -stand-in. A
+    stand-in only answers the probes of software that cannot be built here; the name says so."""
+    return name.endswith("-stand-in")
+
+
 class ImageBuildFailed(OpenIError):
     """A build step failed: names the image, the step, and its last lines."""
 

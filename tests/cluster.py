@@ -3,6 +3,7 @@ openi-tasks wrote and the API endpoint, with the kubernetes client (no kubectl).
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
 from typing import Callable
@@ -10,6 +11,27 @@ from typing import Callable
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
+from rich.console import Console
+
+from openi_tasks.errors import RunFailed
+from openi_tasks.k8s.deploy import deploy
+from openi_tasks.report import Reporter
+
+
+def reporter() -> tuple[Reporter, io.StringIO]:
+    """A reporter writing into a buffer wide enough that table rows stay on one line."""
+    buffer = io.StringIO()
+    return Reporter(Console(file=buffer, width=400, highlight=False)), buffer
+
+
+def deployed(cluster, **options) -> str:
+    """Deploy; a failure fails the test with the run's own output (its per-host table)."""
+    report, out = reporter()
+    try:
+        deploy(cluster, report, **options)
+    except RunFailed:
+        raise AssertionError(out.getvalue()[-6000:]) from None
+    return out.getvalue()
 
 
 def wait_for(what: str, check: Callable[[], object], timeout: float = 180, interval: float = 2):

@@ -12,7 +12,6 @@ deploy that completes it. The dashboard runs as a STAND-IN (its source is not se
 
 from __future__ import annotations
 
-import io
 import re
 import secrets
 import subprocess
@@ -24,7 +23,6 @@ import pytest
 import requests
 import yaml
 from kubernetes import client as kclient
-from rich.console import Console
 
 from openi_tasks.config import load_cluster
 from openi_tasks.config.nodes import load_nodes
@@ -37,10 +35,9 @@ from openi_tasks.k8s.kubectl import install_kubectl
 from openi_tasks.k8s.phases.lock import LOCK
 from openi_tasks.k8s.pki import ClusterPki
 from openi_tasks.k8s.status import show_status
-from openi_tasks.report import Reporter
 from openi_tasks.state import StateDir
 
-from .cluster import Kube, wait_for
+from .cluster import Kube, deployed, reporter, wait_for
 
 pytestmark = pytest.mark.testbed
 
@@ -54,24 +51,9 @@ FINGERPRINT = (
 timings: dict[str, float] = {}
 
 
-def reporter() -> tuple[Reporter, io.StringIO]:
-    buffer = io.StringIO()
-    return Reporter(Console(file=buffer, width=400, highlight=False)), buffer
-
-
 def fingerprints(testbed, names=NODES) -> dict[str, str]:
     """Each node's state as seen through `docker exec` (not through the code under test)."""
     return {name: testbed.node(name).exec(FINGERPRINT)[1] for name in names}
-
-
-def deployed(cluster, **options) -> str:
-    """Deploy; a failure fails the test with the run's own output (its per-host table)."""
-    report, out = reporter()
-    try:
-        deploy(cluster, report, **options)
-    except RunFailed:
-        raise AssertionError(out.getvalue()[-6000:]) from None
-    return out.getvalue()
 
 
 @pytest.fixture(scope="module")

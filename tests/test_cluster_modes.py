@@ -4,31 +4,21 @@ runs as a cloud load balancer would be, in front of two masters)."""
 
 from __future__ import annotations
 
-import io
-
 import pytest
 import yaml
-from rich.console import Console
 
 from openi_tasks.config import load_cluster
-from openi_tasks.errors import RunFailed
-from openi_tasks.k8s.deploy import deploy
-from openi_tasks.report import Reporter
 from openi_tasks.state import StateDir
 from openi_tasks.testbed.testbed import Testbed
 
-from .cluster import Kube
+from .cluster import Kube, deployed
 
 pytestmark = pytest.mark.testbed
 
 
 def deploy_and_check(config_dir, expected_nodes: list[str]) -> None:
     cluster = load_cluster(config_dir)
-    buffer = io.StringIO()
-    try:
-        deploy(cluster, Reporter(Console(file=buffer, width=400, highlight=False)))
-    except RunFailed:
-        raise AssertionError(buffer.getvalue()[-6000:]) from None
+    deployed(cluster)
     admin = StateDir.of(cluster).admin_conf
     server = yaml.safe_load(admin.read_text())["clusters"][0]["cluster"]["server"]
     assert server == cluster.endpoint.url

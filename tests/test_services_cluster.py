@@ -11,7 +11,6 @@ and Grafana are not built here: a STAND-IN image answers in their place (see the
 
 from __future__ import annotations
 
-import io
 import socket
 import subprocess
 import sys
@@ -20,16 +19,12 @@ from pathlib import Path
 
 import pytest
 import requests
-from rich.console import Console
 
 from openi_tasks.config import load_cluster
-from openi_tasks.errors import RunFailed
-from openi_tasks.k8s.deploy import deploy
-from openi_tasks.report import Reporter
 from openi_tasks.state import StateDir
 from openi_tasks.testbed.testbed import Testbed
 
-from .cluster import Kube
+from .cluster import Kube, deployed
 from .conftest import ROOT
 
 pytestmark = pytest.mark.testbed
@@ -44,11 +39,7 @@ def bed(tmp_path_factory):
     try:
         config = testbed.up(masters=1, workers=2, proxy=False)
         cluster = load_cluster(config)
-        buffer = io.StringIO()
-        try:
-            deploy(cluster, Reporter(Console(file=buffer, width=400, highlight=False)))
-        except RunFailed:
-            raise AssertionError(buffer.getvalue()[-6000:]) from None
+        deployed(cluster)
         kube = Kube(StateDir.of(cluster).admin_conf)
         kube.wait_ready(NODES, cluster.kubernetes.kubernetes_version)
         yield testbed, config, kube

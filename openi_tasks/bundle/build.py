@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from ..config import Cluster
-from ..dockerbuild import built_image, inputs_hash, stream_build
+from ..dockerbuild import built_image, inputs_hash, is_stand_in, stream_build
 from ..errors import OpenIError
 from ..localfiles import file_digest, local_docker
 from ..render import TEMPLATES
@@ -132,7 +132,7 @@ class BundleBuilder:
                     f"(debian-<suite>, e.g. debian-bookworm); set kubernetes.haproxy-image accordingly")
             return Built(need, "haproxy", {}, {}, f"Debian package haproxy ({tag})")
         if role in STAND_INS:
-            if not need.name.endswith("-stand-in"):
+            if not is_stand_in(need.name):
                 raise recipes.NotBuildable(
                     f"{need.ref}: the {role} cannot be built here (its source is not served). Use a bundle from "
                     f"upstream releases, or name a stand-in image (a repository ending in -stand-in) to run one "

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..dockerbuild import is_stand_in
 from ..errors import OpenIError
 from ..graph import CycleError, dependency_order
 from ..render import TEMPLATES
@@ -77,14 +78,9 @@ def _parent(spec: ImageSpec) -> tuple[str, ...]:
     return (spec.prerequisite,) if spec.prerequisite else ()
 
 
-def is_stand_in(name: str) -> bool:
-    """Stand-ins (names ending in -stand-in) are for testing the platform's wiring where the real
-    software cannot be built; they are built and pushed only when named."""
-    return name.endswith("-stand-in")
-
-
 def build_order(images: dict[str, ImageSpec], names: list[str] | None = None) -> list[ImageSpec]:
-    """Every image but the stand-ins (or those named and what they are built from), parents first."""
+    """Every image but the stand-ins (or those named and what they are built from), parents first.
+    Stand-ins are for testing the platform's wiring; they are built and pushed only when named."""
     unknown = [n for n in names or [] if n not in images]
     if unknown:
         raise CatalogError(f"unknown image {', '.join(unknown)}; the images are: {', '.join(images)}")

@@ -22,6 +22,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from ..config import Cluster
+from ..pki import now as utc_now
 from ..report import Reporter
 from ..run import open_run
 from ..ssh import Host, describe_error
@@ -130,7 +131,7 @@ def collect(cluster: Cluster, reporter: Reporter) -> tuple[list[CertificateInfo]
 def show_certificates(cluster: Cluster, reporter: Reporter, within: float = WARN_WITHIN_DAYS) -> bool:
     """The table; False when a certificate expires within `within` days or one could not be read."""
     certificates, problems = collect(cluster, reporter)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = utc_now()
     reporter.table("certificates, soonest expiry first", ("host", "certificate", "subject", "expires (UTC)", "days left"),
                    [(c.host, c.path, c.subject, c.not_after.strftime("%Y-%m-%d %H:%M"), f"{c.days_left(now):.0f}")
                     for c in certificates])

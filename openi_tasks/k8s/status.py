@@ -6,7 +6,6 @@ Returns whether everything is healthy, so the task can exit non-zero when it is 
 from __future__ import annotations
 
 import csv
-import datetime
 import io
 import socket
 
@@ -75,6 +74,7 @@ def node_rows(run: Run) -> list[tuple] | str:
 
 def show_earliest_certificate(inventory: Inventory, reporter: Reporter) -> None:
     """The certificate on the hosts that expires first; a warning when that is within 30 days."""
+    from ..pki import now
     from .certs import WARN_WITHIN_DAYS, earliest
 
     done = inventory.map(inventory.hosts(), earliest)
@@ -82,7 +82,7 @@ def show_earliest_certificate(inventory: Inventory, reporter: Reporter) -> None:
     if not found:
         return
     first = min(found, key=lambda c: c.not_after)
-    days = first.days_left(datetime.datetime.now(datetime.timezone.utc))
+    days = first.days_left(now())
     line = f"{first.host}: {first.path} ({first.subject}), on {first.not_after:%Y-%m-%d} ({days:.0f} days)"
     if days < WARN_WITHIN_DAYS:
         reporter.warn(f"a certificate expires within {WARN_WITHIN_DAYS} days: {line}; see inv k8s.certs")
