@@ -124,6 +124,20 @@ def required(value: str | None, flag: str) -> str:
     return value
 
 
+def whole_number(value: str | int | None, flag: str, default: int) -> int:
+    """A flag's whole number (at least 0). Declared as text, since Invoke turns a bad value of a
+    flag whose default is a number into a traceback."""
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise UsageError(f"{flag} must be a whole number, not {value!r}") from None
+    if number < 0:
+        raise UsageError(f"{flag} must be at least 0, not {number}")
+    return number
+
+
 def split_list(value: str | None) -> list[str]:
     """'a,b, c' -> ['a', 'b', 'c']"""
     return [item.strip() for item in (value or "").split(",") if item.strip()]

@@ -116,6 +116,8 @@ def test_render_writes_every_host_file_offline(tmp_path):
     (("cluster.exec",), "--cmd COMMAND is required"),
     (("cluster.exec", "--cmd", "true", "--role", "boss"), "unknown role 'boss'"),
     (("cluster.exec", "--cmd", "true", "--hosts", "openi-master-1,nohost"), "not in the configuration: nohost"),
+    (("k8s.certs", "--within", "abc"), "--within must be a whole number, not 'abc'"),
+    (("k8s.certs", "--within", "-3"), "--within must be at least 0, not -3"),
 ])
 def test_usage_errors_exit_2_before_contacting_anything(args, message):
     result = inv(*args, "-p", str(EXAMPLE))

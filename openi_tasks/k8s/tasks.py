@@ -6,7 +6,7 @@ from pathlib import Path
 
 from invoke import Context, Exit
 
-from ..cli import PATH_HELP, confirm, load, required, split_list, task
+from ..cli import PATH_HELP, confirm, load, required, split_list, task, whole_number
 from ..errors import UsageError
 from ..report import Reporter
 
@@ -72,10 +72,11 @@ def status(c: Context, reporter: Reporter, path=None):
 
 
 @task(help={"path": PATH_HELP, "within": "exit 1 when a certificate expires within this many days (default 30)"})
-def certs(c: Context, reporter: Reporter, path=None, within=30):
+def certs(c: Context, reporter: Reporter, path=None, within=None):
     """Show every certificate the cluster depends on and its expiry (exit 1 if one expires within --within days)."""
-    from .certs import show_certificates
-    if not show_certificates(load(c, path, reporter), reporter, within=within):
+    from .certs import WARN_WITHIN_DAYS, show_certificates
+    days = whole_number(within, "--within", WARN_WITHIN_DAYS)
+    if not show_certificates(load(c, path, reporter), reporter, within=days):
         raise Exit(code=1)
 
 
