@@ -27,13 +27,14 @@ from kubernetes import client as kclient
 from openi_tasks.config import load_cluster
 from openi_tasks.config.nodes import load_nodes
 from openi_tasks.errors import ConfigError, OpenIError, RunFailed, UsageError
-from openi_tasks.k8s.backup import backup, restore
+from openi_tasks.k8s.backup import backup, verify
 from openi_tasks.k8s.deploy import deploy
 from openi_tasks.k8s.etcd_client import client, member_health, members
 from openi_tasks.k8s.etcdfix import EtcdfixRefused, etcdfix
 from openi_tasks.k8s.kubectl import install_kubectl
 from openi_tasks.k8s.phases.lock import LOCK
 from openi_tasks.k8s.pki import ClusterPki
+from openi_tasks.k8s.restore import restore
 from openi_tasks.k8s.status import show_status
 from openi_tasks.state import StateDir
 
@@ -392,6 +393,15 @@ def test_the_api_keeps_serving_through_the_endpoint_with_a_master_down(testbed, 
 # --- etcd repaired, backed up and restored under a real API server -------------------------
 
 
+def snapshots_before(cluster, label: str) -> list[Path]:
+    """The automatic snapshots taken before `label`, each checked against its .sha256."""
+    found = sorted(StateDir.of(cluster).snapshots.glob(f"etcd-{cluster.id}-*-before-{label}.db"))
+    for snapshot in found:
+        verify(snapshot)
+        assert snapshot.stat().st_size > 10_000 and snapshot.stat().st_mode & 0o077 == 0
+    return found
+
+
 def nodes_file(tmp_path: Path, *entries: dict) -> Path:
     path = tmp_path / "nodes.yaml"
     path.write_text(yaml.safe_dump({"machine-list": list(entries)}, sort_keys=False))
@@ -435,7 +445,8 @@ def test_etcdfix_rebuilds_a_destroyed_member_while_the_api_keeps_creating_object
     assert len(writer.failed) <= 5, writer.failed
     assert healthy_members(cluster, pki) == ["etcd1", "etcd2", "etcd3"]
     text = out.getvalue()
-    assert "etcd members before" in text and "etcd members after" in text and "snapshot:" in text
+    assert "etcd members before" in text and "etcd members after" in text and "etcd snapshot:" in text
+    assert snapshots_before(cluster, "etcdfix-etcd2")
 
 
 def test_etcdfix_leaves_a_healthy_member_alone_unless_forced(cluster, tmp_path):
@@ -492,9 +503,12 @@ def test_backup_then_restore_brings_back_exactly_the_objects_of_the_snapshot(clu
     core.create_namespaced_config_map("default", kclient.V1ConfigMap(metadata=kclient.V1ObjectMeta(name="later")))
     core.delete_namespaced_config_map("kept-2", "default")
     report, out = reporter()
+    before = snapshots_before(cluster, "restore")
     start = time.monotonic()
     restore(cluster, report, snapshot)
     timings["restore"] = time.monotonic() - start
+    # etcd as it was before the restore ("later" in it) was kept first.
+    assert len(snapshots_before(cluster, "restore")) == len(before) + 1, out.getvalue()[-3000:]
     names = {c.metadata.name for c in kube(cluster).core.list_namespaced_config_map("default").items}
     assert {"kept-1", "kept-2"} <= names and "later" not in names
     kube(cluster).wait_ready(NODES, cluster.kubernetes.kubernetes_version)
@@ -611,6 +625,7 @@ def test_remove_a_master_then_add_it_back(testbed, cluster, pki, tmp_path):
     try:
         removed = openi("k8s.remove", "-p", config, "--nodes", str(nodes), "--yes", "--update-config")
         assert removed.returncode == 0, removed.stdout + removed.stderr
+        assert snapshots_before(cluster, "remove") and "etcd snapshot:" in removed.stdout
         assert sorted(m.name for m in members(pki, cluster.etcd_members[0].client_url)) == ["etcd1", "etcd2"]
         assert "master3" not in kube(cluster).nodes()
         # The endpoint stopped sending requests to master3 before it was reset.
@@ -645,8 +660,10 @@ def test_remove_refuses_to_leave_no_master(cluster):
 
 
 def test_clean_removes_everything_and_a_second_clean_changes_nothing(testbed, cluster):
+    before = snapshots_before(cluster, "clean")
     cleaned = openi("k8s.clean", "-p", str(testbed.config_dir), "--yes")
     assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
+    assert len(snapshots_before(cluster, "clean")) == len(before) + 1, cleaned.stdout
     for name, state in fingerprints(testbed).items():
         lines = [line for line in state.splitlines() if not line.startswith(("active", "inactive"))]
         assert not any(word in state for word in ("etcd-", "openi-haproxy", "/etc/kubernetes/", "/etc/openi/")), \
@@ -655,6 +672,8 @@ def test_clean_removes_everything_and_a_second_clean_changes_nothing(testbed, cl
     assert not StateDir.of(cluster).admin_conf.exists()
     again = openi("k8s.clean", "-p", str(testbed.config_dir), "--yes")
     assert again.returncode == 0 and "no changes" in again.stdout, again.stdout
+    # Nothing left to snapshot: it says so, and takes none.
+    assert "no etcd member answers" in again.stdout and len(snapshots_before(cluster, "clean")) == len(before) + 1
 
 
 def test_a_deploy_interrupted_in_control_plane_completes_when_run_again(testbed, cluster, ctrl_c):

@@ -242,6 +242,7 @@ class OperatorSettings(FileModel):
     keepalive: Annotated[int, Field(ge=0, le=300)] = 5
     concurrency: Annotated[int, Field(ge=1, le=1024)] = 32
     state_dir: Optional[OperatorPath] = None
+    keep_snapshots: Annotated[int, Field(ge=1, le=10000)] = 10
 
 
 class ClusterFile(FileModel):

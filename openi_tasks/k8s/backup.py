@@ -1,31 +1,20 @@
-"""`inv k8s.backup` and `inv k8s.restore`: etcd snapshots, and a whole etcd cluster rebuilt from one.
+"""`inv k8s.backup`: etcd snapshots, checksummed.
 
 A backup streams a snapshot from a healthy member (the leader when it answers) through the v3
 API into `<state>/snapshots/etcd-<clusterid>-<UTC time>.db` (0600), with its sha256 beside it.
-A restore checks that checksum, then on every master (under the cluster lock): stops the
-member, moves its data aside (kept, not deleted), restores the snapshot into a fresh data
-directory as a member of a new cluster of the configured masters, and starts all members
-together with the deploy's etcd phase.
+`k8s.restore` (restore.py) checks that checksum with `verify`.
 """
 
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 from ..config import Cluster
 from ..errors import OpenIError
 from ..localfiles import file_digest
-from ..phase import PhaseOutcome, PhaseRunner
-from ..report import Reporter
-from ..run import open_run
 from ..state import StateDir, write_private
 from .etcd_client import member_health, save_snapshot
-from .phases.connect import Connect
-from .phases.etcd import Etcd
-from .phases.lock import Lock, Unlock
-from .phases.restore import RestartControlPlane, RestoreData
 from .pki import ClusterPki
 
 
@@ -66,12 +55,3 @@ def verify(snapshot: Path) -> str:
     if expected != digest:
         raise OpenIError(f"{snapshot} does not match its checksum ({digest} is not {expected}); nothing was changed")
     return digest
-
-
-def restore(cluster: Cluster, reporter: Reporter, snapshot: Path, dry_run: bool = False) -> list[PhaseOutcome]:
-    verify(snapshot)
-    operator_pki(cluster)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    with open_run(cluster, reporter, "restore", dry_run=dry_run, machines=cluster.masters) as run:
-        return PhaseRunner([Connect(), Lock(), RestoreData(snapshot, stamp), Etcd(), RestartControlPlane(),
-                            Unlock()]).run(run)

@@ -27,11 +27,12 @@ from ..phase import PhaseRunner, apply_changes
 from ..report import Reporter
 from ..run import open_run
 from ..ssh import describe_error
-from .backup import backup, operator_pki
+from .backup import operator_pki
 from .etcd_client import Member, MemberHealth, add_member, member_health, members, remove_member, wait_healthy
 from .files import bootstrap_env, member_of
 from .phases.etcd import etcd_changes
 from .phases.lock import Lock, release
+from .phases.snapshot import take_snapshot
 from .pki import ClusterPki
 
 
@@ -82,8 +83,7 @@ def _repair(run, reporter: Reporter, machine: Machine, bad: EtcdMember, force: b
     if bad_live is not None and bad.name in healthy and not force:
         raise EtcdfixRefused(f"{bad.name} is a healthy member: nothing to repair (use --force to rebuild it anyway)")
 
-    snapshot = backup(cluster, label=f"before-etcdfix-{bad.name}")
-    reporter.info(f"snapshot: {snapshot}")
+    take_snapshot(run, f"etcdfix-{bad.name}")
     leader = next((h.url for h in health if h.leader and h.name != bad.name), None)
     via = leader or answering[0].client_url
     _rebuild(run, reporter, machine, bad, bad_live, answering, others, via)

@@ -5,7 +5,7 @@
   then started with the live member list), then the control plane, one at a time.
 - remove: refused when it would leave no master or etcd without quorum. Drains and deletes the
   Kubernetes Node (when the API answers), removes a master's etcd member, then resets the hosts
-  with the clean phase.
+  with the clean phase. Removing a master takes an etcd snapshot first.
 - repair: workers only. Resets the node's Kubernetes state, then joins it again with the deploy's
   prepare, docker and workers phases.
 """
@@ -35,6 +35,7 @@ from .phases.membership import CheckNew, EtcdJoin, EtcdLeave
 from .phases.packages import ContainerRuntime, Packages
 from .phases.prepare import Prepare
 from .phases.reset import ResetKubelet
+from .phases.snapshot import Snapshot
 from .phases.workers import Workers
 from .pki import ClusterPki
 
@@ -84,6 +85,8 @@ def remove(cluster: Cluster, reporter: Reporter, nodes: list[Machine], *, dry_ru
         # endpoint stops sending requests to removed masters before anything on them is stopped.
         phases = [Connect(), Lock(excluding=gone), DrainNodes(), Endpoint(without=gone), EtcdLeave(), Clean(),
                   Unlock(excluding=gone)]
+        if any(cluster.by_name[name].is_master for name in gone):
+            phases = insert_after(phases, "lock", Snapshot("remove", required=True))
         return PhaseRunner(phases).run(run)
 
 

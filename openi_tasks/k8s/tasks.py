@@ -210,7 +210,8 @@ def backup(c: Context, reporter: Reporter, path=None, out=None):
 )
 def restore(c: Context, reporter: Reporter, snapshot=None, path=None, yes=False, dry_run=False):
     """Rebuild the whole etcd cluster from a snapshot."""
-    from .backup import restore as run_restore, verify
+    from .backup import verify
+    from .restore import restore as run_restore
     cluster = load(c, path, reporter)
     file = Path(required(snapshot, "--snapshot FILE")).expanduser()
     verify(file)
