@@ -83,20 +83,11 @@ class KubeApi:
 
     def wait_ready(self, timeout: float = 180) -> None:
         """Until the API server answers /readyz with ok (through the endpoint the kubeconfig names)."""
-        deadline = time.monotonic() + timeout
-        last = ""
-        while time.monotonic() < deadline:
-            try:
-                request = self.api_client.param_serialize(method="GET", resource_path="/readyz",
-                                                          auth_settings=["BearerToken"])
-                response = self.api_client.call_api(*request, _request_timeout=5)
-                if response.status == 200:
-                    return
-                last = f"HTTP {response.status}"
-            except Exception as exc:  # not answering yet is what we are waiting out
-                last = str(exc).splitlines()[0][:160]
-            time.sleep(2)
-        raise TimeoutError(f"the API server was not ready within {timeout:.0f}s ({last})")
+        def status() -> int:
+            request = self.api_client.param_serialize(method="GET", resource_path="/readyz", auth_settings=["BearerToken"])
+            return self.api_client.call_api(*request, _request_timeout=5).status
+
+        wait_ready(status, "the API server", timeout)
 
     def drain_and_delete(self, node: str, timeout: float = 300) -> None:
         """Cordon a node, evict its pods (not DaemonSets' or static ones), wait, delete the Node.
@@ -135,6 +126,34 @@ class KubeApi:
                         raise
             time.sleep(5)
         core.delete_node(node)
+
+
+def wait_ready(status: Callable[[], int], what: str, timeout: float = 180) -> None:
+    """Until `status()` (an HTTP GET of /readyz) is 200."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            code = status()
+            if code == 200:
+                return
+            last = f"HTTP {code}"
+        except Exception as exc:  # not answering yet is what we are waiting out
+            last = str(exc).splitlines()[0][:160]
+        time.sleep(2)
+    raise TimeoutError(f"{what} was not ready within {timeout:.0f}s ({last})")
+
+
+def wait_apiserver_ready(address: str, port: int, ca_file: Path, timeout: float = 180) -> None:
+    """Until one API server answers /readyz with ok, asked directly (not through the endpoint),
+    anonymously: it must not depend on a client certificate that may be the one being renewed."""
+    import urllib3
+
+    pool = urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_certs=str(ca_file), retries=False,
+                               timeout=urllib3.Timeout(total=5))
+    host = f"[{address}]" if ":" in address else address
+    wait_ready(lambda: pool.request("GET", f"https://{host}:{port}/readyz").status,
+               f"the API server at {address}:{port}", timeout)
 
 
 def transient(exc: BaseException) -> bool:

@@ -301,8 +301,6 @@ def test_status_shows_nodes_members_and_backends(cluster):
 
 
 def test_certs_shows_every_certificate_with_the_expiry_on_the_host(testbed, cluster):
-    from cryptography import x509
-
     from openi_tasks.k8s.certs import show_certificates
 
     report, out = reporter()
@@ -314,9 +312,8 @@ def test_certs_shows_every_certificate_with_the_expiry_on_the_host(testbed, clus
         assert len(found) == 1, (host, path, out.getvalue())
         return found[0]
 
-    def expiry_on(node: str, path: str) -> str:  # read through docker exec, not through the code under test
-        pem = testbed.node(node).exec(f"sed -n '/BEGIN CERT/,/END CERT/p' {path}")[1]
-        return x509.load_pem_x509_certificate(pem.encode()).not_valid_after_utc.strftime("%Y-%m-%d %H:%M")
+    def expiry_on(node: str, path: str) -> str:
+        return not_after_on(testbed, node, path).strftime("%Y-%m-%d %H:%M")
 
     for master in ("master1", "master2", "master3"):
         for path in ("/etc/kubernetes/pki/apiserver.crt", "/etc/kubernetes/pki/front-proxy-client.crt",
@@ -333,6 +330,63 @@ def test_certs_shows_every_certificate_with_the_expiry_on_the_host(testbed, clus
     report, out = reporter()
     assert show_certificates(cluster, report, within=400) is False
     assert re.search(r"warning:.*master1: /etc/kubernetes/pki/apiserver.crt \(kube-apiserver\) expires on", out.getvalue())
+
+
+def not_after_on(testbed, node: str, path: str):
+    """A certificate's expiry, read through docker exec (a kubeconfig's embedded one too), not
+    through the code under test."""
+    import base64
+
+    from cryptography import x509
+
+    text = testbed.node(node).exec(f"cat {path}")[1]
+    if path.endswith(".conf"):
+        pem = base64.b64decode(re.search(r"client-certificate-data:\s*(\S+)", text).group(1))
+    else:
+        pem = re.search(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", text, re.S).group(0).encode()
+    return x509.load_pem_x509_certificate(pem).not_valid_after_utc
+
+
+RENEWED_ON_MASTERS = ("/etc/kubernetes/pki/apiserver.crt", "/etc/kubernetes/pki/apiserver-kubelet-client.crt",
+                      "/etc/kubernetes/pki/front-proxy-client.crt", "/etc/kubernetes/pki/apiserver-etcd-client.crt",
+                      "/etc/kubernetes/admin.conf", "/etc/kubernetes/controller-manager.conf",
+                      "/etc/kubernetes/scheduler.conf", "/etc/openi/etcd/pki/server.crt", "/etc/openi/etcd/pki/peer.crt")
+
+
+def test_certificates_renewed_one_master_at_a_time_while_the_api_keeps_serving(testbed, cluster, pki):
+    config = str(testbed.config_dir)
+    masters = ("master1", "master2", "master3")
+    before = {(m, p): not_after_on(testbed, m, p) for m in masters for p in RENEWED_ON_MASTERS}
+    ca_before = {m: not_after_on(testbed, m, "/etc/kubernetes/pki/ca.crt") for m in masters}
+    dry = openi("k8s.certs", "-p", config, "--renew", "--all", "--dry-run")
+    assert dry.returncode == 0 and "would renew with kubeadm: apiserver" in dry.stdout, dry.stdout + dry.stderr
+    assert {(m, p): not_after_on(testbed, m, p) for m, p in before} == before, "a dry run renews nothing"
+    time.sleep(2)  # kubeadm's new certificates must differ from the old ones in their expiry
+    writer = ApiWriter(cluster, prefix="renew")
+    writer.start()
+    start = time.monotonic()
+    try:
+        renewed = openi("k8s.certs", "-p", config, "--renew", "--all")
+        timings["renew"] = time.monotonic() - start
+        time.sleep(3)
+    finally:
+        writer.stop()
+    print(f"\nk8s.certs --renew --all: {timings['renew']:.0f}s; {len(writer.acknowledged)} ConfigMaps created, "
+          f"{len(writer.failed)} failed: {writer.failed[:3]}")
+    assert renewed.returncode == 0, renewed.stdout[-6000:] + renewed.stderr
+    for (master, path), expiry in before.items():
+        assert not_after_on(testbed, master, path) > expiry, f"{master}: {path} was not renewed"
+    assert {m: not_after_on(testbed, m, "/etc/kubernetes/pki/ca.crt") for m in masters} == ca_before
+    assert writer.failed == [] or len(writer.failed) <= 1, writer.failed
+    assert len(writer.acknowledged) > 50 and not writer.missing(cluster)
+    assert healthy_members(cluster, pki) == ["etcd1", "etcd2", "etcd3"]
+    # The operator's admin.conf carries the first master's renewed client certificate.
+    ours = re.search(r"client-certificate-data:\s*(\S+)", StateDir.of(cluster).admin_conf.read_text()).group(1)
+    assert ours in testbed.node("master1").exec("cat /etc/kubernetes/admin.conf")[1]
+    kube(cluster).wait_ready(NODES, cluster.kubernetes.kubernetes_version)
+    # Nothing is due now: a second renewal changes nothing and says so.
+    again = openi("k8s.certs", "-p", config, "--renew")
+    assert again.returncode == 0 and "no changes" in again.stdout, again.stdout[-4000:]
 
 
 def test_a_second_deploy_changes_nothing_and_is_quick(cluster):
@@ -463,8 +517,9 @@ def test_etcdfix_refuses_without_quorum_and_changes_nothing(testbed, cluster, pk
         nodes = load_nodes(nodes_file(tmp_path, entry(cluster, "master1")), cluster)
         with pytest.raises(EtcdfixRefused) as info:
             etcdfix(cluster, reporter()[0], nodes)
-        assert "only 1 of the 2 other members answer (etcd3); repairing etcd1 needs 2 (a quorum of 3 members)" \
-            in str(info.value)
+        # etcd3 may still answer its status for a moment, or already not (it lost its leader).
+        assert re.search(r"only (1|0) of the 2 other members answer \((etcd3|none)\); repairing etcd1 needs 2 "
+                         r"\(a quorum of 3 members\)\. Nothing was changed", str(info.value)), str(info.value)
         assert testbed.node("master1").exec("test -d /var/lib/openi/etcd/etcd1")[0] == 0, "data left alone"
     finally:
         for name in ("master1", "master2"):

@@ -167,3 +167,26 @@ def test_an_expired_etcd_certificate_is_issued_again(cluster, tmp_path, monkeypa
     assert new != old
     assert x509.load_pem_x509_certificate(new).not_valid_after_utc > datetime.datetime.now(datetime.timezone.utc)
     assert ClusterPki(cluster, StateDir(tmp_path)).member_files(member)["server.crt"] == new  # kept while valid
+
+
+def test_a_certificate_due_within_the_renewal_window_is_issued_again(cluster, tmp_path):
+    import datetime
+
+    member = cluster.etcd_members[0]
+    first = ClusterPki(cluster, StateDir(tmp_path)).member_files(member)
+    # 825 days of validity: not due within 800 days, due within 900.
+    window = ClusterPki(cluster, StateDir(tmp_path), renew_within=datetime.timedelta(days=800)).member_files(member)
+    assert window == first
+    renewed = ClusterPki(cluster, StateDir(tmp_path), renew_within=datetime.timedelta(days=900)).member_files(member)
+    assert renewed["server.crt"] != first["server.crt"] and renewed["peer.crt"] != first["peer.crt"]
+    assert renewed["ca.crt"] == first["ca.crt"], "the CA is never renewed"
+    assert ClusterPki(cluster, StateDir(tmp_path)).member_files(member) == renewed
+
+
+def test_the_renewal_configuration_holds_no_token_and_names_the_master(cluster):
+    text = kubeadm.renew_config_file(cluster, cluster.masters[1])
+    documents = list(yaml.safe_load_all(text))
+    assert [d["kind"] for d in documents] == ["InitConfiguration", "ClusterConfiguration"]
+    assert documents[0]["bootstrapTokens"] == []
+    assert documents[0]["localAPIEndpoint"] == {"advertiseAddress": cluster.masters[1].address, "bindPort": 6443}
+    assert documents[1]["etcd"]["external"]["certFile"] == "/etc/kubernetes/pki/apiserver-etcd-client.crt"

@@ -291,6 +291,7 @@ class KubernetesSettings(FileModel):
     kubectl_download_url: Url = "https://dl.k8s.io/release"
     docker_install_source: Literal["docker-repository", "os-package"] = "docker-repository"
     docker_repository: Url = "https://download.docker.com/linux"
+    gpu_mismatch: Literal["error", "warn"] = "error"
     # Legacy (hyperkube era): read, ignored, reported as a warning.
     hyperkube_version: Optional[Version] = None
     apiserver_version: Optional[Version] = None

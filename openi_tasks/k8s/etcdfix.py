@@ -79,7 +79,7 @@ def _repair(run, reporter: Reporter, machine: Machine, bad: EtcdMember, force: b
     live = _member_list(pki, answering)
     _table(reporter, "etcd members before", live, health)
     bad_live = next((m for m in live if m.name == bad.name or bad.peer_url in m.peer_urls), None)
-    _check_quorum(bad, live, bad_live, answering)
+    _check_quorum(bad, live, bad_live, answering, len(cluster.etcd_members))
     if bad_live is not None and bad.name in healthy and not force:
         raise EtcdfixRefused(f"{bad.name} is a healthy member: nothing to repair (use --force to rebuild it anyway)")
 
@@ -127,21 +127,24 @@ def _member_list(pki: ClusterPki, answering: list[EtcdMember]) -> list[Member]:
     return []
 
 
-def _check_quorum(bad: EtcdMember, live: list[Member], bad_live: Member | None, answering: list[EtcdMember]) -> None:
-    if not live:
-        raise EtcdfixRefused("no other member answers with the member list: etcd has no quorum. "
-                             "Rebuild it from a snapshot (inv k8s.restore).")
-    size = len(live)
+def _check_quorum(bad: EtcdMember, live: list[Member], bad_live: Member | None, answering: list[EtcdMember],
+                  configured: int) -> None:
     # Removing needs a quorum of the current membership; re-adding, of the membership after it.
-    needed = size // 2 + 1 if bad_live is not None else (size + 1) // 2 + 1
+    # Without a member list (no member would give one), the configured membership is counted.
+    present = bad_live is not None or not live
+    size = len(live) if live else configured
+    needed = size // 2 + 1 if present else (size + 1) // 2 + 1
     if len(answering) < needed:
-        others = size - 1 if bad_live is not None else size
+        others = size - 1 if present else size
         raise EtcdfixRefused(
             f"only {len(answering)} of the {others} other members answer "
             f"({', '.join(m.name for m in answering) or 'none'}); repairing {bad.name} needs {needed} "
-            f"(a quorum of {size if bad_live is not None else size + 1} members). Nothing was changed. "
+            f"(a quorum of {size if present else size + 1} members). Nothing was changed. "
             f"Bring the others back first, or rebuild etcd from a snapshot (inv k8s.restore)."
         )
+    if not live:
+        raise EtcdfixRefused("no other member answers with the member list: etcd has no quorum. Nothing was changed. "
+                             "Rebuild it from a snapshot (inv k8s.restore).")
 
 
 def _wipe(host, cluster: Cluster, bad: EtcdMember) -> tuple[bool, str]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ..config import Cluster, Machine
 from ..ssh import CommandFailed, Host
+from . import gpufacts
 
 SUPPORTED_OS = {("ubuntu", "22.04"), ("ubuntu", "24.04"), ("debian", "12")}
 SUPPORTED_ARCH = {"x86_64", "aarch64"}
@@ -61,7 +62,7 @@ echo "cap_sys_resource=$([ $(( 0x${bounding:-1000000} >> 24 & 1 )) = 1 ] && echo
 echo "resolvers=$(awk '$1 == "nameserver" {print $2}' /etc/resolv.conf 2>/dev/null | tr '\n' ' ')"
 echo "resolved_conf=$(test -s /run/systemd/resolve/resolv.conf && echo yes || echo no)"
 echo "conntrack_writable=$(test -w /proc/sys/net/netfilter/nf_conntrack_max && echo yes || echo no)"
-"""
+""" + gpufacts.SCRIPT
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class HostFacts:
     conntrack_writable: bool = True
     resolvers: tuple[str, ...] = ()
     resolved_conf: bool = False
+    gpus: gpufacts.GpuFacts = gpufacts.GpuFacts("pci")
     raw: dict[str, str] = field(default_factory=dict, repr=False)
 
 
@@ -131,6 +133,7 @@ def gather(host: Host, disk_path: str = "/var/lib") -> HostFacts:
         conntrack_writable=raw.get("conntrack_writable", "yes").strip() != "no",
         resolvers=tuple(raw.get("resolvers", "").split()),
         resolved_conf=raw.get("resolved_conf", "").strip() == "yes",
+        gpus=gpufacts.parse(raw),
         raw=raw,
     )
 
@@ -172,6 +175,9 @@ def problems(cluster: Cluster, machine: Machine, facts: HostFacts) -> list[str]:
             and not (facts.resolved_conf and "127.0.0.53" in facts.resolvers):
         found.append(f"/etc/resolv.conf names only resolvers on loopback ({', '.join(facts.resolvers)}): cluster DNS "
                      f"would forward to itself. Set kubernetes.cluster-dns to your upstream DNS server")
+    gpus = gpufacts.mismatch(machine, facts.gpus)
+    if gpus and cluster.kubernetes.gpu_mismatch == "error":
+        found.append(f"{gpus} (set kubernetes.gpu-mismatch: warn to deploy anyway)")
     if facts.listening is None:
         found.append("cannot list listening ports (`ss` from iproute2 is missing)")
     else:

@@ -306,6 +306,16 @@ def config_file(cluster: Cluster, machine: Machine, join: JoinSecrets,
     return path, text
 
 
+def renew_config_file(cluster: Cluster, machine: Machine) -> str:
+    """The configuration `kubeadm certs renew` reads on a master: no token in it. Given as a file,
+    kubeadm does not read it from the cluster, whose API may no longer accept expired certificates."""
+    documents = [InitConfiguration(_registration(machine, Adaptations()),
+                                   APIEndpoint(machine.address, cluster.kubernetes.api_port), ()),
+                 cluster_configuration(cluster)]
+    return "# kubeadm configuration for certs renew, written by openi-tasks\n" + yaml.safe_dump_all(
+        [d.to_dict() for d in documents], sort_keys=False)
+
+
 # An init or join that started and never finished (the run was interrupted, the host rebooted)
 # cannot be resumed by kubeadm; nothing can have joined a control plane whose init did not finish.
 # The host is reset, then its files are written again and kubeadm runs again.

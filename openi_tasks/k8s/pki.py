@@ -5,13 +5,15 @@
     <state>/pki/etcd/operator.{crt,key}               this machine's etcd client certificate
     <state>/pki/etcd/apiserver-etcd-client.{crt,key}  the API servers' etcd client certificate
 
-A certificate is issued again only when it is missing, was signed by another CA, or no longer
-names the addresses it must (a replacement machine with a new IP). In a dry run nothing is
-written: what would be issued is made in memory only.
+A certificate is issued again only when it is missing, was signed by another CA, has expired
+(or expires within `renew_within`: `k8s.certs --renew`), or no longer names the addresses it must
+(a replacement machine with a new IP). In a dry run nothing is written: what would be issued is
+made in memory only. The CAs are never renewed here.
 """
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 from functools import cached_property
 from pathlib import Path
@@ -27,10 +29,12 @@ from ..state import StateDir, write_private
 
 
 class ClusterPki:
-    def __init__(self, cluster: Cluster, state: StateDir, persist: bool = True) -> None:
+    def __init__(self, cluster: Cluster, state: StateDir, persist: bool = True,
+                 renew_within: datetime.timedelta = datetime.timedelta(0)) -> None:
         self.cluster = cluster
         self.root = state.pki
         self.persist = persist
+        self.renew_within = renew_within
 
     @property
     def etcd_dir(self) -> Path:
@@ -134,7 +138,7 @@ class ClusterPki:
 
     def _still_valid(self, issued: Issued, addresses: list[str], names: list[str]) -> bool:
         cert = x509.load_pem_x509_certificate(issued.cert)
-        if cert.issuer != self.etcd_ca.cert.subject or cert.not_valid_after_utc <= now():
+        if cert.issuer != self.etcd_ca.cert.subject or cert.not_valid_after_utc <= now() + self.renew_within:
             return False
         try:
             cert.verify_directly_issued_by(self.etcd_ca.cert)

@@ -1,4 +1,5 @@
-"""`inv k8s.status`: hosts, etcd members, the endpoint's backends and Kubernetes nodes, as tables.
+"""`inv k8s.status`: hosts, etcd members, the endpoint's backends, Kubernetes nodes and GPU nodes
+(expected, found, allocatable), as tables.
 
 Returns whether everything is healthy, so the task can exit non-zero when it is not.
 """
@@ -13,24 +14,51 @@ from ..config import Cluster
 from ..report import Reporter
 from ..run import Run, open_run
 from ..ssh import Host, Inventory, describe_error
+from . import gpufacts
 from .etcd_client import member_health
+from .gpufacts import GpuFacts
 from .pki import ClusterPki
 
+GPU_RESOURCE = "nvidia.com/gpu"
 STATS = "curl -fsS 'http://127.0.0.1:8404/stats;csv'"
 
 
-def host_rows(inventory: Inventory) -> list[tuple]:
-    def one(host: Host) -> tuple:
-        docker = host.sh("docker version --format '{{.Server.Version}}' 2>/dev/null")
-        containers = host.sh("docker ps -a --filter label=openi.managed=true --format '{{.Names}}: {{.Status}}' 2>/dev/null")
-        return (host.name, host.machine.role, "yes",
-                docker.stdout.strip() if docker.exited == 0 else "missing",
-                "; ".join(containers.stdout.strip().splitlines()) or "-")
+def host_rows(inventory: Inventory) -> tuple[list[tuple], dict[str, GpuFacts]]:
+    """A row per host, and the GPUs of the hosts that answered."""
+    def one(host: Host) -> tuple[tuple, GpuFacts]:
+        docker, containers, gpus = host.sh_all([
+            "docker version --format '{{.Server.Version}}' 2>/dev/null",
+            "docker ps -a --filter label=openi.managed=true --format '{{.Names}}: {{.Status}}' 2>/dev/null",
+            gpufacts.SCRIPT])
+        row = (host.name, host.machine.role, "yes", docker.stdout.strip() if docker.exited == 0 else "missing",
+               "; ".join(containers.stdout.strip().splitlines()) or "-")
+        raw = dict(line.split("=", 1) for line in gpus.stdout.splitlines() if "=" in line)
+        return row, gpufacts.parse(raw)
 
     hosts = inventory.hosts()
     done = inventory.map(hosts, one)
-    return [done[h] if not isinstance(done[h], Exception) else (h.name, h.machine.role, describe_error(done[h]), "-", "-")
+    rows = [done[h][0] if not isinstance(done[h], Exception) else (h.name, h.machine.role, describe_error(done[h]), "-", "-")
             for h in hosts]
+    return rows, {h.name: done[h][1] for h in hosts if not isinstance(done[h], Exception)}
+
+
+def gpu_rows(cluster: Cluster, found: dict[str, GpuFacts], allocatable: dict[str, str]) -> list[tuple]:
+    """Per host that should have GPUs or has them: expected (its machine type), found, and what
+    Kubernetes can allocate (nvidia.com/gpu, advertised by the device plugin); the last column says
+    what is wrong."""
+    rows = []
+    for machine in cluster.machines:
+        gpus = found.get(machine.hostname)
+        if not machine.gpu_count and not (gpus and gpus.count):
+            continue
+        problem = gpufacts.mismatch(machine, gpus) if gpus else "not reachable"
+        k8s = allocatable.get(machine.hostname.lower(), "0")
+        if not problem and k8s != str(machine.gpu_count):
+            problem = f"Kubernetes can allocate {k8s} of {machine.gpu_count} (is the drivers service deployed?)"
+        rows.append((machine.hostname, f"{machine.gpu_count} {machine.sku.gpu.type if machine.sku.gpu else ''}".strip(),
+                     f"{gpus.count} ({gpus.source}{', driver ' + gpus.driver if gpus.driver else ''})" if gpus else "?",
+                     k8s, problem or "ok"))
+    return rows
 
 
 def endpoint_rows(cluster: Cluster, inventory: Inventory) -> list[tuple]:
@@ -52,24 +80,25 @@ def endpoint_rows(cluster: Cluster, inventory: Inventory) -> list[tuple]:
     return rows
 
 
-def node_rows(run: Run) -> list[tuple] | str:
-    """Kubernetes' nodes, or why they cannot be listed."""
+def node_rows(run: Run) -> tuple[list[tuple] | str, dict[str, str]]:
+    """Kubernetes' nodes, or why they cannot be listed; and each node's allocatable GPUs."""
     kubeconfig = run.state.admin_conf
     if not kubeconfig.is_file():
-        return f"no admin kubeconfig at {kubeconfig} (the control plane has not been deployed)"
+        return f"no admin kubeconfig at {kubeconfig} (the control plane has not been deployed)", {}
     try:
         from kubernetes import client, config  # imported on use: slow to import
 
         api = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
         nodes = api.list_node(_request_timeout=5).items
     except Exception as exc:  # the API being down is a status to show, not a crash
-        return f"the API server does not answer: {str(exc).splitlines()[0][:200]}"
-    rows = []
+        return f"the API server does not answer: {str(exc).splitlines()[0][:200]}", {}
+    rows, gpus = [], {}
     for node in nodes:
         ready = next((c.status for c in node.status.conditions or [] if c.type == "Ready"), "Unknown")
         roles = ",".join(k.split("/", 1)[1] for k in node.metadata.labels or {} if k.startswith("node-role.kubernetes.io/"))
         rows.append((node.metadata.name, "Ready" if ready == "True" else "NotReady", roles or "-", node.status.node_info.kubelet_version))
-    return rows
+        gpus[node.metadata.name] = (node.status.allocatable or {}).get(GPU_RESOURCE, "0")
+    return rows, gpus
 
 
 def show_earliest_certificate(inventory: Inventory, reporter: Reporter) -> None:
@@ -94,7 +123,7 @@ def show_status(cluster: Cluster, reporter: Reporter) -> bool:
     healthy = True
     with open_run(cluster, reporter, "status", record=False) as run:
         inventory = run.inventory
-        hosts = host_rows(inventory)
+        hosts, gpus_found = host_rows(inventory)
         reporter.table("hosts", ("host", "role", "reachable", "docker", "containers"), hosts)
         healthy &= all(row[2] == "yes" for row in hosts)
         pki = ClusterPki(cluster, run.state, persist=False)
@@ -111,10 +140,14 @@ def show_status(cluster: Cluster, reporter: Reporter) -> bool:
         reporter.info(f"API endpoint: {cluster.endpoint.mode}, {cluster.endpoint.url}")
         reporter.table("API endpoint backends", ("backend", "status"), endpoint)
         healthy &= any(status in ("UP", "answers") for _, status in endpoint)
-        nodes = node_rows(run)
+        nodes, allocatable = node_rows(run)
     if isinstance(nodes, str):
         reporter.info(f"Kubernetes nodes: {nodes}")
     else:
         reporter.table("Kubernetes nodes", ("node", "ready", "roles", "kubelet"), nodes)
         healthy &= all(row[1] == "Ready" for row in nodes)
+    gpus = gpu_rows(cluster, gpus_found, allocatable)
+    if gpus:
+        reporter.table("GPU nodes", ("host", "expected", "found", "allocatable", "problem"), gpus)
+        healthy &= all(row[-1] == "ok" for row in gpus)
     return healthy

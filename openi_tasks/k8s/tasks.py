@@ -71,12 +71,30 @@ def status(c: Context, reporter: Reporter, path=None):
         raise Exit(code=1)
 
 
-@task(help={"path": PATH_HELP, "within": "exit 1 when a certificate expires within this many days (default 30)"})
-def certs(c: Context, reporter: Reporter, path=None, within=None):
-    """Show every certificate the cluster depends on and its expiry (exit 1 if one expires within --within days)."""
+@task(
+    help={
+        "path": PATH_HELP,
+        "within": "certificates expiring within this many days are due (default 30): listed with exit 1, or renewed",
+        "renew": "renew the certificates that are due, one master at a time, and refresh admin.conf",
+        "all": "with --renew: renew every certificate, whatever its expiry",
+        "dry-run": "with --renew: show what would be renewed and restarted on each host; change nothing",
+    }
+)
+def certs(c: Context, reporter: Reporter, path=None, within=None, renew=False, all_=False, dry_run=False):
+    """Show every certificate the cluster depends on and its expiry; --renew renews those due (CAs excepted)."""
+    import datetime
+
     from .certs import WARN_WITHIN_DAYS, show_certificates
     days = whole_number(within, "--within", WARN_WITHIN_DAYS)
-    if not show_certificates(load(c, path, reporter), reporter, within=days):
+    if (all_ or dry_run) and not renew:
+        raise UsageError("--all and --dry-run go with --renew")
+    cluster = load(c, path, reporter)
+    if renew:
+        from .renew import EVERYTHING, renew as run_renew
+        run_renew(cluster, reporter, EVERYTHING if all_ else datetime.timedelta(days=days), dry_run=dry_run)
+        if dry_run:
+            return
+    if not show_certificates(cluster, reporter, within=days):
         raise Exit(code=1)
 
 

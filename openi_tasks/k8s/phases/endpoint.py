@@ -10,7 +10,7 @@ import time
 from ...config import Cluster
 from ...errors import OpenIError
 from ...operations import ensure_file, file_states
-from ...phase import Change, Phase
+from ...phase import Change, Phase, apply_changes
 from ...render import RenderedFile
 from ...run import Run
 from ...ssh import CommandFailed, Host
@@ -83,6 +83,17 @@ class Endpoint(Phase):
         for host in self.hosts(run):
             definition = file_at(host_files(self._cluster(run), host.machine), HAPROXY_CONTAINER)
             wait_serving(host, ContainerSpec.from_yaml(definition.content, "haproxy").name, run.cluster.kubernetes.api_port)
+
+
+def route_without(run: Run, without: frozenset[str]) -> None:
+    """Now, make the endpoint send new connections only to the masters not in `without` (an
+    empty set: to all of them again); a master's work that stops its API server goes between."""
+    if run.cluster.endpoint.mode != "proxy":
+        return
+    endpoint = Endpoint(without)
+    for host in endpoint.hosts(run):
+        apply_changes(host, endpoint.plan(run, host))
+    endpoint.after(run)
 
 
 def wait_serving(host: Host, name: str, port: int, timeout: float = 30.0, settle: int = 5) -> None:

@@ -6,7 +6,7 @@ from ...errors import OpenIError
 from ...phase import Change, Phase
 from ...run import Run
 from ...ssh import Host
-from .. import hostfacts
+from .. import gpufacts, hostfacts
 
 
 class HostRefused(OpenIError):
@@ -27,7 +27,11 @@ class Facts(Phase):
 
     def plan(self, run: Run, host: Host) -> list[Change]:
         run.facts.pop(host.name, None)
-        found = hostfacts.problems(run.cluster, host.machine, facts_of(run, host))
+        facts = facts_of(run, host)
+        found = hostfacts.problems(run.cluster, host.machine, facts)
         if found:
             raise HostRefused("; ".join(found))
+        gpus = gpufacts.mismatch(host.machine, facts.gpus)
+        if gpus:  # allowed by kubernetes.gpu-mismatch: warn, else it is one of the problems above
+            run.reporter.warn(f"{host.name}: {gpus}")
         return []

@@ -1,0 +1,133 @@
+"""Certificate renewal (`k8s.certs --renew`), one master at a time, so that etcd keeps its quorum
+and the API endpoint always has API servers that serve.
+
+- renew-etcd: a member whose certificates are due gets new ones (the run's PKI issues them) and
+  is restarted with them, after handing away etcd's leadership if it leads; the next member waits
+  until etcd is healthy again.
+- renew-control-plane: on a master whose kubeadm certificates are due (or whose API server's etcd
+  client certificate was renewed), the endpoint stops sending it new connections; kubeadm renews
+  its certificates and kubeconfigs; the API server, controller manager and scheduler are restarted
+  (none of them reloads all of these files by itself); its API server is waited for until ready;
+  then the endpoint sends it connections again.
+"""
+
+from __future__ import annotations
+
+import datetime
+import shlex
+
+from ...kube import wait_apiserver_ready
+from ...operations import ensure_file, ensure_files
+from ...phase import Change, Phase
+from ...pki import now
+from ...render import RenderedFile
+from ...run import Run
+from ...ssh import Host
+from ..certs import COLLECT, parse_collected
+from ..etcd_client import lead_elsewhere, wait_healthy
+from ..files import member_of
+from ..kubeadm import CONFIG_DIR, PKI, renew_config_file
+from .etcd import etcd_changes
+from .endpoint import route_without
+
+# What `kubeadm certs renew NAME` renews on a master, and the file it checks. The kubelet's own
+# client certificate is rotated by the kubelet; the CAs are not renewed (see the README).
+KUBEADM_RENEWS = {
+    "apiserver": f"{PKI}/apiserver.crt",
+    "apiserver-kubelet-client": f"{PKI}/apiserver-kubelet-client.crt",
+    "front-proxy-client": f"{PKI}/front-proxy-client.crt",
+    "admin.conf": "/etc/kubernetes/admin.conf",
+    "super-admin.conf": "/etc/kubernetes/super-admin.conf",
+    "controller-manager.conf": "/etc/kubernetes/controller-manager.conf",
+    "scheduler.conf": "/etc/kubernetes/scheduler.conf",
+}
+RENEW_CONFIG = f"{CONFIG_DIR}/renew.yaml"
+COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
+
+class RenewEtcd(Phase):
+    name = "renew-etcd"
+    title = "Renew the etcd members' certificates, one member at a time"
+    parallel = False
+
+    def hosts(self, run: Run) -> list[Host]:
+        return run.hosts("master")
+
+    def plan(self, run: Run, host: Host) -> list[Change]:
+        changes = etcd_changes(run, host)
+        if not changes:
+            return []
+        name = member_of(run.cluster, host.machine).name
+        return [Change(f"hand etcd's leadership to another member if {name} leads",
+                       lambda: lead_elsewhere(run.cluster, run.pki, name)),
+                *changes,
+                Change("wait until every etcd member is healthy again", lambda: wait_healthy(run.cluster, run.pki))]
+
+
+class RenewControlPlane(Phase):
+    """`within`: renew kubeadm's certificates that expire sooner than this from now."""
+
+    name = "renew-control-plane"
+    title = "Renew the control plane's certificates, one master at a time"
+    parallel = False
+
+    def __init__(self, within: datetime.timedelta) -> None:
+        self.within = within
+
+    def hosts(self, run: Run) -> list[Host]:
+        return run.hosts("master")
+
+    def plan(self, run: Run, host: Host) -> list[Change]:
+        files = [RenderedFile(f"{PKI}/{relative}", content.decode(), 0o600 if relative.endswith(".key") else 0o644)
+                 for relative, content in run.pki.control_plane_files().items()]
+        etcd_client = ensure_files(host, files)
+        due = self._due(host)
+        if not (etcd_client or due):
+            return []
+        others = [m for m in run.cluster.masters if m.hostname != host.name]
+        changes = []
+        if others and run.cluster.endpoint.mode == "proxy":
+            changes.append(Change(f"stop sending new API connections to {host.name} (haproxy reload)",
+                                  lambda: route_without(run, frozenset([host.name]))))
+        changes += etcd_client
+        if due:
+            config = RenderedFile(RENEW_CONFIG, renew_config_file(run.cluster, host.machine), 0o600)
+            changes += ensure_file(host, config, (None, None))
+            names = " ".join(shlex.quote(name) for name in due)
+            changes.append(Change(f"renew with kubeadm: {', '.join(due)}",
+                                  f"for name in {names}; do kubeadm certs renew \"$name\" "
+                                  f"--config {shlex.quote(RENEW_CONFIG)} || exit 1; done"))
+        changes.append(Change(f"restart {', '.join(COMPONENTS)} (kubelet starts them again) and wait until each "
+                              f"runs again", restart_command(COMPONENTS)))
+        ca_file = run.pki.root / "kubernetes" / "ca.crt"
+        port = run.cluster.kubernetes.api_port
+        changes.append(Change(f"wait until the API server on {host.name} is ready",
+                              lambda: wait_apiserver_ready(host.machine.address, port, ca_file)))
+        if others and run.cluster.endpoint.mode == "proxy":
+            changes.append(Change(f"send API connections to {host.name} again", lambda: route_without(run, frozenset())))
+        return changes
+
+    def cleanup(self, run: Run) -> None:
+        # A master taken out of the endpoint goes back in; haproxy's health check keeps out a
+        # master whose API server does not answer.
+        route_without(run, frozenset())
+
+    def _due(self, host: Host) -> list[str]:
+        """The names of kubeadm's certificates on `host` that are due (present ones only)."""
+        found, _ = parse_collected(host.name, host.sh(COLLECT, check=True).stdout)
+        expiry = {c.path: c.not_after for c in found}
+        limit = now() + self.within
+        return [name for name, path in KUBEADM_RENEWS.items() if path in expiry and expiry[path] <= limit]
+
+def restart_command(components: tuple[str, ...], timeout: int = 180) -> str:
+    """Stop each component's process, then wait until kubelet has started a new one."""
+    steps = []
+    for name in components:
+        quoted = shlex.quote(name)
+        steps.append(
+            f"old=$(pgrep -x {quoted} | tr '\\n' ' '); pkill -x {quoted} || true; new=; "
+            f"for i in $(seq 1 {timeout}); do new=$(pgrep -x {quoted} | tr '\\n' ' '); "
+            f"if [ -n \"$new\" ] && [ \"$new\" != \"$old\" ]; then break; fi; new=; sleep 1; done; "
+            f"[ -n \"$new\" ] || {{ echo '{name} did not run again within {timeout}s' >&2; exit 1; }}"
+        )
+    return "; ".join(steps)
