@@ -1,17 +1,24 @@
 """The two other API endpoint modes, each with one full deploy on a testbed of its own: a single
 master (the endpoint is the master itself), and an external load balancer (a haproxy the test
-runs as a cloud load balancer would be, in front of two masters)."""
+runs as a cloud load balancer would be, in front of two masters).
+
+The single master's testbed also has a GPU worker made of STAND-INS (an nvidia-smi reporting two
+GPUs, an nvidia-container-runtime that records its use and runs runc): no GPU is reachable here."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 import yaml
 
 from openi_tasks.config import load_cluster
+from openi_tasks.errors import RunFailed
+from openi_tasks.k8s.deploy import deploy
 from openi_tasks.state import StateDir
 from openi_tasks.testbed.testbed import Testbed
 
-from .cluster import Kube, deployed
+from .cluster import Kube, deployed, reporter, wait_for
 
 pytestmark = pytest.mark.testbed
 
@@ -28,14 +35,63 @@ def deploy_and_check(config_dir, expected_nodes: list[str]) -> None:
     return cluster
 
 
-def test_a_single_master_cluster(tmp_path):
+STAND_IN_LOG = "/var/log/nvidia-container-runtime-stand-in.log"
+NVIDIA_RUNTIME = ('runtimes.nvidia.options]', 'BinaryName = "/usr/bin/nvidia-container-runtime"')
+
+
+def test_a_single_master_cluster_with_a_stand_in_gpu_worker(tmp_path):
     bed = Testbed(tmp_path / "single", say=lambda message: None)
     try:
-        config = bed.up(masters=1, workers=1, proxy=False)
-        cluster = deploy_and_check(config, ["master1", "worker1"])
+        config = bed.up(masters=1, workers=2, proxy=False, gpu_workers=1)
+        cluster = deploy_and_check(config, ["master1", "worker1", "worker2"])
         assert cluster.endpoint.mode == "single" and cluster.endpoint.address == cluster.masters[0].address
+        check_gpu_worker(bed, cluster)
     finally:
         bed.down()
+
+
+def check_gpu_worker(bed, cluster) -> None:
+    from kubernetes import client
+
+    from openi_tasks.k8s.status import show_status
+
+    gpu, cpu = bed.node("worker1"), bed.node("worker2")
+    # containerd's live configuration has the nvidia runtime on the GPU worker only.
+    live = gpu.exec("containerd config dump")[1]
+    assert all(line in live for line in NVIDIA_RUNTIME), live
+    assert "runtimes.nvidia" not in cpu.exec("containerd config dump")[1]
+    kube = Kube(StateDir.of(cluster).admin_conf)
+    assert kube.nodes()["worker1"]["labels"]["openi-gpu-count"] == "2"
+    # Pods of RuntimeClass nvidia go to the GPU worker only, and run through its (stand-in) runtime.
+    names = ["gpu-a", "gpu-b", "gpu-c"]
+    for name in names:
+        pod = client.V1Pod(metadata=client.V1ObjectMeta(name=name), spec=client.V1PodSpec(
+            runtime_class_name="nvidia", termination_grace_period_seconds=1,
+            containers=[client.V1Container(name="main", image=cluster.etcd_image, command=["sleep", "3600"])]))
+        kube.core.create_namespaced_pod("default", pod)
+    pods = [wait_for(f"pod {n} Running", lambda n=n: kube._running(n, "default"), 180) for n in names]
+    assert {p.spec.node_name for p in pods} == {"worker1"}
+    record = gpu.exec(f"cat {STAND_IN_LOG}")[1]
+    for pod in pods:
+        container_id = pod.status.container_statuses[0].container_id.split("://")[1]
+        assert "create --bundle" in record and container_id in record, (container_id, record[-2000:])
+    assert cpu.exec(f"test -e {STAND_IN_LOG}")[0] != 0
+    # A second deploy keeps the runtime (containerd's configuration is not rewritten).
+    again = deployed(cluster)
+    assert "everything is already as configured: no changes" in again, again[-3000:]
+    assert all(line in gpu.exec("containerd config dump")[1] for line in NVIDIA_RUNTIME)
+    # k8s.status: 2 expected, 2 found, none allocatable (no device plugin runs yet).
+    report, out = reporter()
+    assert show_status(cluster, report) is False
+    assert re.search(r"worker1\s.*2 stand-in\s.*2 \(nvidia-smi, driver 999\.99\.99\)\s.*Kubernetes can allocate 0 of 2",
+                     out.getvalue()), out.getvalue()[-3000:]
+    # A host whose nvidia-smi reports another count than its machine type is refused before anything changes.
+    gpu.exec("echo 3 > /etc/openi-testbed/gpu-count")
+    report, out = reporter()
+    with pytest.raises(RunFailed):
+        deploy(cluster, report)
+    assert "machine type testbed-gpu says 2 GPUs, 3 found by nvidia-smi" in out.getvalue(), out.getvalue()[-3000:]
+    gpu.exec("echo 2 > /etc/openi-testbed/gpu-count")
 
 
 def test_an_external_load_balancer_in_front_of_two_masters(tmp_path):

@@ -219,14 +219,44 @@ def test_containerd_configuration_follows_the_host(example_dir):
 
     run = FakeRun()
     run.cluster = cluster
-    old = tomllib.loads(containerd_config(run, facts, "reg.example/pause:3.10.2").content)
+    cpu_host = FakeRun()
+    cpu_host.machine = next(m for m in cluster.machines if not m.gpu_count)
+    old = tomllib.loads(containerd_config(run, cpu_host, facts, "reg.example/pause:3.10.2").content)
     cri = old["plugins"]["io.containerd.grpc.v1.cri"]
     assert old["version"] == 2 and cri["sandbox_image"] == "reg.example/pause:3.10.2"
     assert cri["restrict_oom_score_adj"] is True  # the host may not lower OOM scores
     assert cri["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"] is True
     assert cri["registry"]["config_path"] == "/etc/containerd/certs.d:/etc/docker/certs.d"
-    new = tomllib.loads(containerd_config(run, dataclasses.replace(facts, containerd="v2.2.9", cap_sys_resource=True),
+    assert set(cri["containerd"]["runtimes"]) == {"runc"}, "no NVIDIA runtime where there is no GPU"
+    new = tomllib.loads(containerd_config(run, cpu_host, dataclasses.replace(facts, containerd="v2.2.9",
+                                                                             cap_sys_resource=True),
                                           "reg.example/pause:3.10.2").content)
     assert new["version"] == 3
     assert new["plugins"]["io.containerd.cri.v1.images"]["pinned_images"]["sandbox"] == "reg.example/pause:3.10.2"
     assert new["plugins"]["io.containerd.cri.v1.runtime"]["restrict_oom_score_adj"] is False
+
+
+
+@pytest.mark.parametrize("containerd, plugin", [("1.6.20", "io.containerd.grpc.v1.cri"),
+                                                ("2.2.9", "io.containerd.cri.v1.runtime")])
+def test_a_gpu_host_s_containerd_has_the_nvidia_runtime(example_dir, containerd, plugin):
+    from openi_tasks.k8s.phases.packages import containerd_config
+
+    cluster = load_cluster(example_dir)
+
+    class Fake:
+        pass
+
+    run, gpu_host = Fake(), Fake()
+    run.cluster = cluster
+    gpu_host.machine = next(m for m in cluster.machines if m.gpu_count)
+    facts = dataclasses.replace(GOOD, containerd=containerd)
+    config = tomllib.loads(containerd_config(run, gpu_host, facts, "reg.example/pause:3.10.2").content)
+    runtimes = config["plugins"][plugin]["containerd"]["runtimes"]
+    assert runtimes["nvidia"] == {"runtime_type": "io.containerd.runc.v2",
+                                  "options": {"BinaryName": "/usr/bin/nvidia-container-runtime", "SystemdCgroup": True}}
+    assert runtimes["runc"]["options"]["SystemdCgroup"] is True
+    assert "default_runtime_name" not in config["plugins"][plugin]["containerd"]
+    run.cluster = dataclasses.replace(cluster, kubernetes=cluster.kubernetes.model_copy(update={"gpu_default_runtime": True}))
+    config = tomllib.loads(containerd_config(run, gpu_host, facts, "reg.example/pause:3.10.2").content)
+    assert config["plugins"][plugin]["containerd"]["default_runtime_name"] == "nvidia"

@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     IPvAnyAddress,
     SecretStr,
+    StrictBool,
 )
 
 from .yamlfile import YamlFloat
@@ -292,6 +293,9 @@ class KubernetesSettings(FileModel):
     docker_install_source: Literal["docker-repository", "os-package"] = "docker-repository"
     docker_repository: Url = "https://download.docker.com/linux"
     gpu_mismatch: Literal["error", "warn"] = "error"
+    nvidia_toolkit_source: Literal["repository", "preinstalled"] = "repository"
+    nvidia_toolkit_repository: Url = "https://nvidia.github.io/libnvidia-container/stable/deb"
+    gpu_default_runtime: StrictBool = False
     # Legacy (hyperkube era): read, ignored, reported as a warning.
     hyperkube_version: Optional[Version] = None
     apiserver_version: Optional[Version] = None

@@ -1,4 +1,5 @@
-"""What the addons phase applies: the pod network, the dashboard, and the machines' flags as node labels."""
+"""What the addons phase applies: the pod network, the dashboard, the RuntimeClass of GPU nodes, and
+the machines' flags as node labels."""
 
 from __future__ import annotations
 
@@ -18,8 +19,15 @@ def addon_objects(cluster: Cluster) -> list[dict[str, Any]]:
         objects += _documents(render("k8s/addons/flannel.yaml.j2", **context))
     if any(m.labels.get("dashboard") == "true" for m in cluster.machines):
         objects += _documents(render("k8s/addons/dashboard.yaml.j2", **context))
+    if any(m.gpu_count for m in cluster.machines):
+        objects.append(NVIDIA_RUNTIME_CLASS)
     objects += node_labels(cluster)
     return objects
+
+
+# Pods that ask for it run with containerd's runtime `nvidia` (phases/gpu.py), on GPU nodes only.
+NVIDIA_RUNTIME_CLASS = {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "nvidia"},
+                        "handler": "nvidia", "scheduling": {"nodeSelector": {"openi-gpu": "true"}}}
 
 
 def node_labels(cluster: Cluster) -> list[dict[str, Any]]:

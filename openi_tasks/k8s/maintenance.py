@@ -30,6 +30,7 @@ from .phases.docker import Docker
 from .phases.drain import DrainNodes
 from .phases.endpoint import Endpoint
 from .phases.facts import Facts
+from .phases.gpu import GpuRuntime
 from .phases.lock import Lock, Unlock
 from .phases.membership import CheckNew, EtcdJoin, EtcdLeave
 from .phases.packages import ContainerRuntime, Packages
@@ -99,5 +100,5 @@ def repair(cluster: Cluster, reporter: Reporter, nodes: list[Machine], *, dry_ru
     with open_run(cluster, reporter, "repair", dry_run=dry_run, targets=[n.hostname for n in nodes]) as run:
         # The add-ons phase gives the rejoined Node its labels (the machine's flags) again.
         phases = [Connect(), Facts(), Lock(), DrainNodes(), ResetKubelet(), Prepare(), Docker(), Packages(),
-                  ContainerRuntime(), Workers(), Addons(), Unlock()]
+                  GpuRuntime(), ContainerRuntime(), Workers(), Addons(), Unlock()]
         return PhaseRunner(phases).run(run)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from invoke import Context
 
-from ..cli import task
+from ..cli import task, whole_number
 from ..report import Reporter
 
 WORKDIR_HELP = "the testbed's working directory (default ./.testbed)"
@@ -22,15 +22,19 @@ WORKDIR_HELP = "the testbed's working directory (default ./.testbed)"
         "kubernetes-version": "the Kubernetes version of its configuration and bundle (default: the project's)",
         "load-balancer": "with --no-proxy: make the API endpoint an address the testbed reserves for a load "
                          "balancer that you run (external mode)",
+        "gpu-workers": "how many workers look like GPU nodes with 2 GPUs, through STAND-INS of nvidia-smi and "
+                       "nvidia-container-runtime (default 0)",
     }
 )
-def up(c: Context, reporter: Reporter, nodes=1, masters=3, proxy=True, bare=0, workdir=".testbed",
-       kubernetes_version=None, load_balancer=False):
+def up(c: Context, reporter: Reporter, nodes=None, masters=None, proxy=True, bare=None, workdir=".testbed",
+       kubernetes_version=None, load_balancer=False, gpu_workers=None):
     """Start a testbed: nodes with sshd and dockerd, a registry, a bundle, and a configuration for it."""
     from .testbed import Testbed
     testbed = Testbed(Path(workdir), say=reporter.info)
-    config_dir = testbed.up(masters=int(masters), workers=int(nodes), proxy=proxy, bare=int(bare),
-                            kubernetes_version=kubernetes_version, reporter=reporter, load_balancer=load_balancer)
+    config_dir = testbed.up(masters=whole_number(masters, "--masters", 3), workers=whole_number(nodes, "--nodes", 1),
+                            proxy=proxy, bare=whole_number(bare, "--bare", 0), kubernetes_version=kubernetes_version,
+                            reporter=reporter, load_balancer=load_balancer,
+                            gpu_workers=whole_number(gpu_workers, "--gpu-workers", 0))
     reporter.table("testbed", ("node", "address", "role", "container", "sshd", "dockerd"),
                    [list(row.values()) for row in testbed.status()])
     print(config_dir)

@@ -44,6 +44,7 @@ from ..config.generate import write_configuration
 from ..errors import OpenIError
 from ..localfiles import local_docker
 from ..pki import CertificateAuthority, SshKey
+from ..render import TEMPLATES
 from ..report import Reporter
 from ..state import write_private
 from .images import ImageBuilder, TestbedImages
@@ -59,6 +60,7 @@ KUBELET_SYSCTLS = {"vm.overcommit_memory": 1, "vm.panic_on_oom": 0, "kernel.pani
                    "kernel.keys.root_maxkeys": 1000000, "kernel.keys.root_maxbytes": 25000000}
 # Floors for what a dozen kubelets and their pods on one kernel need (kind asks for the same).
 INOTIFY_FLOORS = {"fs.inotify.max_user_instances": 512, "fs.inotify.max_user_watches": 524288}
+STAND_IN_GPUS = 2  # per GPU worker
 EXPLICIT_CAPABILITIES = dict(
     cap_add=["ALL"],
     cap_drop=["SYS_RESOURCE"],
@@ -78,6 +80,7 @@ class NodeInfo:
     role: str
     bare: bool
     container: str
+    gpus: int = 0  # stand-in GPUs (nvidia-smi and nvidia-container-runtime stand-ins on the node)
 
 
 @dataclass
@@ -131,8 +134,11 @@ class Testbed:
 
     def up(self, masters: int = 3, workers: int = 1, proxy: bool = True, bare: int = 0,
            kubernetes_version: str | None = None, reporter: Reporter | None = None,
-           load_balancer: bool = False) -> Path:
+           load_balancer: bool = False, gpu_workers: int = 0) -> Path:
         """Bring the testbed up and return its configuration directory.
+
+        `gpu_workers`: that many workers look like GPU nodes of a machine type with 2 GPUs, through
+        STAND-INS of nvidia-smi and nvidia-container-runtime (templates/testbed/gpu-stand-in).
 
         `load_balancer`: the configuration's API endpoint is an address on the testbed's network
         that the testbed reserves but does not serve (`state.load_balancer`): the endpoint is
@@ -144,6 +150,8 @@ class Testbed:
         """
         if masters < 1 or workers < 0 or not 0 <= bare <= workers:
             raise TestbedError("need at least one master, and --bare at most the number of worker nodes")
+        if not 0 <= gpu_workers <= workers - bare:
+            raise TestbedError("--gpu-workers may be at most the number of workers that are not bare")
         if masters > 1 and not proxy and not load_balancer:
             raise TestbedError("several masters need the proxy node as their API endpoint (drop --no-proxy), "
                                "or an external load balancer (--load-balancer)")
@@ -186,6 +194,8 @@ class Testbed:
             NodeInfo(hostname, str(hosts[9 + i]), role, is_bare, f"{self.prefix}-{hostname}")
             for i, (hostname, role, is_bare) in enumerate(layout)
         ]
+        for node in [n for n in state.nodes if n.role == "worker" and not n.bare][:gpu_workers]:
+            node.gpus = STAND_IN_GPUS
         host_keys = {n.hostname: SshKey.generate(n.hostname) for n in state.nodes}
         (secrets_dir / "known_hosts").write_text(
             "".join(f"{n.address} {host_keys[n.hostname].public}\n" for n in state.nodes)
@@ -371,6 +381,7 @@ class Testbed:
                     registry_ca: (ca_pem, 0o644, 0),
                     "usr/local/share/ca-certificates/openi-testbed.crt": (ca_pem, 0o644, 0),
                     "etc/apt/sources.list.d/debian.sources": (_apt_source(state.mirror), 0o644, 0),
+                    **(_gpu_stand_ins(node.gpus) if node.gpus else {}),
                 }
             ),
         )
@@ -416,7 +427,8 @@ class Testbed:
         proxies = [n for n in state.nodes if n.role == "proxy"]
         machines = []
         for node in state.nodes:
-            entry = {"hostname": node.hostname, "hostip": node.address, "machine-type": "testbed", "k8s-role": node.role}
+            entry = {"hostname": node.hostname, "hostip": node.address,
+                     "machine-type": "testbed-gpu" if node.gpus else "testbed", "k8s-role": node.role}
             if node.role == "master":
                 entry.update({"etcdid": f"etcd{masters.index(node) + 1}", "node-exporter": "true"})
                 if node is masters[0]:
@@ -430,12 +442,17 @@ class Testbed:
             kubernetes["load-balance-ip"] = proxies[0].address
         if state.load_balancer:
             kubernetes["load-balance-ip"] = state.load_balancer
+        skus = {"testbed": {"mem": 2, "cpu": {"vcore": 1}, "os": "debian12"}}
+        if any(n.gpus for n in state.nodes):
+            # The stand-in nvidia-container-runtime is on the GPU workers already.
+            kubernetes["nvidia-toolkit-source"] = "preinstalled"
+            skus["testbed-gpu"] = {**skus["testbed"], "gpu": {"type": "stand-in", "count": STAND_IN_GPUS}}
         directory = write_configuration(
             Path(state.config_dir),
             machines,
             clusterid=f"testbed-{self.id}",
             defaults={"username": "root", "sshport": 22, "ssh-key": str(self.workdir / "secrets" / "id_ed25519")},
-            skus={"testbed": {"mem": 2, "cpu": {"vcore": 1}, "os": "debian12"}},
+            skus=skus,
             operator={
                 "known-hosts": str(self.workdir / "secrets" / "known_hosts"),
                 "host-key-policy": "strict",
@@ -665,6 +682,16 @@ def _layout(masters: int, workers: int, proxy: bool, bare: int) -> list[tuple[st
 
 def _apt_source(mirror: str) -> bytes:
     return f"Types: deb\nURIs: {mirror}/\nSuites: ./\nTrusted: yes\n".encode()
+
+
+def _gpu_stand_ins(count: int) -> dict[str, tuple[bytes | None, int, int]]:
+    """The files that make a node look like a GPU node: STAND-INS, see templates/testbed/gpu-stand-in."""
+    source = TEMPLATES / "testbed" / "gpu-stand-in"
+    return {
+        "usr/local/bin/nvidia-smi": ((source / "nvidia-smi").read_bytes(), 0o755, 0),
+        "usr/bin/nvidia-container-runtime": ((source / "nvidia-container-runtime").read_bytes(), 0o755, 0),
+        "etc/openi-testbed/gpu-count": (f"{count}\n".encode(), 0o644, 0),
+    }
 
 
 def _tar(files: dict[str, tuple[bytes | None, int, int]]) -> bytes:

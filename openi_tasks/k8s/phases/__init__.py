@@ -14,6 +14,7 @@ from .docker import Docker
 from .endpoint import Endpoint
 from .etcd import Etcd
 from .facts import Facts
+from .gpu import GpuRuntime
 from .kubeconfig import Kubeconfig
 from .lock import Lock, Unlock
 from .packages import ContainerRuntime, Packages
@@ -25,5 +26,5 @@ def deploy_phases(break_lock: bool = False) -> list[Step]:
     """etcd, the endpoint and the packages touch different things: they run together."""
     return [
         Connect(), Facts(), Lock(break_lock=break_lock), Prepare(), Docker(), Together(Etcd(), Endpoint(), Packages()),
-        ContainerRuntime(), ControlPlane(), Workers(), Addons(), Kubeconfig(), Unlock(),
+        GpuRuntime(), ContainerRuntime(), ControlPlane(), Workers(), Addons(), Kubeconfig(), Unlock(),
     ]

@@ -6,6 +6,7 @@ container-runtime, after them: containerd's CRI configured for kubelet. Its sand
 is the one the host's own kubeadm asks for, so kubeadm and containerd never disagree; on a host
 that may not lower OOM scores (itself a container), containerd is told not to ask runc to. A
 changed configuration restarts containerd; Docker's containers (etcd, haproxy) keep running.
+On a host whose machine type has GPUs, NVIDIA's runtime is one of containerd's runtimes (see gpu.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..binaries import NAMES
 from ..hostfacts import HostFacts
 from ..kubeadm import KUBELET_RESOLV_CONF
 from .facts import facts_of
+from .gpu import NVIDIA_RUNTIME
 
 APT = "DEBIAN_FRONTEND=noninteractive apt-get -q -o Dpkg::Options::=--force-confold"
 KUBELET_UNIT = "/etc/systemd/system/kubelet.service"
@@ -106,11 +108,13 @@ def sandbox_image(run: Run, host: Host) -> str:
     return next(line.strip() for line in listed.stdout.splitlines() if "/pause:" in line)
 
 
-def containerd_config(run: Run, facts: HostFacts, pause: str) -> RenderedFile:
+def containerd_config(run: Run, host: Host, facts: HostFacts, pause: str) -> RenderedFile:
     version = facts.containerd.lstrip("v")
     major = int(version.split(".")[0]) if version[:1].isdigit() else 1
+    nvidia = {"binary": NVIDIA_RUNTIME, "default": run.cluster.kubernetes.gpu_default_runtime} \
+        if host.machine.gpu_count else None
     text = render("k8s/containerd/config.toml.j2", sandbox_image=pause, containerd_major=major,
-                  restrict_oom_score_adj=not facts.cap_sys_resource)
+                  restrict_oom_score_adj=not facts.cap_sys_resource, nvidia=nvidia)
     return RenderedFile(CONTAINERD_CONFIG, text)
 
 
@@ -126,7 +130,7 @@ class ContainerRuntime(Phase):
                                f"kubeadm {run.cluster.kubernetes.kubernetes_version}) and restart containerd",
                                lambda: None)]
             raise FileNotFoundError(f"{host.name}: kubeadm is not installed: run the packages phase first")
-        config = ensure_file(host, containerd_config(run, facts, sandbox_image(run, host)))
+        config = ensure_file(host, containerd_config(run, host, facts, sandbox_image(run, host)))
         if not config:
             return []
         restart = "systemctl restart containerd && (systemctl is-active --quiet docker || systemctl restart docker)"
