@@ -63,3 +63,18 @@ def test_node_labels_come_from_machine_flags(cluster):
     assert nodes["openi-master-2"] == {"node-exporter": "true"}
     assert nodes["openi-master-3"] == {"node-exporter": "true"}
     assert nodes["openi-proxy"] == {}  # a Kubernetes node too (it runs kubelet), with no flags
+
+
+def test_gpu_nodes_get_the_nvidia_runtime_class_and_device_plugin_and_others_nothing(cluster):
+    import dataclasses
+
+    objects = {(o["kind"], o["metadata"]["name"]): o for o in addon_objects(cluster)}
+    runtime_class = objects[("RuntimeClass", "nvidia")]
+    assert runtime_class["handler"] == "nvidia"
+    assert runtime_class["scheduling"]["nodeSelector"] == {"openi-gpu": "true"}
+    plugin = objects[("DaemonSet", "nvidia-device-plugin")]["spec"]["template"]["spec"]
+    assert plugin["nodeSelector"] == {"openi-gpu": "true"} and plugin["runtimeClassName"] == "nvidia"
+    assert plugin["containers"][0]["image"] == cluster.kubernetes.nvidia_device_plugin_image
+    without_gpus = dataclasses.replace(cluster, machines=tuple(m for m in cluster.machines if not m.gpu_count))
+    names = {(o["kind"], o["metadata"]["name"]) for o in addon_objects(without_gpus)}
+    assert ("RuntimeClass", "nvidia") not in names and ("DaemonSet", "nvidia-device-plugin") not in names

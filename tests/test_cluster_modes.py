@@ -50,9 +50,17 @@ def test_a_single_master_cluster_with_a_stand_in_gpu_worker(tmp_path):
         bed.down()
 
 
-def check_gpu_worker(bed, cluster) -> None:
+def gpu_pod(cluster, name: str, gpus: int):
     from kubernetes import client
 
+    resources = client.V1ResourceRequirements(limits={"nvidia.com/gpu": str(gpus)}) if gpus else None
+    return client.V1Pod(metadata=client.V1ObjectMeta(name=name), spec=client.V1PodSpec(
+        runtime_class_name="nvidia", termination_grace_period_seconds=1,
+        containers=[client.V1Container(name="main", image=cluster.etcd_image, command=["sleep", "3600"],
+                                       resources=resources)]))
+
+
+def check_gpu_worker(bed, cluster) -> None:
     from openi_tasks.k8s.status import show_status
 
     gpu, cpu = bed.node("worker1"), bed.node("worker2")
@@ -62,29 +70,44 @@ def check_gpu_worker(bed, cluster) -> None:
     assert "runtimes.nvidia" not in cpu.exec("containerd config dump")[1]
     kube = Kube(StateDir.of(cluster).admin_conf)
     assert kube.nodes()["worker1"]["labels"]["openi-gpu-count"] == "2"
-    # Pods of RuntimeClass nvidia go to the GPU worker only, and run through its (stand-in) runtime.
-    names = ["gpu-a", "gpu-b", "gpu-c"]
-    for name in names:
-        pod = client.V1Pod(metadata=client.V1ObjectMeta(name=name), spec=client.V1PodSpec(
-            runtime_class_name="nvidia", termination_grace_period_seconds=1,
-            containers=[client.V1Container(name="main", image=cluster.etcd_image, command=["sleep", "3600"])]))
-        kube.core.create_namespaced_pod("default", pod)
-    pods = [wait_for(f"pod {n} Running", lambda n=n: kube._running(n, "default"), 180) for n in names]
+    # The (stand-in) device plugin advertises the two stand-in GPUs of worker1, and only there.
+    def allocatable():
+        nodes = {n.metadata.name: (n.status.allocatable or {}).get("nvidia.com/gpu")
+                 for n in kube.core.list_node().items}
+        return nodes if nodes["worker1"] == "2" else None
+    nodes = wait_for("worker1 advertising 2 nvidia.com/gpu", allocatable, 180)
+    assert nodes["worker2"] is None and nodes["master1"] is None
+    # A pod of RuntimeClass nvidia asking for a GPU lands on the GPU worker, gets one, and runs
+    # through its (stand-in) runtime, which gave it nvidia-smi; one without a GPU request too.
+    kube.core.create_namespaced_pod("default", gpu_pod(cluster, "one-gpu", 1))
+    kube.core.create_namespaced_pod("default", gpu_pod(cluster, "runtime-only", 0))
+    pods = [wait_for(f"pod {n} Running", lambda n=n: kube._running(n, "default"), 180) for n in ("one-gpu", "runtime-only")]
     assert {p.spec.node_name for p in pods} == {"worker1"}
+    assert re.fullmatch(r"stand-in-gpu-[01]", kube.exec("one-gpu", ["sh", "-c", "echo $NVIDIA_VISIBLE_DEVICES"]).strip())
+    assert "2 stand-in GPUs" in kube.exec("one-gpu", ["nvidia-smi"])
     record = gpu.exec(f"cat {STAND_IN_LOG}")[1]
     for pod in pods:
         container_id = pod.status.container_statuses[0].container_id.split("://")[1]
-        assert "create --bundle" in record and container_id in record, (container_id, record[-2000:])
+        assert re.search(rf"create --bundle \S*{container_id}", record), (container_id, record[-2000:])
     assert cpu.exec(f"test -e {STAND_IN_LOG}")[0] != 0
+    # Asking for three GPUs: Pending, with the scheduler's reason.
+    kube.core.create_namespaced_pod("default", gpu_pod(cluster, "three-gpus", 3))
+
+    def unschedulable():
+        pod = kube.core.read_namespaced_pod("three-gpus", "default")
+        return next((c.message for c in pod.status.conditions or [] if c.reason == "Unschedulable"), None)
+    assert "Insufficient nvidia.com/gpu" in wait_for("three-gpus unschedulable", unschedulable, 60)
+    assert kube.core.read_namespaced_pod("three-gpus", "default").status.phase == "Pending"
     # A second deploy keeps the runtime (containerd's configuration is not rewritten).
     again = deployed(cluster)
     assert "everything is already as configured: no changes" in again, again[-3000:]
     assert all(line in gpu.exec("containerd config dump")[1] for line in NVIDIA_RUNTIME)
-    # k8s.status: 2 expected, 2 found, none allocatable (no device plugin runs yet).
+    # k8s.status: 2 expected, 2 found, 2 allocatable.
     report, out = reporter()
-    assert show_status(cluster, report) is False
-    assert re.search(r"worker1\s.*2 stand-in\s.*2 \(nvidia-smi, driver 999\.99\.99\)\s.*Kubernetes can allocate 0 of 2",
-                     out.getvalue()), out.getvalue()[-3000:]
+    healthy = show_status(cluster, report)
+    assert re.search(r"worker1\s.*2 stand-in\s.*2 \(nvidia-smi, driver 999\.99\.99\)\s.*2\s.*ok", out.getvalue()), \
+        out.getvalue()[-3000:]
+    assert healthy is True, out.getvalue()[-3000:]
     # A host whose nvidia-smi reports another count than its machine type is refused before anything changes.
     gpu.exec("echo 3 > /etc/openi-testbed/gpu-count")
     report, out = reporter()

@@ -120,6 +120,15 @@ def test_directory_written_for_the_original_loads_unchanged():
     assert others == ["kubernetes.docker-registry", "kubernetes.etcd-version", "kubernetes.service-cluster-ip-range"]
 
 
+def test_the_device_plugin_image_of_the_services_is_read_and_ignored_with_a_warning(example_dir):
+    line = replace(example_dir, SERVICES, "  nginx:", "  nvidia-device-plugin: reg.example/plugin:1\n  nginx:")
+    cluster = load_cluster(example_dir)
+    moved = [str(w) for w in cluster.warnings if "nvidia-device-plugin" in str(w)]
+    assert moved == [f"{example_dir / SERVICES}:{line}: images.nvidia-device-plugin: warning: is ignored: the device plugin "
+                     f"is now an add-on of k8s.deploy, whose image is kubernetes.nvidia-device-plugin-image in "
+                     f"kubernetes-configuration.yaml"]
+
+
 def test_secrets_are_not_shown_by_models():
     cluster = load_cluster(ORIGINAL)
     text = repr(cluster) + repr(cluster.machines) + repr(cluster.services)

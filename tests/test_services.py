@@ -291,7 +291,7 @@ def check_catalog(cluster) -> dict[str, tuple[str, ...]]:
         return {m.hostname.lower() for m in cluster.machines if m.node_labels.get(flag) == "true"}
 
     masters, workers = hosts("pai-master"), hosts("pai-worker")
-    daemons = {"drivers": hosts("openi-gpu"), "nvidia-device-plugin": hosts("openi-gpu"),
+    daemons = {"drivers": hosts("openi-gpu"),
                "node-exporter": hosts("node-exporter"),
                "hadoop-namenode": masters, "hadoop-resourcemanager": masters, "hadoop-jobhistory": masters,
                "hadoop-datanode": workers}
@@ -331,7 +331,7 @@ def _secrets_of(cluster) -> list[str]:
 def test_the_catalog_with_a_small_configuration(prepared):
     placed = check_catalog(prepared)
     assert placed["zookeeper-1"] == ("m1",) and placed["zookeeper-2"] == ("w1",)
-    assert placed["drivers"] == placed["nvidia-device-plugin"] == ("w1", "w2", "w4")
+    assert placed["drivers"] == ("w1", "w2", "w4")
     assert placed["node-exporter"] == ("w2",)
     assert placed["hadoop-datanode"] == ("w1", "w2", "w3", "w4")
     assert (placed["hadoop-nodemanager"], placed["hadoop-nodemanager-gpu-4"], placed["hadoop-nodemanager-gpu-8"]) == (

@@ -140,6 +140,17 @@ class BundleBuilder:
             source = (CONTEXTS / "stand-in" / "main.go").read_text()
             built = self._go(go, recipes.stand_in(source), activity)
             return Built(need, "stand-in", built, {"NAME": role, **STAND_INS[role]}, "openi-tasks stand-in (STAND-IN)")
+        if role == "nvidia-device-plugin":
+            if not is_stand_in(need.name):
+                raise recipes.NotBuildable(
+                    f"{need.ref}: NVIDIA's device plugin needs NVML and GPUs, which a build here cannot use. Use a "
+                    f"bundle from upstream releases, or name a stand-in image (a repository ending in -stand-in; "
+                    f"kubernetes.nvidia-device-plugin-image) for a cluster without GPUs")
+            source = (CONTEXTS / "nvidia-device-plugin-stand-in" / "main.go").read_text()
+            version = self.cluster.kubernetes.kubernetes_version
+            built = self._go(go, recipes.nvidia_device_plugin_stand_in(version, source), activity)
+            return Built(need, "nvidia-device-plugin-stand-in", built, {},
+                         "openi-tasks nvidia-device-plugin stand-in (STAND-IN)")
         raise recipes.NotBuildable(f"{need.ref}: no recipe for {role}")
 
     def _pause(self, module_dir: Path, tag: str, activity: Activity) -> Path:

@@ -50,4 +50,6 @@ def image_needs(cluster: Cluster, coredns_tag: str, pause_tag: str) -> list[Imag
     if any(m.labels.get("dashboard") == "true" for m in cluster.machines):
         needs += [ImageNeed("dashboard", cluster.dashboard_image),
                   ImageNeed("dashboard-metrics-scraper", k.dashboard_metrics_scraper_image)]
+    if any(m.gpu_count for m in cluster.machines):
+        needs.append(ImageNeed("nvidia-device-plugin", k.nvidia_device_plugin_image))
     return needs

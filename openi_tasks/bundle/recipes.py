@@ -135,3 +135,12 @@ def stand_in(source: str) -> GoBuild:
     """The stand-ins' one small server (what cannot be built here: see templates/bundle/stand-in)."""
     return GoBuild(name="stand-in", requires={}, binaries={"stand-in": "."}, ldflags=("-s", "-w"),
                    files={"main.go": source})
+
+
+def nvidia_device_plugin_stand_in(kubernetes_version: str, source: str) -> GoBuild:
+    """The STAND-IN for NVIDIA's device plugin (templates/bundle/nvidia-device-plugin-stand-in),
+    against the kubelet's device-plugin API of the cluster's Kubernetes (k8s.io/kubelet v0.<minor>)."""
+    _, minor, patch = semver(kubernetes_version, "kubernetes-version")
+    kubelet = f"v0.{minor}.{patch}"
+    return GoBuild(name=f"nvidia-device-plugin-stand-in-{kubelet}", requires={"k8s.io/kubelet": kubelet},
+                   binaries={"nvidia-device-plugin-stand-in": "."}, ldflags=("-s", "-w"), files={"main.go": source})

@@ -296,6 +296,7 @@ class KubernetesSettings(FileModel):
     nvidia_toolkit_source: Literal["repository", "preinstalled"] = "repository"
     nvidia_toolkit_repository: Url = "https://nvidia.github.io/libnvidia-container/stable/deb"
     gpu_default_runtime: StrictBool = False
+    nvidia_device_plugin_image: Image = "nvcr.io/nvidia/k8s-device-plugin:v0.17.4"
     # Legacy (hyperkube era): read, ignored, reported as a warning.
     hyperkube_version: Optional[Version] = None
     apiserver_version: Optional[Version] = None
@@ -389,8 +390,9 @@ class ImagesSection(FileModel):
     nginx: Image = "docker.io/library/nginx:1.27"
     # Default: nvcr.io/nvidia/driver:<nvidia-drivers-version>-ubuntu22.04
     nvidia_driver: Optional[Image] = None
-    # Makes the GPUs a resource (nvidia.com/gpu) that pods, the node managers among them, request.
-    nvidia_device_plugin: Image = "nvcr.io/nvidia/k8s-device-plugin:v0.14.5"
+    # Legacy: the device plugin is an add-on of k8s.deploy now (kubernetes.nvidia-device-plugin-image);
+    # read and ignored, with a warning.
+    nvidia_device_plugin: Optional[Image] = None
 
 
 class VirtualCluster(FileModel):

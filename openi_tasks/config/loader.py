@@ -49,6 +49,8 @@ def load_files(directory: Path) -> tuple[LoadedFiles, list[Problem]]:
             files.models[name] = model
     if "kubernetes-configuration.yaml" in files.docs:
         problems += _legacy_warnings(files.docs["kubernetes-configuration.yaml"])
+    if "services-configuration.yaml" in files.docs:
+        problems += _moved_device_plugin(files.docs["services-configuration.yaml"])
     return files, problems
 
 
@@ -174,6 +176,15 @@ def _legacy_warnings(doc: YamlDocument) -> list[Problem]:
         for key in LEGACY_KUBERNETES_KEYS
         if key in block
     ]
+
+
+def _moved_device_plugin(doc: YamlDocument) -> list[Problem]:
+    images = doc.data.get("images") if isinstance(doc.data, dict) else None
+    if not (isinstance(images, dict) and "nvidia-device-plugin" in images):
+        return []
+    return [doc.problem(("images", "nvidia-device-plugin"),
+                        "is ignored: the device plugin is now an add-on of k8s.deploy, whose image is "
+                        "kubernetes.nvidia-device-plugin-image in kubernetes-configuration.yaml", severity="warning")]
 
 
 def _kind(value: Any) -> str:

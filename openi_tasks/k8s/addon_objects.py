@@ -1,5 +1,5 @@
-"""What the addons phase applies: the pod network, the dashboard, the RuntimeClass of GPU nodes, and
-the machines' flags as node labels."""
+"""What the addons phase applies: the pod network, the dashboard, for GPU nodes the RuntimeClass
+`nvidia` and NVIDIA's device plugin, and the machines' flags as node labels."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ def addon_objects(cluster: Cluster) -> list[dict[str, Any]]:
         objects += _documents(render("k8s/addons/dashboard.yaml.j2", **context))
     if any(m.gpu_count for m in cluster.machines):
         objects.append(NVIDIA_RUNTIME_CLASS)
+        objects += _documents(render("k8s/addons/nvidia-device-plugin.yaml.j2", **context))
     objects += node_labels(cluster)
     return objects
 

@@ -40,8 +40,7 @@ def service_context(cluster: Cluster) -> dict[str, Any]:
                    "rest-server": external.rest_server, "webportal": external.webportal,
                    "frameworklauncher": external.frameworklauncher, "grafana": external.grafana,
                    "prometheus": external.prometheus, "node-exporter": external.node_exporter,
-                   "nginx": external.nginx, "nvidia-driver": driver,
-                   "nvidia-device-plugin": external.nvidia_device_plugin},
+                   "nginx": external.nginx, "nvidia-driver": driver},
         "pull_secret": cluster.services.cluster.docker_registry_info.secret_name
         if cluster.services.cluster.docker_registry_info else None,
         "hadoop_configuration": str(StateDir.of(cluster).hadoop_configuration),

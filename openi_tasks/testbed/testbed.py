@@ -444,8 +444,10 @@ class Testbed:
             kubernetes["load-balance-ip"] = state.load_balancer
         skus = {"testbed": {"mem": 2, "cpu": {"vcore": 1}, "os": "debian12"}}
         if any(n.gpus for n in state.nodes):
-            # The stand-in nvidia-container-runtime is on the GPU workers already.
+            # The stand-in nvidia-container-runtime is on the GPU workers already; NVIDIA's device
+            # plugin needs GPUs: a STAND-IN built by the bundle advertises the stand-in GPUs.
             kubernetes["nvidia-toolkit-source"] = "preinstalled"
+            kubernetes["nvidia-device-plugin-image"] = f"{state.registry}/nvidia-device-plugin-stand-in:testbed"
             skus["testbed-gpu"] = {**skus["testbed"], "gpu": {"type": "stand-in", "count": STAND_IN_GPUS}}
         directory = write_configuration(
             Path(state.config_dir),

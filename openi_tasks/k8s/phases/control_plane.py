@@ -31,6 +31,12 @@ def unfinished_reset(host: Host, files: list[RenderedFile]) -> list[Change]:
             *(Change(f"write {f.path} (mode {f.mode:o})", FileWrite(f.path, f.content.encode(), f.mode)) for f in files)]
 
 
+def pki_files(run: Run) -> list[RenderedFile]:
+    """What every master needs in /etc/kubernetes/pki before kubeadm runs (keys 0600)."""
+    return [RenderedFile(f"{kubeadm.PKI}/{relative}", content.decode(), 0o600 if relative.endswith(".key") else 0o644)
+            for relative, content in run.pki.control_plane_files().items()]
+
+
 def kubeadm_config(run: Run, host: Host) -> RenderedFile:
     """This host's kubeadm configuration file (0600: it holds the join token)."""
     path, text = kubeadm.config_file(run.cluster, host.machine, run.join, adaptations(run, host))
@@ -48,9 +54,7 @@ class ControlPlane(Phase):
     def plan(self, run: Run, host: Host) -> list[Change]:
         facts = facts_of(run, host)
         config = kubeadm_config(run, host)
-        files = [*(RenderedFile(f"{kubeadm.PKI}/{relative}", content.decode(), 0o600 if relative.endswith(".key") else 0o644)
-                   for relative, content in run.pki.control_plane_files().items()),
-                 config]
+        files = [*pki_files(run), config]
         changes = unfinished_reset(host, files) if facts.kubeadm_unfinished else ensure_files(host, files)
         first = host.machine is run.cluster.masters[0]
         if not facts.apiserver or facts.kubeadm_unfinished:

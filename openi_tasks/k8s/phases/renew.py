@@ -27,7 +27,9 @@ from ..certs import COLLECT, parse_collected
 from ..etcd_client import lead_elsewhere, wait_healthy
 from ..files import member_of
 from ..kubeadm import CONFIG_DIR, PKI, renew_config_file
+from ..static_pods import COMPONENTS, restart_command
 from .etcd import etcd_changes
+from .control_plane import pki_files
 from .endpoint import route_without
 
 # What `kubeadm certs renew NAME` renews on a master, and the file it checks. The kubelet's own
@@ -42,7 +44,6 @@ KUBEADM_RENEWS = {
     "scheduler.conf": "/etc/kubernetes/scheduler.conf",
 }
 RENEW_CONFIG = f"{CONFIG_DIR}/renew.yaml"
-COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 
 
 class RenewEtcd(Phase):
@@ -78,9 +79,7 @@ class RenewControlPlane(Phase):
         return run.hosts("master")
 
     def plan(self, run: Run, host: Host) -> list[Change]:
-        files = [RenderedFile(f"{PKI}/{relative}", content.decode(), 0o600 if relative.endswith(".key") else 0o644)
-                 for relative, content in run.pki.control_plane_files().items()]
-        etcd_client = ensure_files(host, files)
+        etcd_client = ensure_files(host, pki_files(run))
         due = self._due(host)
         if not (etcd_client or due):
             return []
@@ -118,16 +117,3 @@ class RenewControlPlane(Phase):
         expiry = {c.path: c.not_after for c in found}
         limit = now() + self.within
         return [name for name, path in KUBEADM_RENEWS.items() if path in expiry and expiry[path] <= limit]
-
-def restart_command(components: tuple[str, ...], timeout: int = 180) -> str:
-    """Stop each component's process, then wait until kubelet has started a new one."""
-    steps = []
-    for name in components:
-        quoted = shlex.quote(name)
-        steps.append(
-            f"old=$(pgrep -x {quoted} | tr '\\n' ' '); pkill -x {quoted} || true; new=; "
-            f"for i in $(seq 1 {timeout}); do new=$(pgrep -x {quoted} | tr '\\n' ' '); "
-            f"if [ -n \"$new\" ] && [ \"$new\" != \"$old\" ]; then break; fi; new=; sleep 1; done; "
-            f"[ -n \"$new\" ] || {{ echo '{name} did not run again within {timeout}s' >&2; exit 1; }}"
-        )
-    return "; ".join(steps)

@@ -12,6 +12,7 @@ from ...phase import Change, Phase
 from ...run import Run
 from ...ssh import FileWrite, Host
 from ..files import member_of
+from ..static_pods import COMPONENTS, restart_command
 
 STAGING = "/var/lib/openi/restore"
 
@@ -69,7 +70,6 @@ class RestartControlPlane(Phase):
 
     name = "restart-control-plane"
     title = "Restart the control plane on the restored etcd"
-    COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 
     def hosts(self, run: Run) -> list[Host]:
         return run.hosts("master")
@@ -77,8 +77,8 @@ class RestartControlPlane(Phase):
     def plan(self, run: Run, host: Host) -> list[Change]:
         if host.sh("test -f /etc/kubernetes/manifests/kube-apiserver.yaml").exited != 0:
             return []
-        stop = "; ".join(f"pkill -x {c} || true" for c in self.COMPONENTS)
-        return [Change(f"stop {', '.join(self.COMPONENTS)} (kubelet starts them again)", stop)]
+        return [Change(f"restart {', '.join(COMPONENTS)} (kubelet starts them again) and wait until each runs again",
+                       restart_command())]
 
     def after(self, run: Run) -> None:
         api = run.api()
