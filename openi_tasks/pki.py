@@ -99,8 +99,10 @@ class CertificateAuthority:
         names: Iterable[str] = (),
         server: bool = True,
         client: bool = False,
+        days: int | None = None,
     ) -> Issued:
-        """A new key and a certificate for it, valid for the given IP addresses and DNS names."""
+        """A new key and a certificate for it, valid for the given IP addresses and DNS names, for
+        `days` (default 825)."""
         key = ec.generate_private_key(ec.SECP256R1())
         alt_names: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
         alt_names += [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
@@ -112,7 +114,7 @@ class CertificateAuthority:
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now() - datetime.timedelta(minutes=5))
-            .not_valid_after(now() + _VALID_LEAF)
+            .not_valid_after(now() + (datetime.timedelta(days=days) if days else _VALID_LEAF))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.KeyUsage(True, False, True, False, False, False, False, False, False), critical=True)
             .add_extension(x509.ExtendedKeyUsage(usages), critical=False)

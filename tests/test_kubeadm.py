@@ -190,3 +190,17 @@ def test_the_renewal_configuration_holds_no_token_and_names_the_master(cluster):
     assert documents[0]["bootstrapTokens"] == []
     assert documents[0]["localAPIEndpoint"] == {"advertiseAddress": cluster.masters[1].address, "bindPort": 6443}
     assert documents[1]["etcd"]["external"]["certFile"] == "/etc/kubernetes/pki/apiserver-etcd-client.crt"
+
+
+def test_the_configured_certificate_lifetime_applies_to_etcd_s_and_kubeadm_s_certificates(cluster, tmp_path):
+    import dataclasses
+    import datetime
+
+    from cryptography import x509
+
+    short = dataclasses.replace(cluster, kubernetes=cluster.kubernetes.model_copy(update={"certificate_days": 20}))
+    server = ClusterPki(short, StateDir(tmp_path)).member_files(short.etcd_members[0])["server.crt"]
+    left = x509.load_pem_x509_certificate(server).not_valid_after_utc - datetime.datetime.now(datetime.timezone.utc)
+    assert datetime.timedelta(days=19, hours=23) < left <= datetime.timedelta(days=20)
+    assert kubeadm.cluster_configuration(short).to_dict()["certificateValidityPeriod"] == "480h0m0s"
+    assert "certificateValidityPeriod" not in kubeadm.cluster_configuration(cluster).to_dict()

@@ -292,6 +292,7 @@ class KubernetesSettings(FileModel):
     kubectl_download_url: Url = "https://dl.k8s.io/release"
     docker_install_source: Literal["docker-repository", "os-package"] = "docker-repository"
     docker_repository: Url = "https://download.docker.com/linux"
+    certificate_days: Optional[Annotated[int, Field(ge=1, le=3650)]] = None
     gpu_mismatch: Literal["error", "warn"] = "error"
     nvidia_toolkit_source: Literal["repository", "preinstalled"] = "repository"
     nvidia_toolkit_repository: Url = "https://nvidia.github.io/libnvidia-container/stable/deb"

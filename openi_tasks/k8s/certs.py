@@ -25,7 +25,7 @@ from ..config import Cluster
 from ..pki import now as utc_now
 from ..report import Reporter
 from ..run import open_run
-from ..ssh import Host, describe_error
+from ..ssh import describe_error
 from .files import ETCD_PKI
 from .kubeadm import PKI
 
@@ -145,9 +145,3 @@ def show_certificates(cluster: Cluster, reporter: Reporter, within: float = WARN
         reporter.info(f"{len(certificates)} certificates; none expires within {within:g} days "
                       f"(the first on {certificates[0].not_after:%Y-%m-%d})")
     return not due and not problems
-
-
-def earliest(host: Host) -> CertificateInfo | None:
-    """The certificate on `host` that expires first (for k8s.status)."""
-    certificates, _ = parse_collected(host.name, host.sh(COLLECT, check=True).stdout)
-    return min(certificates, key=lambda c: c.not_after, default=None)

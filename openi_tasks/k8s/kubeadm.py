@@ -140,6 +140,7 @@ class ClusterConfiguration:
     cert_sans: tuple[str, ...]
     api_server_args: tuple[Arg, ...] = ()
     encryption_algorithm: str = "ECDSA-P256"
+    certificate_days: int | None = None  # kubeadm's default: 365
 
     def to_dict(self) -> dict[str, Any]:
         api_server: dict[str, Any] = {"certSANs": list(self.cert_sans)}
@@ -156,6 +157,7 @@ class ClusterConfiguration:
             "networking": {"podSubnet": self.pod_subnet, "serviceSubnet": self.service_subnet},
             "etcd": self.etcd.to_dict(),
             "apiServer": api_server,
+            **({"certificateValidityPeriod": f"{self.certificate_days * 24}h0m0s"} if self.certificate_days else {}),
         }
 
 
@@ -260,6 +262,7 @@ def cluster_configuration(cluster: Cluster) -> ClusterConfiguration:
         etcd=ExternalEtcd(tuple(m.client_url for m in cluster.etcd_members)),
         cert_sans=tuple(dict.fromkeys(sans)),
         api_server_args=(Arg("profiling", "false"),),
+        certificate_days=k.certificate_days,
     )
 
 

@@ -131,7 +131,8 @@ class ClusterPki:
             existing = Issued(cert_path.read_bytes(), key_path.read_bytes())
             if self._still_valid(existing, addresses, names):
                 return existing
-        issued = self.etcd_ca.issue(common_name, addresses=addresses, names=names, server=server, client=True)
+        issued = self.etcd_ca.issue(common_name, addresses=addresses, names=names, server=server, client=True,
+                                    days=self.cluster.kubernetes.certificate_days)
         if self.persist:
             issued.write(directory, name)
         return issued

@@ -9,12 +9,15 @@ from __future__ import annotations
 import csv
 import io
 import socket
+from dataclasses import dataclass, field
 
 from ..config import Cluster
+from ..pki import now
 from ..report import Reporter
 from ..run import Run, open_run
 from ..ssh import Host, Inventory, describe_error
 from . import gpufacts
+from .certs import COLLECT, WARN_WITHIN_DAYS, CertificateInfo, parse_collected
 from .etcd_client import member_health
 from .gpufacts import GpuFacts
 from .pki import ClusterPki
@@ -23,23 +26,31 @@ GPU_RESOURCE = "nvidia.com/gpu"
 STATS = "curl -fsS 'http://127.0.0.1:8404/stats;csv'"
 
 
-def host_rows(inventory: Inventory) -> tuple[list[tuple], dict[str, GpuFacts]]:
-    """A row per host, and the GPUs of the hosts that answered."""
-    def one(host: Host) -> tuple[tuple, GpuFacts]:
-        docker, containers, gpus = host.sh_all([
+@dataclass
+class HostState:
+    """What one round trip to a host tells: its row, its GPUs, its certificates."""
+
+    row: tuple
+    gpus: GpuFacts | None = None
+    certificates: list[CertificateInfo] = field(default_factory=list)
+
+
+def host_states(inventory: Inventory) -> list[HostState]:
+    """One session per host (a host that does not answer is a row saying why)."""
+    def one(host: Host) -> HostState:
+        docker, containers, gpus, certificates = host.sh_all([
             "docker version --format '{{.Server.Version}}' 2>/dev/null",
             "docker ps -a --filter label=openi.managed=true --format '{{.Names}}: {{.Status}}' 2>/dev/null",
-            gpufacts.SCRIPT])
+            gpufacts.SCRIPT, COLLECT])
         row = (host.name, host.machine.role, "yes", docker.stdout.strip() if docker.exited == 0 else "missing",
                "; ".join(containers.stdout.strip().splitlines()) or "-")
         raw = dict(line.split("=", 1) for line in gpus.stdout.splitlines() if "=" in line)
-        return row, gpufacts.parse(raw)
+        return HostState(row, gpufacts.parse(raw), parse_collected(host.name, certificates.stdout)[0])
 
     hosts = inventory.hosts()
     done = inventory.map(hosts, one)
-    rows = [done[h][0] if not isinstance(done[h], Exception) else (h.name, h.machine.role, describe_error(done[h]), "-", "-")
-            for h in hosts]
-    return rows, {h.name: done[h][1] for h in hosts if not isinstance(done[h], Exception)}
+    return [done[h] if not isinstance(done[h], Exception) else
+            HostState((h.name, h.machine.role, describe_error(done[h]), "-", "-")) for h in hosts]
 
 
 def gpu_rows(cluster: Cluster, found: dict[str, GpuFacts], allocatable: dict[str, str]) -> list[tuple]:
@@ -101,16 +112,11 @@ def node_rows(run: Run) -> tuple[list[tuple] | str, dict[str, str]]:
     return rows, gpus
 
 
-def show_earliest_certificate(inventory: Inventory, reporter: Reporter) -> None:
+def show_earliest_certificate(certificates: list[CertificateInfo], reporter: Reporter) -> None:
     """The certificate on the hosts that expires first; a warning when that is within 30 days."""
-    from ..pki import now
-    from .certs import WARN_WITHIN_DAYS, earliest
-
-    done = inventory.map(inventory.hosts(), earliest)
-    found = [cert for cert in done.values() if cert is not None and not isinstance(cert, Exception)]
-    if not found:
+    if not certificates:
         return
-    first = min(found, key=lambda c: c.not_after)
+    first = min(certificates, key=lambda c: c.not_after)
     days = first.days_left(now())
     line = f"{first.host}: {first.path} ({first.subject}), on {first.not_after:%Y-%m-%d} ({days:.0f} days)"
     if days < WARN_WITHIN_DAYS:
@@ -123,9 +129,9 @@ def show_status(cluster: Cluster, reporter: Reporter) -> bool:
     healthy = True
     with open_run(cluster, reporter, "status", record=False) as run:
         inventory = run.inventory
-        hosts, gpus_found = host_rows(inventory)
-        reporter.table("hosts", ("host", "role", "reachable", "docker", "containers"), hosts)
-        healthy &= all(row[2] == "yes" for row in hosts)
+        states = host_states(inventory)
+        reporter.table("hosts", ("host", "role", "reachable", "docker", "containers"), [s.row for s in states])
+        healthy &= all(s.row[2] == "yes" for s in states)
         pki = ClusterPki(cluster, run.state, persist=False)
         if (pki.etcd_dir / "operator.crt").is_file():
             members = member_health(cluster, pki)
@@ -135,7 +141,7 @@ def show_status(cluster: Cluster, reporter: Reporter) -> bool:
             healthy &= all(m.healthy for m in members)
         else:
             reporter.info(f"etcd: no client certificate in {pki.etcd_dir} (etcd has not been deployed from here)")
-        show_earliest_certificate(inventory, reporter)
+        show_earliest_certificate([c for s in states for c in s.certificates], reporter)
         endpoint = endpoint_rows(cluster, inventory)
         reporter.info(f"API endpoint: {cluster.endpoint.mode}, {cluster.endpoint.url}")
         reporter.table("API endpoint backends", ("backend", "status"), endpoint)
@@ -146,7 +152,7 @@ def show_status(cluster: Cluster, reporter: Reporter) -> bool:
     else:
         reporter.table("Kubernetes nodes", ("node", "ready", "roles", "kubelet"), nodes)
         healthy &= all(row[1] == "Ready" for row in nodes)
-    gpus = gpu_rows(cluster, gpus_found, allocatable)
+    gpus = gpu_rows(cluster, {s.row[0]: s.gpus for s in states if s.gpus is not None}, allocatable)
     if gpus:
         reporter.table("GPU nodes", ("host", "expected", "found", "allocatable", "problem"), gpus)
         healthy &= all(row[-1] == "ok" for row in gpus)
