@@ -1,8 +1,10 @@
-"""Restarting a control-plane component in place, against real processes on this machine named as
-kubelet starts them (a process name is cut to 15 characters: kube-controller-manager's is)."""
+"""Restarting a control-plane component in place, against real processes on this machine whose
+names are long, as kube-controller-manager's is (a process name is cut to 15 characters). The names
+are made up for each test: a testbed's real components are processes of this machine too."""
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import time
 
@@ -15,27 +17,37 @@ def supervised(name: str) -> subprocess.Popen:
     return subprocess.Popen(["bash", "-c", loop], start_new_session=True)
 
 
-def test_a_component_with_a_long_name_is_restarted_and_waited_for():
-    name = "kube-controller-manager"
-    kubelet = supervised(name)
+def made_up(role: str) -> str:
+    return f"kube-{role}-openi-test-{secrets.token_hex(4)}"
+
+
+def test_components_with_long_names_are_restarted_and_waited_for():
+    name, other = made_up("controller-manager"), made_up("scheduler")
+    kubelets = [supervised(name), supervised(other)]
+
+    def pids() -> list[list[str]]:
+        return [subprocess.run(["pgrep", "-f", f"^{n} "], capture_output=True, text=True).stdout.split()
+                for n in (name, other)]
     try:
         time.sleep(0.5)
-        before = subprocess.run(["pgrep", "-f", f"^{name} "], capture_output=True, text=True).stdout.split()
-        assert len(before) == 1
-        done = subprocess.run(["bash", "-c", restart_command((name,), timeout=10)], capture_output=True, text=True)
+        before = pids()
+        assert [len(p) for p in before] == [1, 1]
+        done = subprocess.run(["bash", "-c", restart_command((name, other), timeout=10)], capture_output=True,
+                              text=True)
         assert done.returncode == 0, done.stderr
-        after = subprocess.run(["pgrep", "-f", f"^{name} "], capture_output=True, text=True).stdout.split()
-        assert len(after) == 1 and after != before
+        after = pids()
+        assert [len(p) for p in after] == [1, 1] and after[0] != before[0] and after[1] != before[1]
     finally:
-        subprocess.run(["pkill", "-g", str(kubelet.pid)])  # the supervisor's whole session
-        kubelet.wait(10)
+        for kubelet in kubelets:
+            subprocess.run(["pkill", "-g", str(kubelet.pid)])  # the supervisor's whole session
+            kubelet.wait(10)
 
 
 def test_a_component_that_does_not_come_back_fails_within_the_timeout():
-    name = "kube-scheduler"
+    name = made_up("scheduler")
     process = subprocess.Popen(["bash", "-c", f"exec -a {name} sleep 1000"])
     start = time.monotonic()
     done = subprocess.run(["bash", "-c", restart_command((name,), timeout=3)], capture_output=True, text=True)
     process.wait(10)
-    assert done.returncode == 1 and "kube-scheduler did not run again within 3s" in done.stderr
+    assert done.returncode == 1 and f"{name} did not run again within 3s" in done.stderr
     assert time.monotonic() - start < 10
