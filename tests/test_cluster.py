@@ -377,7 +377,9 @@ def test_certificates_renewed_one_master_at_a_time_while_the_api_keeps_serving(t
     for (master, path), expiry in before.items():
         assert not_after_on(testbed, master, path) > expiry, f"{master}: {path} was not renewed"
     assert {m: not_after_on(testbed, m, "/etc/kubernetes/pki/ca.crt") for m in masters} == ca_before
-    assert writer.failed == [] or len(writer.failed) <= 1, writer.failed
+    # The writer's one keep-alive connection may be pinned to a master whose API server stops (seen
+    # once: 1 of 3394 requests, a connection closed without response; 0 of 3138 in another run).
+    assert len(writer.failed) <= 1, writer.failed
     assert len(writer.acknowledged) > 50 and not writer.missing(cluster)
     assert healthy_members(cluster, pki) == ["etcd1", "etcd2", "etcd3"]
     # The operator's admin.conf carries the first master's renewed client certificate.
