@@ -34,7 +34,7 @@ def run_script(tmp_path, nvidia_smi: str | None) -> dict[str, str]:
         smi.chmod(smi.stat().st_mode | stat.S_IEXEC)
     out = subprocess.run(["/bin/bash", "-c", gpufacts.SCRIPT], capture_output=True, text=True,
                          env={"PATH": str(bin_dir)}, timeout=30).stdout
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    return hostfacts.key_values(out)
 
 
 def test_nvidia_smi_gives_models_and_driver(tmp_path, cluster):

@@ -21,7 +21,7 @@ from .pki import ClusterPki
 def operator_pki(cluster: Cluster) -> ClusterPki:
     """The state directory's PKI, which must already hold this machine's etcd client certificate."""
     pki = ClusterPki(cluster, StateDir.of(cluster))
-    if not (pki.etcd_dir / "operator.crt").is_file():
+    if not pki.has_operator_client:
         raise OpenIError(f"no etcd client certificate in {pki.etcd_dir}: etcd was not deployed from this state directory")
     return pki
 

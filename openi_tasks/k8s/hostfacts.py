@@ -103,7 +103,7 @@ def gather(host: Host, disk_path: str = "/var/lib") -> HostFacts:
     result = host.sh(script)
     if result.exited != 0:
         raise CommandFailed(host.name, "gather facts", result)
-    raw = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+    raw = key_values(result.stdout)
     listening = raw.get("listening", "unknown")
     return HostFacts(
         os_id=raw.get("os_id", "unknown"),
@@ -136,6 +136,11 @@ def gather(host: Host, disk_path: str = "/var/lib") -> HostFacts:
         gpus=gpufacts.parse(raw),
         raw=raw,
     )
+
+
+def key_values(output: str) -> dict[str, str]:
+    """The `key=value` lines a facts script prints (gpufacts.SCRIPT's too)."""
+    return dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
 
 
 def required_ports(cluster: Cluster, machine: Machine) -> dict[int, str]:

@@ -105,6 +105,12 @@ class ClusterPki:
             "peer.key": peer.key,
         }
 
+    @property
+    def has_operator_client(self) -> bool:
+        """Whether this machine's etcd client certificate is there: etcd was deployed from this
+        state directory."""
+        return (self.etcd_dir / "operator.crt").is_file()
+
     @cached_property
     def operator_client(self) -> Issued:
         """This machine's client certificate for etcd (etcd3gw, etcdctl.env)."""

@@ -20,6 +20,7 @@ from . import gpufacts
 from .certs import COLLECT, WARN_WITHIN_DAYS, CertificateInfo, parse_collected
 from .etcd_client import member_health
 from .gpufacts import GpuFacts
+from .hostfacts import key_values
 from .pki import ClusterPki
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -44,8 +45,7 @@ def host_states(inventory: Inventory) -> list[HostState]:
             gpufacts.SCRIPT, COLLECT])
         row = (host.name, host.machine.role, "yes", docker.stdout.strip() if docker.exited == 0 else "missing",
                "; ".join(containers.stdout.strip().splitlines()) or "-")
-        raw = dict(line.split("=", 1) for line in gpus.stdout.splitlines() if "=" in line)
-        return HostState(row, gpufacts.parse(raw), parse_collected(host.name, certificates.stdout)[0])
+        return HostState(row, gpufacts.parse(key_values(gpus.stdout)), parse_collected(host.name, certificates.stdout)[0])
 
     hosts = inventory.hosts()
     done = inventory.map(hosts, one)
@@ -133,7 +133,7 @@ def show_status(cluster: Cluster, reporter: Reporter) -> bool:
         reporter.table("hosts", ("host", "role", "reachable", "docker", "containers"), [s.row for s in states])
         healthy &= all(s.row[2] == "yes" for s in states)
         pki = ClusterPki(cluster, run.state, persist=False)
-        if (pki.etcd_dir / "operator.crt").is_file():
+        if pki.has_operator_client:
             members = member_health(cluster, pki)
             reporter.table("etcd members", ("member", "client URL", "healthy", "leader", "version", "raft index", "error"),
                            [(m.name, m.url, "yes" if m.healthy else "no", "leader" if m.leader else "",

@@ -10,17 +10,14 @@ on these hosts, so no later deploy can remove it.
 
 from __future__ import annotations
 
-import shlex
-
 from ...errors import OpenIError
 from ...phase import Change, Phase
 from ...run import Run
 from ...ssh import Host
+from .packages import APT, NVIDIA_RUNTIME, add_apt_repository
 
-NVIDIA_RUNTIME = "/usr/bin/nvidia-container-runtime"
 PACKAGE = "nvidia-container-toolkit"
 KEYRING = "/etc/apt/keyrings/nvidia-container-toolkit.gpg"
-APT = "DEBIAN_FRONTEND=noninteractive apt-get -q -o Dpkg::Options::=--force-confold"
 
 
 class GpuRuntime(Phase):
@@ -44,9 +41,8 @@ class GpuRuntime(Phase):
         repo = k.nvidia_toolkit_repository.rstrip("/")
         source = f"deb [signed-by={KEYRING}] {repo}/$(ARCH) /"
         command = (
-            f"{APT} update && {APT} install -y ca-certificates curl gpg && install -m 0755 -d /etc/apt/keyrings && "
-            f"curl -fsSL {shlex.quote(repo + '/gpgkey')} | gpg --batch --yes --dearmor -o {KEYRING} && "
-            f"printf '%s\\n' {shlex.quote(source)} > /etc/apt/sources.list.d/nvidia-container-toolkit.list && "
+            f"{APT} update && {APT} install -y ca-certificates curl gpg && "
+            f"{add_apt_repository(repo + '/gpgkey', KEYRING, source, PACKAGE)} && "
             f"{APT} update && {APT} install -y {PACKAGE}"
         )
         return [Change(f"install {PACKAGE} from {repo}: {command}", command)]

@@ -22,12 +22,12 @@ from ..binaries import NAMES
 from ..hostfacts import HostFacts
 from ..kubeadm import KUBELET_RESOLV_CONF
 from .facts import facts_of
-from .gpu import NVIDIA_RUNTIME
 
 APT = "DEBIAN_FRONTEND=noninteractive apt-get -q -o Dpkg::Options::=--force-confold"
 KUBELET_UNIT = "/etc/systemd/system/kubelet.service"
 KUBEADM_DROP_IN = "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"
 CONTAINERD_CONFIG = "/etc/containerd/config.toml"
+NVIDIA_RUNTIME = "/usr/bin/nvidia-container-runtime"  # containerd's runtime `nvidia` (see gpu.py)
 CNI_BIN = "/opt/cni/bin"
 
 
@@ -72,17 +72,23 @@ def _from_repository(run: Run) -> Change:
     k = run.cluster.kubernetes
     repo = repository_url(run)
     version = k.kubernetes_version.lstrip("v")
-    source = f"deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] {repo}/ /"
+    keyring = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
     pinned = " ".join(f"{name}={version}-*" for name in NAMES)
     command = (
         f"{APT} update && {APT} install -y ca-certificates curl gpg conntrack socat && "
-        f"install -m 0755 -d /etc/apt/keyrings && "
-        f"curl -fsSL {shlex.quote(repo + '/Release.key')} | gpg --batch --yes --dearmor -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg && "
-        f"printf '%s\\n' {shlex.quote(source)} > /etc/apt/sources.list.d/kubernetes.list && "
+        f"{add_apt_repository(repo + '/Release.key', keyring, f'deb [signed-by={keyring}] {repo}/ /', 'kubernetes')} && "
         f"{APT} update && {APT} install -y --allow-change-held-packages {pinned} && "
         f"apt-mark hold {' '.join(NAMES)} && systemctl enable kubelet"
     )
     return Change(f"install kubeadm, kubelet and kubectl {k.kubernetes_version} from {repo}: {command}", command)
+
+
+def add_apt_repository(key_url: str, keyring: str, source: str, name: str) -> str:
+    """The command that trusts an apt repository's (armored) signing key in `keyring` and lists
+    `source` in /etc/apt/sources.list.d/<name>.list (curl and gpg must be installed)."""
+    return (f"install -m 0755 -d /etc/apt/keyrings && "
+            f"curl -fsSL {shlex.quote(key_url)} | gpg --batch --yes --dearmor -o {keyring} && "
+            f"printf '%s\\n' {shlex.quote(source)} > /etc/apt/sources.list.d/{name}.list")
 
 
 def _from_binaries(run: Run, host: Host) -> list[Change]:

@@ -83,9 +83,10 @@ class RenewControlPlane(Phase):
         due = self._due(host)
         if not (etcd_client or due):
             return []
-        others = [m for m in run.cluster.masters if m.hostname != host.name]
+        # With other masters behind the endpoint, this one is taken out while it restarts.
+        reroute = len(run.cluster.masters) > 1 and run.cluster.endpoint.mode == "proxy"
         changes = []
-        if others and run.cluster.endpoint.mode == "proxy":
+        if reroute:
             changes.append(Change(f"stop sending new API connections to {host.name} (haproxy reload)",
                                   lambda: route_without(run, frozenset([host.name]))))
         changes += etcd_client
@@ -102,7 +103,7 @@ class RenewControlPlane(Phase):
         port = run.cluster.kubernetes.api_port
         changes.append(Change(f"wait until the API server on {host.name} is ready",
                               lambda: wait_apiserver_ready(host.machine.address, port, ca_file)))
-        if others and run.cluster.endpoint.mode == "proxy":
+        if reroute:
             changes.append(Change(f"send API connections to {host.name} again", lambda: route_without(run, frozenset())))
         return changes
 

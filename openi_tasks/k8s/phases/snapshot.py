@@ -40,7 +40,7 @@ class Snapshot(Phase):
 
     def plan(self, run: Run, host: Host) -> list[Change]:
         where = run.state.snapshots
-        if not (run.pki.etcd_dir / "operator.crt").is_file():
+        if not run.pki.has_operator_client:
             run.reporter.warn(f"no snapshot: etcd was never deployed from this state directory ({run.state.root})")
             return []
         answering = [h for h in member_health(run.cluster, run.pki) if h.healthy]
