@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -62,23 +63,26 @@ class KubeApi:
         finally:
             self.log(f"API: get {obj['kind']} {meta['name']} in {time.monotonic() - start:.2f}s")
 
-    def apply(self, obj: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
+    def apply(self, obj: dict[str, Any], dry_run: bool = False, field_manager: str = FIELD_MANAGER) -> dict[str, Any]:
+        """Server-side apply as `field_manager`: what it applied before and leaves out now is removed,
+        what other managers own stays."""
         meta = obj["metadata"]
         start = time.monotonic()
         resource = self._resource(obj)
         # Server-side apply is idempotent: asking again after a lost answer is safe.
         result = self.call(f"applying {obj['kind']} {meta['name']}", lambda: resource.server_side_apply(
             body=obj, name=meta["name"], namespace=meta.get("namespace"),
-            field_manager=FIELD_MANAGER, force_conflicts=True, dry_run="All" if dry_run else None,
+            field_manager=field_manager, force_conflicts=True, dry_run="All" if dry_run else None,
         ))
         self.log(f"API: apply{' (dry run)' if dry_run else ''} {obj['kind']} {meta['name']} "
                  f"in {time.monotonic() - start:.2f}s")
         return result.to_dict()
 
-    def would_change(self, obj: dict[str, Any]) -> bool:
+    def would_change(self, obj: dict[str, Any], field_manager: str = FIELD_MANAGER) -> bool:
         """Whether applying `obj` would change the live object (or create it)."""
         live = self.get(obj)
-        return live is None or _comparable(live) != _comparable(self.apply(obj, dry_run=True))
+        return live is None or _comparable(live) != _comparable(self.apply(obj, dry_run=True,
+                                                                          field_manager=field_manager))
 
 
     def wait_ready(self, timeout: float = 180) -> None:
@@ -90,21 +94,31 @@ class KubeApi:
         wait_ready(status, "the API server", timeout)
 
     def drain_and_delete(self, node: str, timeout: float = 300) -> None:
-        """Cordon a node, evict its pods (not DaemonSets' or static ones), wait, delete the Node.
+        """Drain a node (see `drain`), then delete its Node."""
+        from kubernetes import client
+
+        self.drain(node, timeout)
+        client.CoreV1Api(self.api_client).delete_node(node)
+
+    def drain(self, node: str, timeout: float = 300, annotations: dict[str, str] | None = None) -> None:
+        """Cordon a node (with `annotations`, which say why), evict its pods (not DaemonSets' or
+        static ones) and wait until they are gone.
 
         On a node whose kubelet does not answer (NotReady), evicted pods would wait forever for it
         to stop them: they are deleted at once instead (their controllers start them elsewhere)."""
         from kubernetes import client
 
         core = client.CoreV1Api(self.api_client)
-        core.patch_node(node, {"spec": {"unschedulable": True}})
+        self.call(f"cordoning {node}", lambda: core.patch_node(
+            node, {"metadata": {"annotations": annotations or {}}, "spec": {"unschedulable": True}}))
         deadline = time.monotonic() + timeout
         while True:
-            pods = [p for p in core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}").items
-                    if not _stays(p)]
+            listed = self.call(f"listing the pods on {node}",
+                               lambda: core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}"))
+            pods = [p for p in listed.items if not _stays(p) and p.status.phase not in ("Succeeded", "Failed")]
             if not pods:
-                break
-            if not _ready(core.read_node(node)):
+                return
+            if not _ready(self.call(f"reading Node {node}", lambda: core.read_node(node))):
                 for pod in pods:
                     try:
                         core.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace, grace_period_seconds=0)
@@ -124,8 +138,81 @@ class KubeApi:
                 except client.exceptions.ApiException as exc:
                     if exc.status not in (404, 429):  # gone already; or a disruption budget: retry
                         raise
-            time.sleep(5)
-        core.delete_node(node)
+            time.sleep(2)
+
+    def uncordon(self, node: str, annotations: tuple[str, ...] = ()) -> None:
+        """Let pods be scheduled on a node again, removing the `annotations` its cordon set."""
+        from kubernetes import client
+
+        removed: dict[str, None] = {name: None for name in annotations}
+        self.call(f"uncordoning {node}", lambda: client.CoreV1Api(self.api_client).patch_node(
+            node, {"metadata": {"annotations": removed}, "spec": {"unschedulable": None}}))
+
+    def set_taint(self, node: str, taint: dict[str, str], present: bool) -> None:
+        """Add or remove one taint (by key and effect) of a Node, leaving its others alone: the list
+        is read and written back with its resourceVersion, so a concurrent change is not lost (a
+        conflict is read again and retried)."""
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        core = client.CoreV1Api(self.api_client)
+        for _ in range(5):
+            live = self.call(f"reading Node {node}", lambda: core.read_node(node))
+            taints = [t.to_dict() for t in live.spec.taints or []]
+            others = [t for t in taints if (t.get("key"), t.get("effect")) != (taint["key"], taint["effect"])]
+            wanted = others + [dict(taint)] if present else others
+            body = {"metadata": {"resourceVersion": live.metadata.resource_version},
+                    "spec": {"taints": [{k: v for k, v in t.items() if v is not None} for t in wanted]}}
+            try:
+                core.patch_node(node, body)
+                return
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+        raise RuntimeError(f"Node {node} kept changing: its taints could not be written")
+
+    def nodes(self) -> dict[str, "NodeState"]:
+        """Every Node: Ready or not, its kubelet's version, whether cordoned, its annotations and taints."""
+        from kubernetes import client
+
+        items = self.call("listing Nodes", lambda: client.CoreV1Api(self.api_client).list_node().items)
+        return {n.metadata.name: NodeState(n.metadata.name, _ready(n), n.status.node_info.kubelet_version,
+                                           bool(n.spec.unschedulable), dict(n.metadata.annotations or {}),
+                                           frozenset((t.key, t.effect) for t in n.spec.taints or []),
+                                           dict(n.metadata.labels or {}), _applied_labels(n))
+                for n in items}
+
+    def wait_node(self, node: str, kubelet_version: str, timeout: float = 240) -> None:
+        """Until the Node is Ready with a kubelet of `kubelet_version`."""
+        deadline = time.monotonic() + timeout
+        state = None
+        while time.monotonic() < deadline:
+            try:
+                state = self.nodes().get(node)
+            except Exception:  # the endpoint's API servers restarting: ask again until the deadline
+                state = None
+            if state is not None and state.ready and state.kubelet_version == kubelet_version:
+                return
+            time.sleep(2)
+        now = "no Node" if state is None else f"{'Ready' if state.ready else 'NotReady'}, kubelet {state.kubelet_version}"
+        raise TimeoutError(f"{node} was not Ready with kubelet {kubelet_version} within {timeout:.0f}s ({now})")
+
+
+@dataclass(frozen=True)
+class NodeState:
+    name: str
+    ready: bool
+    kubelet_version: str
+    cordoned: bool
+    annotations: dict[str, str]
+    taints: frozenset[tuple[str, str]] = frozenset()  # (key, effect)
+    labels: dict[str, str] = field(default_factory=dict)
+    applied_labels: frozenset[str] = frozenset()  # the label keys openi-tasks' applies own
+
+    def labels_differ(self, wanted: dict[str, str]) -> bool:
+        """Whether applying exactly `wanted` as openi-tasks' labels would change the node: a value
+        differs, or a label openi-tasks applied before is left out (the apply removes it)."""
+        return any(self.labels.get(k) != v for k, v in wanted.items()) or bool(self.applied_labels - wanted.keys())
 
 
 def wait_ready(status: Callable[[], int], what: str, timeout: float = 180) -> None:
@@ -168,6 +255,17 @@ def transient(exc: BaseException) -> bool:
         return exc.status == 500 and any(word in body for word in ("timed out", "timeout", "leader changed",
                                                                      "unavailable"))
     return isinstance(exc, (TransportError, ConnectionError, TimeoutError))
+
+
+def _applied_labels(node, manager: str = FIELD_MANAGER) -> frozenset[str]:
+    """The label keys that `manager` owns through server-side apply, from the Node's managedFields
+    (`{"f:metadata": {"f:labels": {"f:<key>": {}}}}`)."""
+    keys: set[str] = set()
+    for entry in node.metadata.managed_fields or []:
+        if entry.manager == manager and entry.operation == "Apply":
+            labels = ((entry.fields_v1 or {}).get("f:metadata") or {}).get("f:labels") or {}
+            keys.update(key[2:] for key in labels if key.startswith("f:"))
+    return frozenset(keys)
 
 
 def _ready(node) -> bool:

@@ -59,6 +59,8 @@ def retried(what: str, call: Callable[[], T], transient: Callable[[BaseException
 
 def cause(exc: BaseException) -> str:
     """An exception as a short phrase: its first line, or its type when it says nothing."""
+    if type(exc).__module__.startswith("kubernetes.") and hasattr(exc, "status") and hasattr(exc, "body"):
+        return _api_answer(exc)
     text = str(exc).strip().splitlines()
     detail = getattr(exc, "detail_text", None)  # etcd3gw keeps the server's answer here
     first = text[0] if text else ""
@@ -66,3 +68,17 @@ def cause(exc: BaseException) -> str:
         first = str(detail).strip().splitlines()[0] if str(detail).strip() else ""
     name = type(exc).__name__
     return f"{name}: {first[:200]}" if first else name
+
+
+def _api_answer(exc: BaseException) -> str:
+    """The Kubernetes client's ApiException, whose first line is only "(403)": the status, its
+    reason and the API server's own message."""
+    import json
+
+    message = ""
+    try:
+        message = json.loads(getattr(exc, "body", "") or "{}").get("message", "")
+    except (ValueError, AttributeError):
+        message = str(getattr(exc, "body", "") or "")
+    said = f"{getattr(exc, 'status', '')} {getattr(exc, 'reason', '') or ''}".strip()
+    return f"the Kubernetes API answered {said}" + (f": {message[:300]}" if message else "")

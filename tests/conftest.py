@@ -86,3 +86,31 @@ def testbed(tmp_path_factory: pytest.TempPathFactory):
     finally:
         if not reuse:
             bed.down()
+
+
+@pytest.fixture(scope="session")
+def single_master(tmp_path_factory: pytest.TempPathFactory):
+    """A deployed cluster of one master (the API endpoint is the master itself) and two workers,
+    worker1 a GPU node made of STAND-INS (an nvidia-smi reporting two GPUs, an
+    nvidia-container-runtime that records its use): (testbed, configuration directory, Kube).
+
+    Shared by test_cluster_modes (the single-master mode and GPU nodes) and test_services_cluster
+    (the platform's services), which each leave it as they found it: one testbed and one deploy
+    fewer in CI's time budget. If it cannot start, every test that uses it fails."""
+    from openi_tasks.config import load_cluster
+    from openi_tasks.state import StateDir
+    from openi_tasks.testbed.testbed import Testbed
+
+    from .cluster import Kube, deployed
+
+    bed = Testbed(tmp_path_factory.mktemp("single-master") / "testbed", say=lambda message: None)
+    try:
+        config = bed.up(masters=1, workers=2, proxy=False, gpu_workers=1)
+        cluster = load_cluster(config)
+        deployed(cluster)
+        kube = Kube(StateDir.of(cluster).admin_conf)
+        kube.wait_ready(["master1", "worker1", "worker2"], cluster.kubernetes.kubernetes_version)
+        kube.wait_running("kube-system")
+        yield bed, config, kube
+    finally:
+        bed.down()

@@ -119,17 +119,26 @@ class FakeClusterApi:
         return [f"pod {obj['metadata']['name']}-fake0 on {next(iter(sorted(self.nodes)), '?')}: Pending; "
                 f"{obj['metadata']['name']}: ImagePullBackOff (FAKE)", "  event Failed: (FAKE) cannot pull image"]
 
-    def label_node(self, node: str, labels: dict[str, str]) -> bool:
-        if node not in self.nodes:
-            raise FakeApiError(f'nodes "{node}" not found')
-        self.log.append(("label", "Node", node))
+    def label_nodes(self, wanted: dict[str, dict[str, str]]) -> int:
+        missing = sorted(set(wanted) - set(self.nodes))
+        if missing:
+            raise FakeApiError(f"nodes not found: {', '.join(missing)}")
+        return sum(self._label_node(node, labels) for node, labels in wanted.items())
+
+    def _label_node(self, node: str, labels: dict[str, str]) -> bool:
         before = dict(self.nodes[node])
         # Server-side apply by one field manager: labels it applied before and leaves out now go.
         for key in self.owned_labels.get(node, set()) - set(labels):
             del self.nodes[node][key]
         self.nodes[node].update(labels)
         self.owned_labels[node] = set(labels)
-        return before != self.nodes[node]
+        if before != self.nodes[node]:
+            self.log.append(("label", "Node", node))
+            return True
+        return False
+
+    def nodes_labels(self) -> dict[str, dict[str, str]]:
+        return {name: dict(labels) for name, labels in self.nodes.items()}
 
 
 def _term_matches(term: dict[str, Any], labels: dict[str, str]) -> bool:

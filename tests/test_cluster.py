@@ -43,10 +43,11 @@ from .cluster import Kube, deployed, reporter, wait_for
 pytestmark = pytest.mark.testbed
 
 NODES = ["master1", "master2", "master3", "proxy", "worker1", "worker2"]
+# etcd's data (under /var/lib/openi/etcd) changes on its own while the cluster runs: leases, events.
 FINGERPRINT = (
     "docker ps -a --format '{{.ID}} {{.Names}} {{.State}}' 2>/dev/null | sort; "
     "find /etc/openi /etc/containerd /etc/sysctl.d /etc/modules-load.d /var/lib/openi /etc/kubernetes /opt/cni "
-    "-type f 2>/dev/null | sort | xargs -r sha256sum; sha256sum /etc/hosts; "
+    "-path /var/lib/openi/etcd -prune -o -type f -print 2>/dev/null | sort | xargs -r sha256sum; sha256sum /etc/hosts; "
     "dpkg-query -W docker.io 2>/dev/null; systemctl is-active docker kubelet 2>/dev/null; true"
 )
 timings: dict[str, float] = {}
@@ -399,6 +400,44 @@ def test_a_second_deploy_changes_nothing_and_is_quick(cluster):
     assert seconds < 0.2 * timings.get("deploy", 120), (seconds, timings)
 
 
+def other_version(testbed, tmp_path: Path, version: str) -> str:
+    """A copy of the testbed's configuration that says `version` (its bundle still the cluster's)."""
+    config = tmp_path / "configuration"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["cp", "-r", str(testbed.config_dir), str(config)], check=True)
+    settings = config / "kubernetes-configuration.yaml"
+    text = re.sub(r"kubernetes-version: \S+", f"kubernetes-version: {version}", settings.read_text())
+    settings.write_text(text)
+    return str(config)
+
+
+def test_upgrade_at_the_target_changes_nothing_and_a_skipped_minor_is_refused_before_any_change(testbed, cluster,
+                                                                                                 tmp_path):
+    version = cluster.kubernetes.kubernetes_version
+    same = openi("k8s.upgrade", "-p", str(testbed.config_dir), "--to", version)
+    assert same.returncode == 0, same.stdout[-4000:] + same.stderr[-2000:]
+    assert f"every node runs {version} already: nothing to upgrade" in same.stdout
+    assert "no changes" in same.stdout and snapshots_before(cluster, "upgrade") == []
+    # Two minor versions ahead, with the bundle of the running version: refused, every reason named.
+    major, minor, _ = (int(part) for part in version.lstrip("v").split("."))
+    skip = f"v{major}.{minor + 2}.0"
+    before = fingerprints(testbed)
+    refused = openi("k8s.upgrade", "-p", other_version(testbed, tmp_path, skip), "--to", skip)
+    text = refused.stdout + refused.stderr
+    assert refused.returncode == 1, text[-4000:]
+    assert f"{skip} skips a minor version: the API servers run {version}, so the next upgrade is to " \
+           f"v{major}.{minor + 1}.x" in text, text[-4000:]
+    assert f"is for {version}, not {skip}: make the target's bundle" in text
+    assert "Traceback" not in text
+    assert fingerprints(testbed) == before
+    # A deploy with a configuration that says another version leaves the change to k8s.upgrade.
+    report, out = reporter()
+    with pytest.raises(RunFailed, match="phase facts failed"):
+        deploy(load_cluster(other_version(testbed, tmp_path / "deploy", skip)), report)
+    assert f"a version change is an upgrade (inv k8s.upgrade --to {skip})" in out.getvalue(), out.getvalue()[-3000:]
+    assert fingerprints(testbed) == before
+
+
 def test_a_held_lock_stops_a_deploy_until_broken(testbed, cluster):
     testbed.node("master2").exec(f"mkdir -p {LOCK} && echo 'someone@elsewhere pid 1' > {LOCK}/owner")
     report, out = reporter()
@@ -716,6 +755,11 @@ def test_remove_refuses_to_leave_no_master(cluster):
 # --- clean, an interrupted deploy, and the deploy that completes it ------------------------
 
 
+POD_NETWORK_STATE = ("ip -o link show | grep -E 'cni0|flannel' ; find /var/lib/cni -maxdepth 3 2>/dev/null | head -20; "
+                     "ps -eo pid,ppid,lstart,args | grep -E 'flannel|kube|pause|containerd-shim' | grep -v grep; "
+                     "ctr -n k8s.io tasks ls 2>&1 | head; systemctl is-active kubelet")
+
+
 def test_clean_removes_everything_and_a_second_clean_changes_nothing(testbed, cluster):
     before = snapshots_before(cluster, "clean")
     cleaned = openi("k8s.clean", "-p", str(testbed.config_dir), "--yes")
@@ -727,8 +771,10 @@ def test_clean_removes_everything_and_a_second_clean_changes_nothing(testbed, cl
             (name, state)
         assert "/var/lib/openi/etcd" not in state, lines
     assert not StateDir.of(cluster).admin_conf.exists()
+    # What the pod network left on each host right after the clean, and what still runs there.
+    leftovers = {name: testbed.node(name).exec(POD_NETWORK_STATE)[1] for name in NODES}
     again = openi("k8s.clean", "-p", str(testbed.config_dir), "--yes")
-    assert again.returncode == 0 and "no changes" in again.stdout, again.stdout
+    assert again.returncode == 0 and "no changes" in again.stdout, (again.stdout, leftovers)
     # Nothing left to snapshot: it says so, and takes none.
     assert "no etcd member answers" in again.stdout and len(snapshots_before(cluster, "clean")) == len(before) + 1
 

@@ -1,6 +1,7 @@
-"""The two other API endpoint modes, each with one full deploy on a testbed of its own: a single
-master (the endpoint is the master itself), and an external load balancer (a haproxy the test
-runs as a cloud load balancer would be, in front of two masters).
+"""The two other API endpoint modes, each with one full deploy: a single master (the endpoint is
+the master itself; the testbed conftest.single_master, shared with test_services_cluster), and an
+external load balancer (a haproxy the test runs as a cloud load balancer would be, in front of
+two masters, on a testbed of its own).
 
 The single master's testbed also has a GPU worker made of STAND-INS (an nvidia-smi reporting two
 GPUs, an nvidia-container-runtime that records its use and runs runc): no GPU is reachable here."""
@@ -8,6 +9,7 @@ GPUs, an nvidia-container-runtime that records its use and runs runc): no GPU is
 from __future__ import annotations
 
 import re
+import shutil
 
 import pytest
 import yaml
@@ -39,15 +41,13 @@ STAND_IN_LOG = "/var/log/nvidia-container-runtime-stand-in.log"
 NVIDIA_RUNTIME = ('runtimes.nvidia.options]', 'BinaryName = "/usr/bin/nvidia-container-runtime"')
 
 
-def test_a_single_master_cluster_with_a_stand_in_gpu_worker(tmp_path):
-    bed = Testbed(tmp_path / "single", say=lambda message: None)
-    try:
-        config = bed.up(masters=1, workers=2, proxy=False, gpu_workers=1)
-        cluster = deploy_and_check(config, ["master1", "worker1", "worker2"])
-        assert cluster.endpoint.mode == "single" and cluster.endpoint.address == cluster.masters[0].address
-        check_gpu_worker(bed, cluster)
-    finally:
-        bed.down()
+def test_a_single_master_cluster_with_a_stand_in_gpu_worker(single_master):
+    bed, config, _ = single_master  # deployed, every node Ready and kube-system running
+    cluster = load_cluster(config)
+    admin = StateDir.of(cluster).admin_conf
+    assert yaml.safe_load(admin.read_text())["clusters"][0]["cluster"]["server"] == cluster.endpoint.url
+    assert cluster.endpoint.mode == "single" and cluster.endpoint.address == cluster.masters[0].address
+    check_gpu_worker(bed, cluster)
 
 
 def gpu_pod(cluster, name: str, gpus: int):
@@ -115,6 +115,43 @@ def check_gpu_worker(bed, cluster) -> None:
         deploy(cluster, report)
     assert "machine type testbed-gpu says 2 GPUs, 3 found by nvidia-smi" in out.getvalue(), out.getvalue()[-3000:]
     gpu.exec("echo 2 > /etc/openi-testbed/gpu-count")
+    check_gpu_taint(cluster, kube)
+    for name in ("one-gpu", "runtime-only", "three-gpus", "gpu-on-tainted", "no-gpu-on-tainted"):
+        kube.delete_pod(name)  # the shared testbed is left as it was found
+
+
+def taints(kube, node: str) -> list[tuple[str, str]]:
+    return [(t.key, t.effect) for t in kube.core.read_node(node).spec.taints or []]
+
+
+def check_gpu_taint(cluster, kube) -> None:
+    """kubernetes.gpu-taint: true taints the GPU worker; a pod that asks for a GPU still runs there
+    (the API server gave it the toleration), one that does not stays Pending; false removes it."""
+    tainting = cluster.path.parent / "gpu-taint-configuration"
+    shutil.copytree(cluster.path, tainting, dirs_exist_ok=True)
+    settings = tainting / "kubernetes-configuration.yaml"
+    data = yaml.safe_load(settings.read_text())
+    data["kubernetes"]["gpu-taint"] = True
+    settings.write_text(yaml.safe_dump(data))
+    out = deployed(load_cluster(tainting))
+    assert "taint Node worker1 nvidia.com/gpu:NoSchedule" in out, out[-3000:]
+    assert ("nvidia.com/gpu", "NoSchedule") in taints(kube, "worker1") and taints(kube, "worker2") == []
+    kube.core.create_namespaced_pod("default", gpu_pod(cluster, "gpu-on-tainted", 1))
+    plain = gpu_pod(cluster, "no-gpu-on-tainted", 0)
+    plain.spec.runtime_class_name = None
+    plain.spec.node_selector = {"kubernetes.io/hostname": "worker1"}
+    kube.core.create_namespaced_pod("default", plain)
+    pod = wait_for("gpu-on-tainted Running", lambda: kube._running("gpu-on-tainted", "default"), 180)
+    assert pod.spec.node_name == "worker1"
+    assert any(t.key == "nvidia.com/gpu" for t in pod.spec.tolerations), pod.spec.tolerations
+
+    def untolerated():
+        found = kube.core.read_namespaced_pod("no-gpu-on-tainted", "default")
+        return next((c.message for c in found.status.conditions or [] if c.reason == "Unschedulable"), None)
+    assert "untolerated taint" in wait_for("no-gpu-on-tainted unschedulable", untolerated, 60)
+    again = deployed(cluster)  # the configuration without gpu-taint
+    assert "remove the taint of Node worker1 nvidia.com/gpu:NoSchedule" in again, again[-3000:]
+    assert ("nvidia.com/gpu", "NoSchedule") not in taints(kube, "worker1")
 
 
 def test_an_external_load_balancer_in_front_of_two_masters(tmp_path):

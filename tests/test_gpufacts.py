@@ -106,3 +106,31 @@ def test_status_shows_expected_found_and_allocatable_gpus(cluster):
     # Found, but not advertised to Kubernetes.
     rows = gpu_rows(cluster, {gpu_hosts[0]: four}, {})
     assert rows[0][-1] == "Kubernetes can allocate 0 of 4 (is the drivers service deployed?)"
+
+
+def test_a_working_host_driver_is_labelled_and_the_drivers_service_says_it_leaves_it_alone(cluster):
+    import dataclasses
+
+    from openi_tasks.k8s.addon_objects import HOST_DRIVER_LABEL, host_driver_labels
+    from openi_tasks.services.drivers import host_drivers
+
+    gpu_hosts = [m for m in cluster.nodes if m.gpu_count]
+    cpu_host = next(m for m in cluster.nodes if not m.gpu_count)
+    working, gone = gpu_hosts[0], gpu_hosts[1]
+    base = hostfacts.HostFacts(
+        os_id="debian", os_version="12", os_codename="bookworm", arch="x86_64", hostname="any", resolves=(),
+        swap=False, overlay="yes", br_netfilter="yes", sysctls={}, free_bytes=10 * 2**30, listening=(), systemd=True,
+        docker=True, docker_active=True, managed=(), kubelet_joined=True, apiserver=False, kubeadm="none",
+        gpus=gpufacts.GpuFacts("nvidia-smi", ("Tesla K80",), driver="384.111"))
+    facts = {working.hostname: base, gone.hostname: dataclasses.replace(base, gpus=gpufacts.GpuFacts("pci", ("10de:102d",))),
+             cpu_host.hostname: base}
+    labels = {o["metadata"]["name"]: o["metadata"]["labels"] for o in host_driver_labels(cluster, facts)}
+    # Only GPU hosts whose facts were gathered; no label (which removes an old one) where nvidia-smi did not answer.
+    assert labels == {working.hostname.lower(): {HOST_DRIVER_LABEL: "384.111"}, gone.hostname.lower(): {}}
+    node_labels = {working.hostname.lower(): {HOST_DRIVER_LABEL: "384.111"},
+                   gone.hostname.lower(): {HOST_DRIVER_LABEL: "550.54.15"}}
+    said = host_drivers(cluster, lambda node: node_labels.get(node, {}))
+    assert said[0] == (f"{working.hostname}: NVIDIA driver 384.111 works on the host: left alone (no unload, no install)",
+                       False)
+    assert said[1][1] is True and "the configuration says nvidia-drivers-version 384.111" in said[1][0]
+    assert len(said) == 2

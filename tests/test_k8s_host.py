@@ -94,6 +94,21 @@ def test_ports_held_by_a_previous_deploy_are_fine(cluster):
     assert problems(cluster, cluster.masters[0], rerun) == []
 
 
+def test_a_host_that_runs_another_version_is_left_to_k8s_upgrade(cluster):
+    configured = cluster.kubernetes.kubernetes_version
+    older = dataclasses.replace(GOOD, kubelet_joined=True, kubelet="v1.0.1")
+    (found,) = problems(cluster, cluster.masters[0], older)
+    assert found == (f"it runs Kubernetes v1.0.1 but the configuration says {configured}: a version change is an "
+                     f"upgrade (inv k8s.upgrade --to {configured})")
+    assert problems(cluster, cluster.masters[0], older, upgrading=True) == []
+    # A master whose control plane runs another version (its kubelet already at the configured one).
+    half = dataclasses.replace(GOOD, kubelet_joined=True, kubelet=configured,
+                               control_plane={"kube-apiserver": "registry.example:5000/kube-apiserver:v1.0.1"})
+    assert len(problems(cluster, cluster.masters[0], half)) == 1
+    # Installed but never joined (an earlier deploy stopped early): the packages phase replaces it.
+    assert problems(cluster, cluster.masters[0], dataclasses.replace(GOOD, kubelet="v1.0.1")) == []
+
+
 ADMIN = """
 apiVersion: v1
 kind: Config

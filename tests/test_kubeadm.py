@@ -184,7 +184,7 @@ def test_a_certificate_due_within_the_renewal_window_is_issued_again(cluster, tm
 
 
 def test_the_renewal_configuration_holds_no_token_and_names_the_master(cluster):
-    text = kubeadm.renew_config_file(cluster, cluster.masters[1])
+    text = kubeadm.local_config_file(cluster, cluster.masters[1])
     documents = list(yaml.safe_load_all(text))
     assert [d["kind"] for d in documents] == ["InitConfiguration", "ClusterConfiguration"]
     assert documents[0]["bootstrapTokens"] == []
@@ -204,3 +204,24 @@ def test_the_configured_certificate_lifetime_applies_to_etcd_s_and_kubeadm_s_cer
     assert datetime.timedelta(days=19, hours=23) < left <= datetime.timedelta(days=20)
     assert kubeadm.cluster_configuration(short).to_dict()["certificateValidityPeriod"] == "480h0m0s"
     assert "certificateValidityPeriod" not in kubeadm.cluster_configuration(cluster).to_dict()
+
+
+def test_gpu_nodes_join_tainted_only_when_the_configuration_asks(cluster, join):
+    import dataclasses
+
+    join, _ = join
+    gpu = next(m for m in cluster.nodes if m.gpu_count and not m.is_master)
+    cpu = next(m for m in cluster.nodes if not m.gpu_count and not m.is_master)
+    untainted = kubeadm.join_configuration(cluster, gpu, join).to_dict()["nodeRegistration"]
+    assert "taints" not in untainted  # kubeadm's default: none on a worker
+    tainting = dataclasses.replace(cluster, kubernetes=cluster.kubernetes.model_copy(update={"gpu_taint": True}))
+    registration = kubeadm.join_configuration(tainting, gpu, join).to_dict()["nodeRegistration"]
+    assert registration["taints"] == [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}]
+    assert "taints" not in kubeadm.join_configuration(tainting, cpu, join).to_dict()["nodeRegistration"]
+    # A GPU master keeps the control-plane taint that kubeadm would otherwise have given it.
+    master = dataclasses.replace(gpu, role="master")
+    taints = kubeadm.join_configuration(tainting, master, join).to_dict()["nodeRegistration"]["taints"]
+    assert taints == [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"},
+                      {"key": "nvidia.com/gpu", "effect": "NoSchedule"}]
+    args = {a["name"]: a["value"] for a in kubeadm.cluster_configuration(cluster).to_dict()["apiServer"]["extraArgs"]}
+    assert args["enable-admission-plugins"] == "NodeRestriction,ExtendedResourceToleration"

@@ -197,8 +197,8 @@ def test_the_fake_api_refuses_what_the_real_one_would(tmp_path, cluster, fake):
     engine, _ = engine_for(cluster, fake, load_services(*catalog(tmp_path, CHAIN, odd)))
     with pytest.raises(FakeApiError, match='no matches for kind "Gizmo"'):
         engine.deploy()
-    with pytest.raises(FakeApiError, match='nodes "ghost" not found'):
-        api.label_node("ghost", {"a": "b"})
+    with pytest.raises(FakeApiError, match="nodes not found: ghost, spook"):
+        api.label_nodes({"spook": {"a": "b"}, "m1": {}, "ghost": {"a": "b"}})
 
 
 def test_clean_follows_the_original_sequence(tmp_path, cluster, fake):
@@ -511,3 +511,27 @@ def test_an_image_that_cannot_be_pulled_fails_the_service_early(reason, age, fai
     assert bool(why) is fails
     if fails:
         assert why.startswith(f"pod p1 on worker1: {reason} for reg/x:bad (rpc error: not found)")
+
+
+def test_a_nodes_labels_are_compared_with_what_openi_tasks_applied_before():
+    """services.deploy lists the Nodes once and applies labels only to nodes that differ: a value
+    differs, or a label that openi-tasks applied before (its managedFields say so) is left out."""
+    from kubernetes.client import V1ManagedFieldsEntry, V1Node, V1ObjectMeta
+
+    from openi_tasks.kube import NodeState, _applied_labels
+
+    def owned(manager, operation, *keys):
+        return V1ManagedFieldsEntry(manager=manager, operation=operation,
+                                    fields_v1={"f:metadata": {"f:labels": {f"f:{k}": {} for k in keys}}})
+
+    node = V1Node(metadata=V1ObjectMeta(name="w1", labels={"kubernetes.io/hostname": "w1", "pai-worker": "true",
+                                                           "team": "a"}, managed_fields=[
+        owned("kubelet", "Update", "kubernetes.io/hostname"), owned("openi-tasks", "Apply", "pai-worker"),
+        owned("someone", "Apply", "team"), owned("openi-tasks", "Update", "team")]))
+    assert _applied_labels(node) == {"pai-worker"}
+    state = NodeState("w1", True, "v1", False, {}, labels=node.metadata.labels, applied_labels=_applied_labels(node))
+    assert not state.labels_differ({"pai-worker": "true"})
+    assert not state.labels_differ({"pai-worker": "true", "team": "a"})  # another's label, same value
+    assert state.labels_differ({"pai-worker": "false"})
+    assert state.labels_differ({"pai-worker": "true", "zkid": "1"})
+    assert state.labels_differ({})  # the apply would remove pai-worker

@@ -1,16 +1,19 @@
-"""The platform's services on a real cluster: a testbed of its own (one master, two workers,
-Kubernetes from the bundle built from its Go modules), the platform's images built by
+"""The platform's services on a real cluster: the single-master testbed (conftest.single_master:
+one master, two workers, Kubernetes from the bundle built from its Go modules), the platform's images built by
 `images.build` from Debian's packages and pushed to the testbed's registry, and `services.*` run as
 an operator runs them, against the real API server and real pods.
 
 What runs here for real: cluster-configuration (the pull secret the nodes pull with, the host
 configuration maps), ZooKeeper, Prometheus, node-exporter and pylon (nginx) from Debian's packages,
 and the cleaning DaemonSet wiping the data path on every node. OpenPAI's rest-server and webportal
-and Grafana are not built here: a STAND-IN image answers in their place (see the README).
+and Grafana are not built here: a STAND-IN image answers in their place (see the README). The
+whole catalog, Hadoop's daemons included, is deployed in one run onto GPU nodes that KWOK simulates
+beside the real ones: their pods are placed by the real scheduler but only played, not run.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -19,12 +22,10 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
 from openi_tasks.config import load_cluster
-from openi_tasks.state import StateDir
-from openi_tasks.testbed.testbed import Testbed
 
-from .cluster import Kube, deployed
 from .conftest import ROOT
 
 pytestmark = pytest.mark.testbed
@@ -33,18 +34,9 @@ NODES = ["master1", "worker1", "worker2"]
 NAMESPACE = "default"
 
 
-@pytest.fixture(scope="module")
-def bed(tmp_path_factory):
-    testbed = Testbed(tmp_path_factory.mktemp("services") / "testbed", say=lambda message: None)
-    try:
-        config = testbed.up(masters=1, workers=2, proxy=False)
-        cluster = load_cluster(config)
-        deployed(cluster)
-        kube = Kube(StateDir.of(cluster).admin_conf)
-        kube.wait_ready(NODES, cluster.kubernetes.kubernetes_version)
-        yield testbed, config, kube
-    finally:
-        testbed.down()
+@pytest.fixture
+def bed(single_master):
+    return single_master
 
 
 def openi(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
@@ -57,6 +49,15 @@ def openi(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
 def ok(result: subprocess.CompletedProcess) -> str:
     assert result.returncode == 0, (result.args, result.stdout[-4000:], result.stderr[-4000:])
     return result.stdout
+
+
+def no_pods_left(kube, label_selector: str = "", timeout: float = 120) -> None:
+    """Until the namespace has no pod (of the selector): a clean's pods take their grace period to go."""
+    deadline = time.monotonic() + timeout
+    while pods := kube.core.list_namespaced_pod(NAMESPACE, label_selector=label_selector).items:
+        assert time.monotonic() < deadline, f"pods still there {timeout:.0f} s after clean: " + \
+            ", ".join(f"{p.metadata.name} on {p.spec.node_name}" for p in pods)
+        time.sleep(2)
 
 
 def zookeeper_says(address: str, word: str = "ruok") -> str:
@@ -142,15 +143,60 @@ def test_pylon_routes_to_the_service_stand_ins(bed):
     assert len(pods) == 3 and {p.spec.node_name for p in pods} == {"master1"}
 
 
+HOST_GPU_STATE = "ls -la /run/nvidia 2>&1; cat /etc/openi-testbed/gpu-count; ls /lib/modules 2>&1; " \
+                 "grep -c nvidia /proc/modules || true"
+
+
+def test_the_drivers_service_leaves_a_working_host_driver_alone(bed):
+    """worker1 is a GPU node of STAND-INS whose nvidia-smi reports driver 999.99.99: k8s.deploy
+    labelled it with that driver, and the drivers service runs no driver container there (it
+    would unload the host's driver), says so, and names the configured version that differs."""
+    testbed, config, kube = bed
+    labels = kube.nodes()["worker1"]["labels"]
+    assert labels["openi-gpu"] == "true" and labels["openi-nvidia-driver"] == "999.99.99", labels
+    assert "openi-nvidia-driver" not in kube.nodes()["worker2"]["labels"]
+    gpu = testbed.node("worker1")
+    before = gpu.exec(HOST_GPU_STATE)
+    out = ok(openi("services.deploy", "-p", str(config), "--service", "drivers"))
+    assert "worker1: NVIDIA driver 999.99.99 works on the host: left alone (no unload, no install)" in out, out
+    wanted = load_cluster(config).services.cluster.nvidia_drivers_version
+    if wanted:
+        assert f"the configuration says nvidia-drivers-version {wanted}" in out, out
+    daemonset = kube.apps.read_namespaced_daemon_set("drivers", NAMESPACE)
+    assert daemonset.status.desired_number_scheduled == 0
+    assert kube.core.list_namespaced_pod(NAMESPACE, label_selector="app=drivers").items == []
+    assert gpu.exec(HOST_GPU_STATE) == before
+    ok(openi("services.clean", "-p", str(config), "--service", "drivers", "--yes"))
+
+
 def test_a_second_deploy_changes_nothing_and_restarts_nothing(bed):
     _, config, kube = bed
     before = {p.metadata.uid: p.status.container_statuses[0].restart_count
               for p in kube.core.list_namespaced_pod(NAMESPACE, label_selector="app=zookeeper").items}
     out = ok(openi("services.deploy", "-p", str(config), "--service", "zookeeper", "--with-prerequisites"))
     assert "every service is already as configured: no changes" in out
+    assert "node labels: 0 of 3 node(s) changed" in out, out
     after = {p.metadata.uid: p.status.container_statuses[0].restart_count
              for p in kube.core.list_namespaced_pod(NAMESPACE, label_selector="app=zookeeper").items}
     assert after == before
+
+
+def test_a_flag_added_to_a_machine_reaches_its_node_and_leaves_it_when_taken_off(bed):
+    """Node labels are compared with what openi-tasks applied before (the Node's managedFields), so
+    only nodes that differ are applied, and a flag taken off the machine list leaves its node.
+    (zookeeper, already deployed, is the service placed by labels that is redeployed here.)"""
+    _, config, kube = bed
+    flagged = Path(config).parent / "flagged-configuration"
+    subprocess.run(["cp", "-r", str(config), str(flagged)], check=True)
+    machines = flagged / "cluster-configuration.yaml"
+    machines.write_text(machines.read_text().replace("- hostname: worker2\n", "- hostname: worker2\n  rack: r7\n"))
+    out = ok(openi("services.deploy", "-p", str(flagged), "--service", "zookeeper"))
+    assert "node labels: 1 of 3 node(s) changed" in out, out
+    assert kube.nodes()["worker2"]["labels"]["rack"] == "r7"
+    out = ok(openi("services.deploy", "-p", str(config), "--service", "zookeeper"))
+    assert "node labels: 1 of 3 node(s) changed" in out, out
+    labels = kube.nodes()["worker2"]["labels"]
+    assert "rack" not in labels and labels["pai-worker"] == "true", labels
 
 
 def test_status_shows_each_workload_ready_and_where(bed):
@@ -173,12 +219,7 @@ def test_clean_wipes_the_data_path_on_every_node_and_removes_everything(bed):
         code, output = testbed.node(name).exec(f"ls -A {data}")
         assert code == 0 and output.strip() == "", (name, output)
     # Nothing of the platform is left: no workload, no cleaning DaemonSet, no pull secret.
-    deadline = time.monotonic() + 120
-    while kube.core.list_namespaced_pod(NAMESPACE, label_selector="app in (zookeeper, cleaning, prometheus, "
-                                                                  "node-exporter, pylon, rest-server, "
-                                                                  "webportal, grafana)").items:
-        assert time.monotonic() < deadline, "pods still there 120 s after clean"
-        time.sleep(2)
+    no_pods_left(kube, "app in (zookeeper, cleaning, prometheus, node-exporter, pylon, rest-server, webportal, grafana)")
     apps = kube.apps
     assert not apps.list_namespaced_deployment(NAMESPACE, label_selector="app=zookeeper").items
     assert not apps.list_namespaced_daemon_set(NAMESPACE, label_selector="app=cleaning").items
@@ -208,3 +249,105 @@ def test_a_service_whose_image_cannot_be_pulled_fails_with_the_kubelets_reason(b
     assert time.monotonic() - started < 900
     # Cleaned with the working configuration: the broken one names a cleaning image that does not exist either.
     ok(openi("services.clean", "-p", str(config), "--yes"))
+
+
+# The whole catalog at once, on the real API server, scheduler and controllers, with GPU nodes that
+# KWOK simulates (openi_tasks/testbed/kwok.py): their pods are played, not run. The testbed's own
+# hosts lose their placement flags, so only the cleaning DaemonSet runs real pods there.
+SIMULATED_SKUS = {"sim-gpu8": {"mem": 512, "cpu": {"vcore": 64}, "gpu": {"type": "a100", "count": 8}},
+                  "sim-gpu4": {"mem": 256, "cpu": {"vcore": 32}, "gpu": {"type": "v100", "count": 4}},
+                  "sim-cpu": {"mem": 128, "cpu": {"vcore": 32}}}
+SIMULATED = [  # hostname, machine type, flags
+    ("sim-master", "sim-cpu", {"pai-master": "true", "zkid": "1", "node-exporter": "true"}),
+    ("sim-a1", "sim-gpu8", {"pai-worker": "true", "node-exporter": "true"}),
+    ("sim-a2", "sim-gpu8", {"pai-worker": "true", "node-exporter": "true"}),
+    ("sim-v1", "sim-gpu4", {"pai-worker": "true"}),
+    ("sim-c1", "sim-cpu", {"pai-worker": "true", "node-exporter": "true"}),
+]
+# service.yaml's prerequisites, as the catalog's documentation lists them.
+PREREQUISITES = {
+    "cluster-configuration": [], "drivers": ["cluster-configuration"], "zookeeper": ["cluster-configuration"],
+    "hadoop-service": ["cluster-configuration", "drivers", "zookeeper"],
+    "frameworklauncher": ["cluster-configuration", "hadoop-service"],
+    "rest-server": ["cluster-configuration", "frameworklauncher"], "webportal": ["cluster-configuration", "rest-server"],
+    "prometheus": ["cluster-configuration"], "grafana": ["cluster-configuration", "prometheus"],
+    "pylon": ["cluster-configuration", "rest-server", "webportal", "grafana", "prometheus"],
+    "end-to-end-test": ["cluster-configuration", "frameworklauncher", "rest-server"],
+}
+# Where each workload's pods must land, written out by hand from the flags above.
+PLACEMENT = {
+    "zookeeper": {"sim-master"}, "hadoop-namenode": {"sim-master"}, "hadoop-resourcemanager": {"sim-master"},
+    "hadoop-jobhistory": {"sim-master"}, "hadoop-datanode": {"sim-a1", "sim-a2", "sim-v1", "sim-c1"},
+    "hadoop-nodemanager-gpu-8": {"sim-a1", "sim-a2"}, "hadoop-nodemanager-gpu-4": {"sim-v1"},
+    "hadoop-nodemanager": {"sim-c1"}, "drivers": {"sim-a1", "sim-a2", "sim-v1"},
+    "node-exporter": {"sim-master", "sim-a1", "sim-a2", "sim-c1"}, "prometheus": {"sim-master"},
+    "frameworklauncher": {"sim-master"}, "rest-server": {"sim-master"}, "webportal": {"sim-master"},
+    "grafana": {"sim-master"}, "pylon": {"sim-master"}, "end-to-end-test": {"sim-master"},
+}
+
+
+def test_the_whole_catalog_in_one_run_on_simulated_gpu_nodes(bed, tmp_path):
+    """services.deploy with no service named: every service in dependency order, each waited for;
+    every pod on exactly the nodes its flags and GPU count ask for (placed by the real scheduler);
+    the end-to-end Job complete; a second deploy changes nothing; status all ready; clean removes
+    everything (the cleaning DaemonSet on the real and the simulated nodes)."""
+    from kubernetes import client
+
+    from openi_tasks.services.api import KubernetesApi
+    from openi_tasks.state import StateDir
+    from openi_tasks.testbed import kwok
+
+    from .test_hadoop import hadoop_tarball
+
+    testbed, config, kube = bed
+    cluster = load_cluster(config)
+    admin = StateDir.of(cluster).admin_conf
+    version = cluster.services.hadoop.hadoop_version
+    machines = [{"hostname": name, "hostip": f"10.251.0.{i + 1}", "machine-type": sku, "k8s-role": "worker", **flags}
+                for i, (name, sku, flags) in enumerate(SIMULATED)]
+    simulated = kwok.with_simulated_machines(Path(config), tmp_path / "simulated", machines, SIMULATED_SKUS,
+                                             hadoop_tarball(tmp_path / f"hadoop-{version}.tar.gz", version))
+    no_pods_left(kube)  # the last test's clean (its cleaning DaemonSet's pods) is over
+    with kwok.Simulator(admin, tmp_path / "kwok") as simulator:
+        try:
+            simulator.add([kwok.node(name, SIMULATED_SKUS[sku]["cpu"]["vcore"], SIMULATED_SKUS[sku]["mem"],
+                                     SIMULATED_SKUS[sku].get("gpu", {}).get("count", 0)) for name, sku, _ in SIMULATED])
+            ok(openi("hadoop.prepare", "-p", str(simulated)))
+            out = ok(openi("services.deploy", "-p", str(simulated)))
+            ready = [line.split(":")[0] for line in out.splitlines() if line.endswith(" object(s) changed)")]
+            assert sorted(ready) == sorted(PREREQUISITES), out
+            for service, before in PREREQUISITES.items():
+                assert all(ready.index(b) < ready.index(service) for b in before), (service, ready)
+            placed: dict[str, set[str]] = {}
+            for pod in kube.core.list_namespaced_pod(NAMESPACE).items:
+                placed.setdefault(pod.metadata.labels["app"], set()).add(pod.spec.node_name)
+            assert placed == PLACEMENT, placed
+            job = client.BatchV1Api(kube.api_client).read_namespaced_job("end-to-end-test", NAMESPACE)
+            assert job.status.succeeded == 1, job.status  # its pod played by KWOK
+            again = ok(openi("services.deploy", "-p", str(simulated)))
+            assert "every service is already as configured: no changes" in again and \
+                f"node labels: 0 of {3 + len(SIMULATED)} node(s) changed" in again, again
+            status = ok(openi("services.status", "-p", str(simulated)))
+            assert "not ready" not in status, status
+            # hadoop.reconfigure: a new virtual cluster reaches the resource manager's configuration
+            # map, and its pod is a new one (started after the map changed).
+            old_pod = kube.core.list_namespaced_pod(NAMESPACE, label_selector="app=hadoop-resourcemanager").items[0]
+            services = simulated / "services-configuration.yaml"
+            settings = yaml.safe_load(services.read_text())
+            settings["hadoop"]["virtualClusters"] = {"research": {"description": "a new team", "capacity": 30}}
+            services.write_text(yaml.safe_dump(settings, sort_keys=False))
+            ok(openi("hadoop.reconfigure", "-p", str(simulated)))
+            scheduler = kube.core.read_namespaced_config_map("hadoop-resourcemanager-configuration",
+                                                             NAMESPACE).data["capacity-scheduler.xml"]
+            assert re.search(r"<name>yarn\.scheduler\.capacity\.root\.research\.capacity</name>\s*"
+                             r"<value>30(\.0+)?</value>", scheduler), scheduler
+            new_pod = kube.core.list_namespaced_pod(NAMESPACE, label_selector="app=hadoop-resourcemanager").items
+            assert [p.metadata.uid for p in new_pod] != [old_pod.metadata.uid] and \
+                new_pod[0].status.phase == "Running", new_pod
+            cleaned = ok(openi("services.clean", "-p", str(simulated), "--yes"))
+            assert "cleaning: wiping the platform's data on every node" in cleaned
+            no_pods_left(kube)
+        finally:
+            simulator.remove()
+            # The testbed's hosts get their flags back, as the other tests of this testbed expect.
+            KubernetesApi(admin).label_nodes({m.hostname.lower(): m.node_labels for m in cluster.nodes})

@@ -1,10 +1,11 @@
 """`inv k8s.bundle`: gather exactly what a configuration needs, with a manifest of sha256 sums.
 
-From source (`--from-source`): every binary built from its Go module at the pinned version, every
-image built from the configured base image. The binaries go into the bundle directory (the
-configuration's `binaries-dir`, or `--out`); the images into this machine's Docker, tagged as
-the cluster pulls them, and with `--push` into the cluster's registry. Each step is skipped when
-its inputs have not changed since the last build, and says so.
+From upstream releases (the default): see `upstream`. From source (`--from-source`): every binary
+built from its Go module at the pinned version, every image built from the configured base image.
+The binaries go into the bundle directory (the configuration's `binaries-dir`, or `--out`); the
+images into this machine's Docker, tagged as the cluster pulls them, and with `--push` into the
+cluster's registry. Each step is skipped when its inputs have not changed since the last build,
+and says so.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from ..errors import OpenIError
 from ..localfiles import file_digest, local_docker
 from ..render import TEMPLATES
 from ..report import Activity, Reporter
-from . import recipes
+from . import recipes, upstream
 from .cache import cache_dir
 from .gobuild import BuildFailed, Go, GoBuild
 from .manifest import BinaryEntry, ImageEntry, Manifest
-from .needs import CNI_BINARIES, NODE_BINARIES, ImageNeed, image_needs
+from .needs import CNI_BINARIES, NODE_ARCH, NODE_BINARIES, ImageNeed, image_needs
 
 if TYPE_CHECKING:
     import docker
@@ -69,12 +70,29 @@ class BundleBuilder:
             self._client = local_docker()
         return self._client
 
+    # --- from upstream releases ------------------------------------------------------------------
+
+    def from_upstream(self, release_url: str, cni_url: str, mirror: str = "") -> Manifest:
+        k = self.cluster.kubernetes
+        version = k.kubernetes_version
+        manifest = Manifest(version, "upstream", NODE_ARCH)
+        upstream.refuse_stand_ins(image_needs(self.cluster, "", ""))  # before anything is downloaded
+        client = self.client
+        with self.reporter.activity(f"bundle for Kubernetes {version} from upstream releases") as activity:
+            self.out.mkdir(parents=True, exist_ok=True)
+            manifest.binaries += upstream.download_binaries(release_url, version, self.out, activity)
+            needs = image_needs(self.cluster, *upstream.kubeadm_image_tags(self.out / "kubeadm", version))
+            manifest.binaries += upstream.download_cni(cni_url, k.cni_plugins_version, self.out, activity)
+            manifest.images += [upstream.pull(client, need, mirror, activity) for need in needs]
+        manifest.write(self.out)
+        return manifest
+
     # --- from source ---------------------------------------------------------------------------
 
     def from_source(self) -> Manifest:
         k = self.cluster.kubernetes
         version = k.kubernetes_version
-        manifest = Manifest(version, "source", "amd64")
+        manifest = Manifest(version, "source", NODE_ARCH)
         with self.reporter.activity(f"bundle for Kubernetes {version} from Go modules") as activity:
             go = Go(progress=activity.event)
             base_id = self._base_image_id()
@@ -126,11 +144,7 @@ class BundleBuilder:
             return Built(need, "flannel-cni-plugin", self._go(go, recipes.flannel_cni_plugin(tag), activity), {},
                          f"github.com/containernetworking/plugins@{tag}/plugins/meta/flannel")
         if role == "haproxy":
-            if not re.fullmatch(r"debian-[a-z]+", tag):
-                raise recipes.NotBuildable(
-                    f"{need.ref}: haproxy is built from the base image's Debian package, so its tag must say so "
-                    f"(debian-<suite>, e.g. debian-bookworm); set kubernetes.haproxy-image accordingly")
-            return Built(need, "haproxy", {}, {}, f"Debian package haproxy ({tag})")
+            return self._haproxy(need)
         if role in STAND_INS:
             if not is_stand_in(need.name):
                 raise recipes.NotBuildable(
@@ -152,6 +166,20 @@ class BundleBuilder:
             return Built(need, "nvidia-device-plugin-stand-in", built, {},
                          "openi-tasks nvidia-device-plugin stand-in (STAND-IN)")
         raise recipes.NotBuildable(f"{need.ref}: no recipe for {role}")
+
+    @staticmethod
+    def _haproxy(need: ImageNeed) -> Built:
+        if not re.fullmatch(r"debian-[a-z]+", need.tag):
+            raise recipes.NotBuildable(
+                f"{need.ref}: haproxy is built from the base image's Debian package, so its tag must say so "
+                f"(debian-<suite>, e.g. debian-bookworm); set kubernetes.haproxy-image accordingly")
+        return Built(need, "haproxy", {}, {}, f"Debian package haproxy ({need.tag})")
+
+    def haproxy_image(self, ref: str) -> ImageEntry:
+        """haproxy from the base image's Debian package, tagged `ref`, for a load balancer that is not
+        among the configuration's needs (the testbed's stand-in for a cloud load balancer)."""
+        with self.reporter.activity(f"image {ref}") as activity:
+            return self._build_image(self._haproxy(ImageNeed("haproxy", ref)), self._base_image_id(), activity)
 
     def _pause(self, module_dir: Path, tag: str, activity: Activity) -> Path:
         """Kubernetes' pause.c, built static with this machine's C compiler."""

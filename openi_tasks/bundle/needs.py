@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ..config import Cluster
 
+NODE_ARCH = "amd64"
 NODE_BINARIES = ("kubeadm", "kubelet", "kubectl")
 CNI_BINARIES = ("bridge", "host-local", "loopback", "portmap")
 

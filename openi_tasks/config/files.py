@@ -297,6 +297,7 @@ class KubernetesSettings(FileModel):
     nvidia_toolkit_source: Literal["repository", "preinstalled"] = "repository"
     nvidia_toolkit_repository: Url = "https://nvidia.github.io/libnvidia-container/stable/deb"
     gpu_default_runtime: StrictBool = False
+    gpu_taint: StrictBool = False
     nvidia_device_plugin_image: Image = "nvcr.io/nvidia/k8s-device-plugin:v0.17.4"
     # Legacy (hyperkube era): read, ignored, reported as a warning.
     hyperkube_version: Optional[Version] = None

@@ -9,6 +9,7 @@ import yaml
 
 from ..config import Cluster
 from ..render import render
+from .hostfacts import HostFacts
 
 
 def addon_objects(cluster: Cluster) -> list[dict[str, Any]]:
@@ -41,6 +42,27 @@ def node_labels(cluster: Cluster) -> list[dict[str, Any]]:
         {"apiVersion": "v1", "kind": "Node", "metadata": {"name": m.hostname.lower(), "labels": m.node_labels}}
         for m in cluster.nodes
     ]
+
+
+# A GPU node whose host has a working NVIDIA driver (nvidia-smi answers) carries its version here;
+# the drivers service does not run its driver container there. Applied by a field manager of its
+# own, so that the flags' labels (applied whole by k8s.deploy and services.deploy) never remove it.
+HOST_DRIVER_LABEL = "openi-nvidia-driver"
+FACTS_MANAGER = "openi-tasks-facts"
+
+
+def host_driver_labels(cluster: Cluster, facts: dict[str, HostFacts]) -> list[dict[str, Any]]:
+    """For each GPU machine whose facts were gathered: its Node with the driver's label, or with
+    none (which removes one that a driver no longer there left)."""
+    objects = []
+    for machine in cluster.nodes:
+        found = facts.get(machine.hostname)
+        if not machine.gpu_count or found is None:
+            continue
+        working = found.gpus.source == "nvidia-smi" and found.gpus.driver
+        objects.append({"apiVersion": "v1", "kind": "Node", "metadata": {
+            "name": machine.hostname.lower(), "labels": {HOST_DRIVER_LABEL: found.gpus.driver} if working else {}}})
+    return objects
 
 
 def describe(obj: dict[str, Any]) -> str:

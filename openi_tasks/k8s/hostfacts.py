@@ -51,6 +51,9 @@ echo "kubeadm=$(kubeadm version -o short 2>/dev/null || echo none)"
 # An init or join that started and never finished (interrupted): see phases/control_plane.py.
 echo "kubeadm_unfinished=$(test -e /etc/openi/kubeadm/started -a ! -e /etc/openi/kubeadm/done && echo yes || echo no)"
 echo "kubelet=$(kubelet --version 2>/dev/null | awk '{print $2}')"
+for c in kube-apiserver kube-controller-manager kube-scheduler; do
+  echo "image.$c=$(sed -n 's/^ *image: *//p' /etc/kubernetes/manifests/$c.yaml 2>/dev/null | head -1)"
+done
 echo "containerd=$(containerd --version 2>/dev/null | awk '{print $3}')"
 echo "cgroup=$(test "$(stat -f -c %T /sys/fs/cgroup 2>/dev/null)" = cgroup2fs && echo 2 || echo 1)"
 # Whether this host may lower a process's OOM score (CAP_SYS_RESOURCE in the bounding set, bit 24):
@@ -95,6 +98,7 @@ class HostFacts:
     resolvers: tuple[str, ...] = ()
     resolved_conf: bool = False
     gpus: gpufacts.GpuFacts = gpufacts.GpuFacts("pci")
+    control_plane: dict[str, str] = field(default_factory=dict)  # static pod -> image, on a master
     raw: dict[str, str] = field(default_factory=dict, repr=False)
 
 
@@ -134,6 +138,7 @@ def gather(host: Host, disk_path: str = "/var/lib") -> HostFacts:
         resolvers=tuple(raw.get("resolvers", "").split()),
         resolved_conf=raw.get("resolved_conf", "").strip() == "yes",
         gpus=gpufacts.parse(raw),
+        control_plane={k[len("image."):]: v.strip() for k, v in raw.items() if k.startswith("image.") and v.strip()},
         raw=raw,
     )
 
@@ -155,9 +160,13 @@ def required_ports(cluster: Cluster, machine: Machine) -> dict[int, str]:
     return ports
 
 
-def problems(cluster: Cluster, machine: Machine, facts: HostFacts) -> list[str]:
-    """Why this host cannot take part in a deploy; empty when it can."""
+def problems(cluster: Cluster, machine: Machine, facts: HostFacts, upgrading: bool = False) -> list[str]:
+    """Why this host cannot take part in a deploy (or, `upgrading`, in an upgrade); empty when it can."""
     found = []
+    running = version_change(cluster, facts)
+    if running and not upgrading:
+        found.append(f"it runs Kubernetes {running} but the configuration says {cluster.kubernetes.kubernetes_version}: "
+                     f"a version change is an upgrade (inv k8s.upgrade --to {cluster.kubernetes.kubernetes_version})")
     if (facts.os_id, facts.os_version) not in SUPPORTED_OS:
         found.append(
             f"unsupported OS {facts.os_id} {facts.os_version} (supported: Ubuntu 22.04, Ubuntu 24.04, Debian 12)"
@@ -190,6 +199,15 @@ def problems(cluster: Cluster, machine: Machine, facts: HostFacts) -> list[str]:
             if port in facts.listening and not _ours(cluster, machine, facts, use):
                 found.append(f"port {port} (needed for {use}) is already in use by another program")
     return found
+
+
+def version_change(cluster: Cluster, facts: HostFacts) -> str:
+    """The version this host's kubelet or control plane runs when it is not the configured one
+    (a deploy would replace them without kubeadm's upgrade), else ""."""
+    wanted = cluster.kubernetes.kubernetes_version
+    running = [facts.kubelet] if facts.kubelet_joined else []
+    running += [image.rsplit(":", 1)[-1] for image in facts.control_plane.values()]
+    return next((version for version in running if version and version != wanted), "")
 
 
 def _loopback(address: str) -> bool:

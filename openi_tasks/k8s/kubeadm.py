@@ -31,6 +31,7 @@ ETCD_CLIENT_CERT = f"{PKI}/apiserver-etcd-client.crt"
 ETCD_CLIENT_KEY = f"{PKI}/apiserver-etcd-client.key"
 CONFIG_DIR = "/etc/openi/kubeadm"
 STARTED, DONE = f"{CONFIG_DIR}/started", f"{CONFIG_DIR}/done"
+LOCAL_CONFIG = f"{CONFIG_DIR}/local.yaml"  # see local_config_file
 # With kubernetes.cluster-dns, the resolvers pods (CoreDNS among them) forward to.
 KUBELET_RESOLV_CONF = "/etc/openi/kubelet/resolv.conf"
 TOKEN_TTL = "24h0m0s"
@@ -64,15 +65,26 @@ class Adaptations:
     conntrack_fixed: bool = False
 
 
+# kubernetes.gpu-taint: on GPU nodes. Pods that ask for nvidia.com/gpu tolerate it by themselves
+# (the API server's ExtendedResourceToleration admission); others must say they tolerate it.
+GPU_TAINT = {"key": "nvidia.com/gpu", "effect": "NoSchedule"}
+CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+
+
 @dataclass(frozen=True)
 class NodeRegistration:
+    """`taints`: None leaves kubeadm's default (a master's control-plane taint, none on a worker)."""
+
     name: str
     kubelet_args: tuple[Arg, ...] = ()
     cri_socket: str = CRI_SOCKET
     ignore_preflight_errors: tuple[str, ...] = ()
+    taints: tuple[dict[str, str], ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "criSocket": self.cri_socket}
+        if self.taints is not None:
+            data["taints"] = [dict(t) for t in self.taints]
         if self.kubelet_args:
             data["kubeletExtraArgs"] = [a.to_dict() for a in self.kubelet_args]
         if self.ignore_preflight_errors:
@@ -239,9 +251,13 @@ def bootstrap_token(path: Path, persist: bool) -> str:
     return token
 
 
-def _registration(machine: Machine, adapt: Adaptations) -> NodeRegistration:
+def _registration(machine: Machine, adapt: Adaptations, gpu_taint: bool = False) -> NodeRegistration:
+    """A GPU node joins tainted when the configuration asks, so no pod lands there before the taint."""
+    taints = None
+    if gpu_taint and machine.gpu_count:
+        taints = ((CONTROL_PLANE_TAINT,) if machine.is_master else ()) + (GPU_TAINT,)
     return NodeRegistration(machine.hostname, (Arg("node-ip", machine.address),),
-                            ignore_preflight_errors=("SystemVerification",) if adapt.cgroup_v1 else ())
+                            ignore_preflight_errors=("SystemVerification",) if adapt.cgroup_v1 else (), taints=taints)
 
 
 def endpoint_address(cluster: Cluster) -> str:
@@ -261,7 +277,11 @@ def cluster_configuration(cluster: Cluster) -> ClusterConfiguration:
         service_subnet=str(k.service_cluster_ip_range),
         etcd=ExternalEtcd(tuple(m.client_url for m in cluster.etcd_members)),
         cert_sans=tuple(dict.fromkeys(sans)),
-        api_server_args=(Arg("profiling", "false"),),
+        # Watches are closed at shutdown: without it, an API server's restart (renewal, upgrade)
+        # waits out the whole request timeout (60 s) for its open watches to end by themselves.
+        api_server_args=(Arg("profiling", "false"), Arg("shutdown-watch-termination-grace-period", "10s"),
+                         # kubeadm's default, and pods asking for GPUs tolerate kubernetes.gpu-taint.
+                         Arg("enable-admission-plugins", "NodeRestriction,ExtendedResourceToleration")),
         certificate_days=k.certificate_days,
     )
 
@@ -269,7 +289,7 @@ def cluster_configuration(cluster: Cluster) -> ClusterConfiguration:
 def init_configuration(cluster: Cluster, machine: Machine, join: JoinSecrets,
                        adapt: Adaptations = Adaptations()) -> InitConfiguration:
     return InitConfiguration(
-        node_registration=_registration(machine, adapt),
+        node_registration=_registration(machine, adapt, cluster.kubernetes.gpu_taint),
         local_api_endpoint=APIEndpoint(machine.address, cluster.kubernetes.api_port),
         bootstrap_tokens=(BootstrapToken(join.token),),
     )
@@ -279,7 +299,7 @@ def join_configuration(cluster: Cluster, machine: Machine, join: JoinSecrets,
                        adapt: Adaptations = Adaptations()) -> JoinConfiguration:
     control_plane = APIEndpoint(machine.address, cluster.kubernetes.api_port) if machine.is_master else None
     return JoinConfiguration(
-        node_registration=_registration(machine, adapt),
+        node_registration=_registration(machine, adapt, cluster.kubernetes.gpu_taint),
         api_server_endpoint=endpoint_address(cluster),
         token=join.token,
         ca_cert_hashes=(join.ca_cert_hash,),
@@ -309,13 +329,14 @@ def config_file(cluster: Cluster, machine: Machine, join: JoinSecrets,
     return path, text
 
 
-def renew_config_file(cluster: Cluster, machine: Machine) -> str:
-    """The configuration `kubeadm certs renew` reads on a master: no token in it. Given as a file,
-    kubeadm does not read it from the cluster, whose API may no longer accept expired certificates."""
+def local_config_file(cluster: Cluster, machine: Machine) -> str:
+    """The configuration a master's kubeadm reads for `certs renew` and `config images pull`: no
+    token in it. Given as a file, kubeadm does not read it from the cluster, whose API may no
+    longer accept expired certificates; and it names the external etcd, so no etcd image is pulled."""
     documents = [InitConfiguration(_registration(machine, Adaptations()),
                                    APIEndpoint(machine.address, cluster.kubernetes.api_port), ()),
                  cluster_configuration(cluster)]
-    return "# kubeadm configuration for certs renew, written by openi-tasks\n" + yaml.safe_dump_all(
+    return "# kubeadm configuration for local commands (certs renew, config images pull), written by openi-tasks\n" + yaml.safe_dump_all(
         [d.to_dict() for d in documents], sort_keys=False)
 
 

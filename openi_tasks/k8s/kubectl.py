@@ -3,16 +3,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import shutil
 import subprocess
-import urllib.request
 from pathlib import Path
 
 import yaml
 
 from ..config import Cluster
+from ..download import download_checked, published_sha256
 from ..errors import OpenIError
 from ..state import StateDir, write_private
 
@@ -44,25 +43,13 @@ def install_binary(cluster: Cluster, bin_dir: Path) -> str:
     else:
         arch = ARCH.get(platform.machine(), platform.machine())
         url = f"{k.kubectl_download_url.rstrip('/')}/{k.kubernetes_version}/bin/linux/{arch}/kubectl"
-        data = _fetch(url)
-        expected = _fetch(url + ".sha256").decode().split()[0]
-        if hashlib.sha256(data).hexdigest() != expected:
-            raise OpenIError(f"{url}: checksum mismatch (expected {expected}); nothing installed")
-        target.write_bytes(data)
+        download_checked(url, target, published_sha256(url + ".sha256"))
         origin = url
     target.chmod(0o755)
     version = installed_version(target)
     if version is None:
         raise OpenIError(f"{target} (from {origin}) does not run")
     return f"installed kubectl {version} from {origin} into {target}"
-
-
-def _fetch(url: str) -> bytes:
-    try:
-        with urllib.request.urlopen(url, timeout=120) as response:
-            return response.read()
-    except OSError as exc:
-        raise OpenIError(f"cannot download {url}: {exc}") from None
 
 
 def merge_kubeconfig(kube_config: Path, admin: Path) -> str:

@@ -32,7 +32,7 @@ from .phases.endpoint import Endpoint
 from .phases.facts import Facts
 from .phases.gpu import GpuRuntime
 from .phases.lock import Lock, Unlock
-from .phases.membership import CheckNew, EtcdJoin, EtcdLeave
+from .phases.membership import CheckNew, EtcdJoin, EtcdLeave, StopApiServer
 from .phases.packages import ContainerRuntime, Packages
 from .phases.prepare import Prepare
 from .phases.reset import ResetKubelet
@@ -83,8 +83,9 @@ def remove(cluster: Cluster, reporter: Reporter, nodes: list[Machine], *, dry_ru
     with open_run(cluster, reporter, "remove", dry_run=dry_run, targets=gone) as run:
         check_removal(cluster, run.pki, set(gone))
         # The lock is taken on the masters that stay: a removed master may already be gone. The
-        # endpoint stops sending requests to removed masters before anything on them is stopped.
-        phases = [Connect(), Lock(excluding=gone), DrainNodes(), Endpoint(without=gone), EtcdLeave(), Clean(),
+        # endpoint stops sending requests to removed masters before anything on them is stopped,
+        # and their API servers stop before their etcd members leave.
+        phases = [Connect(), Lock(excluding=gone), DrainNodes(), Endpoint(without=gone), StopApiServer(), EtcdLeave(), Clean(),
                   Unlock(excluding=gone)]
         if any(cluster.by_name[name].is_master for name in gone):
             phases = insert_after(phases, "lock", Snapshot("remove", required=True))

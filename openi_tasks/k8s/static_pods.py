@@ -6,14 +6,31 @@ from __future__ import annotations
 import shlex
 
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+MANIFESTS = "/etc/kubernetes/manifests"
+
+
+def process_pattern(component: str) -> str:
+    """A component's processes for `pgrep -f`/`pkill -f`, shell-quoted: matched by their command
+    line's first word, because a process name is cut to 15 characters, so
+    `pgrep -x kube-controller-manager` never matches."""
+    return shlex.quote(f"^{component}( |$)")
+
+
+def stop_command(component: str, timeout: int = 60) -> str:
+    """Stop a component for good: its manifest moved aside (kubelet does not start it again), its
+    process sent SIGTERM (a graceful stop), then waited for until it has exited."""
+    manifest = f"{MANIFESTS}/{component}.yaml"
+    pattern = process_pattern(component)
+    return (f"if test -f {manifest}; then mv {manifest} /etc/kubernetes/{component}.yaml.stopped; fi; "
+            f"pkill -TERM -f {pattern} || true; "
+            f"for i in $(seq 1 {timeout}); do pgrep -f {pattern} >/dev/null || exit 0; sleep 1; done; "
+            f"echo '{component} still runs {timeout} s after SIGTERM' >&2; exit 1")
 
 
 def restart_command(components: tuple[str, ...] = COMPONENTS, timeout: int = 180) -> str:
     """Stop every component's process at once, then wait until kubelet has started a new one of
-    each (at once, because kubelet's restart of each takes tens of seconds). Processes are matched
-    by their command line's first word: a process name is cut to 15 characters, so
-    `pgrep -x kube-controller-manager` never matches."""
-    patterns = [shlex.quote(f"^{name}( |$)") for name in components]
+    each (at once, because kubelet's restart of each takes tens of seconds)."""
+    patterns = [process_pattern(name) for name in components]
     before = [f"old{i}=$(pgrep -f {p} | tr '\\n' ' ')" for i, p in enumerate(patterns)]
     stop = [f"pkill -f {p} || true" for p in patterns]
     wait = (f"running() {{ for i in $(seq 1 {timeout}); do new=$(pgrep -f \"$1\" | tr '\\n' ' '); "

@@ -98,6 +98,24 @@ def certs(c: Context, reporter: Reporter, path=None, within=None, renew=False, a
         raise Exit(code=1)
 
 
+@task(
+    help={
+        "path": PATH_HELP,
+        "to": "the version to upgrade to, as kubernetes-configuration's kubernetes-version must already say",
+        "batch": "how many workers are drained and upgraded at once (default 1)",
+        "dry-run": "print the plan and what would change on each host; change nothing",
+        "break-lock": "remove a stale cluster lock left by an interrupted run",
+    }
+)
+def upgrade(c: Context, reporter: Reporter, to=None, path=None, batch=None, dry_run=False, break_lock=False):
+    """Upgrade Kubernetes one minor version at a time: etcd, masters one by one, workers in batches."""
+    from .upgrade import upgrade as run_upgrade
+    target = required(to, "--to VERSION")
+    size = whole_number(batch, "--batch", 1)
+    cluster = load(c, path, reporter)
+    run_upgrade(cluster, reporter, target, batch=size, dry_run=dry_run, break_lock=break_lock)
+
+
 @task(help={"path": PATH_HELP, "nodes": NODES_HELP, "force": "act even on a member that looks healthy"})
 def etcdfix(c: Context, reporter: Reporter, nodes=None, path=None, force=False):
     """Repair one broken etcd member: snapshot, remove, wipe, re-add, rejoin."""
@@ -180,29 +198,43 @@ def repair(c: Context, reporter: Reporter, nodes=None, path=None, dry_run=False)
     help={
         "path": PATH_HELP,
         "from-source": "build every binary and image from the Go modules at the configured versions",
+        "release-url": "Kubernetes' release downloads (default: kubernetes.kubectl-download-url, "
+                       "https://dl.k8s.io/release): <url>/<version>/bin/linux/amd64/kubeadm and its .sha256",
+        "cni-url": "the CNI plugins' releases (default: GitHub's release downloads of containernetworking/plugins): "
+                   "<url>/<version>/cni-plugins-linux-amd64-<version>.tgz and its .sha256",
+        "mirror": "pull images from this registry, which keeps their upstream paths "
+                  "(<mirror>/registry.k8s.io/kube-apiserver:<version>)",
         "out": "the bundle directory (default: kubernetes.binaries-dir)",
         "push": "push the images to the registries their references name (the cluster's registry)",
         "save-images": "also write `docker load`able archives of the images into <bundle>/images/",
         "base-image": "image the built images start from (default: kubernetes.bundle-base-image)",
     }
 )
-def bundle(c: Context, reporter: Reporter, path=None, from_source=False, out=None, push=False, save_images=False,
-           base_image=None):
+def bundle(c: Context, reporter: Reporter, path=None, from_source=False, release_url=None, cni_url=None, mirror=None,
+           out=None, push=False, save_images=False, base_image=None):
     """Gather every binary and image the configuration needs (an air-gapped bundle, with a sha256 manifest)."""
     from ..bundle.build import BundleBuilder
+    from ..bundle.upstream import CNI_RELEASES
 
     cluster = load(c, path, reporter)
     directory = Path(out or cluster.kubernetes.binaries_dir or "").expanduser()
     if not (out or cluster.kubernetes.binaries_dir):
         raise UsageError("say where the bundle goes: --out DIR, or kubernetes.binaries-dir in the configuration")
-    if not from_source:
-        raise UsageError("only --from-source bundles can be made on this version of openi-tasks")
+    if from_source and (release_url or cni_url or mirror):
+        raise UsageError("--release-url, --cni-url and --mirror are where released artifacts come from; "
+                         "--from-source builds them instead")
+    if base_image and not from_source:
+        raise UsageError("--base-image is the base of images built --from-source")
     builder = BundleBuilder(cluster, reporter, directory, base_image=base_image or cluster.kubernetes.bundle_base_image)
-    manifest = builder.from_source()
+    if from_source:
+        manifest = builder.from_source()
+    else:
+        manifest = builder.from_upstream(release_url or cluster.kubernetes.kubectl_download_url,
+                                         cni_url or CNI_RELEASES, mirror or "")
     if save_images:
         builder.save_images(manifest)
     pushed = builder.push(manifest) if push else []
-    reporter.table(f"bundle {directory}", ("artifact", "sha256"),
+    reporter.table(f"bundle {directory} ({manifest.origin})", ("artifact", "sha256"),
                    [(b.path, b.sha256[:16]) for b in manifest.binaries] + [(i.ref, i.id[7:23]) for i in manifest.images])
     if pushed:
         reporter.table("pushed", ("image", "result"), pushed)

@@ -1,5 +1,6 @@
 """What the service engine needs of a cluster: one small interface, and its implementation over
-the `kubernetes` client. Tests use an in-memory fake of the same interface (tests/fakekube.py)."""
+the `kubernetes` client. The engine's unit tests use an in-memory fake of the same interface
+(tests/fakekube.py); the testbed's tests use the real one."""
 
 from __future__ import annotations
 
@@ -37,8 +38,12 @@ class ClusterApi(Protocol):
     def diagnose(self, obj: dict[str, Any]) -> list[str]:
         """Lines about a workload's pods (state, reason) and their last events."""
 
-    def label_node(self, node: str, labels: dict[str, str]) -> bool:
-        """Make the node carry these labels; whether it changed."""
+    def label_nodes(self, wanted: dict[str, dict[str, str]]) -> int:
+        """Make each node carry exactly these labels of openi-tasks (others' labels stay); how many
+        nodes changed. Nodes missing from the cluster are an error naming all of them."""
+
+    def nodes_labels(self) -> dict[str, dict[str, str]]:
+        """Every node's labels, all of them."""
 
 
 class KubernetesApi:
@@ -124,11 +129,26 @@ class KubernetesApi:
                 lines.append(f"  event {event.reason}: {event.message}")
         return lines or [f"{obj['kind']} {obj['metadata']['name']} has no pods"]
 
-    def label_node(self, node: str, labels: dict[str, str]) -> bool:
-        obj = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node, "labels": labels}}
-        if self.kube.get(obj) is None:  # an apply would create a Node that no kubelet runs
-            raise OpenIError(f"node {node} is in the machine list but not in the cluster (inv k8s.add adds it)")
-        return self.apply(obj)
+    def label_nodes(self, wanted: dict[str, dict[str, str]]) -> int:
+        """One list of the Nodes, compared here; an apply only for each node that differs, several at
+        once (at hundreds of nodes, asking the API server about each one serially took most of a deploy)."""
+        from ..phase import CONCURRENT_CALLS
+        from ..ssh.fanout import fan_out
+
+        live = self.kube.nodes()
+        missing = sorted(set(wanted) - set(live))
+        if missing:  # an apply would create a Node that no kubelet runs
+            raise OpenIError(f"in the machine list but not in the cluster (inv k8s.add adds them): {', '.join(missing)}")
+        stale = [name for name, labels in wanted.items() if live[name].labels_differ(labels)]
+        results = fan_out(stale, lambda name: self.kube.apply(
+            {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": wanted[name]}}), CONCURRENT_CALLS)
+        if results.failed:
+            raise OpenIError("labelling nodes failed:\n" + "\n".join(
+                f"  {name}: {error}" for name, error in sorted(results.failed.items())))
+        return len(stale)
+
+    def nodes_labels(self) -> dict[str, dict[str, str]]:
+        return {name: state.labels for name, state in self.kube.nodes().items()}
 
 
 # How long a pod may fail to pull its image before the service is failed: the kubelet retries with

@@ -59,8 +59,8 @@ def describe_error(exc: BaseException) -> str:
         return f"SSH authentication failed: {exc}"
     if isinstance(exc, NoValidConnectionsError):
         return f"cannot connect: {'; '.join(str(e) for e in exc.errors.values()) or exc}"
-    if isinstance(exc, TimeoutError):
-        return "cannot connect: timed out"
+    if isinstance(exc, TimeoutError):  # a socket's says nothing more; waits of our own say what they waited for
+        return "cannot connect: timed out" if str(exc) in ("", "timed out") else str(exc)
     if isinstance(exc, paramiko.SSHException):
         text = str(exc)
         if "banner" in text.lower() or "No existing session" in text:

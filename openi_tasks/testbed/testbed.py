@@ -505,6 +505,9 @@ class Testbed:
             f"frontend api\n    bind :{port}\n    default_backend masters\n"
             f"backend masters\n    option redispatch\n    retries 3\n{servers}")
         image = f"{state.registry}/haproxy:debian-bookworm"
+        # Not among the bundle's images when no proxy node needs it: built (or found by its inputs) here.
+        BundleBuilder(load_cluster(Path(state.config_dir)), Reporter(), self.workdir, base_image=state.images["base"],
+                      client=self.client).haproxy_image(image)
         name = self._service("load-balancer", image, state.load_balancer, state.network,
                              volumes={str(config_dir): {"bind": "/usr/local/etc/haproxy", "mode": "ro"}})
         state.containers.append(name)

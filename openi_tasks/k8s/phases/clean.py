@@ -22,6 +22,20 @@ from .reset import NETWORK
 FILES = ("/etc/openi", "/etc/kubernetes", "/var/lib/kubelet", "/etc/cni/net.d/10-flannel.conflist",
          MODULES_LOAD, SYSCTL_CONF)
 VAR_LIB_OPENI = "/var/lib/openi"
+POD_NETWORK_LEFT = "ip link show cni0 || ip link show flannel.1 || test -e /var/lib/cni"
+# kubeadm reset stops the kubelet and the pods, but a pod it could not stop is only a warning in its
+# output, and a running flanneld or CNI teardown puts the pod network back. So: the kubelet and any
+# task left in containerd's Kubernetes namespace are stopped first, and the removal is checked
+# again a second later (a CI run once found master3's back after a clean), at most 5 times, then
+# reported with what still runs.
+REMOVE_POD_NETWORK = (
+    "systemctl stop kubelet 2>/dev/null || true; "
+    "if command -v ctr >/dev/null; then for task in $(ctr -n k8s.io tasks ls -q 2>/dev/null); do "
+    "ctr -n k8s.io tasks kill -s SIGKILL \"$task\" 2>/dev/null || true; done; fi; "
+    f"for attempt in 1 2 3 4 5; do {NETWORK}; sleep 1; "
+    f"if ! {{ {POD_NETWORK_LEFT}; }} >/dev/null 2>&1; then exit 0; fi; done; "
+    "echo 'the pod network came back after its removal; still running:' >&2; "
+    "ps -eo pid,args | grep -E 'flannel|kube|pause|containerd-shim' | grep -v grep >&2; exit 1")
 
 
 class Clean(Phase):
@@ -38,8 +52,6 @@ class Clean(Phase):
         changes = []
         if host.sh("command -v kubeadm && test -e /etc/kubernetes/kubelet.conf -o -e /etc/kubernetes/manifests").exited == 0:
             changes.append(Change("reset kubeadm's state (kubeadm reset -f)", "kubeadm reset -f"))
-        if host.sh("ip link show cni0 || ip link show flannel.1 || test -e /var/lib/cni").exited == 0:
-            changes.append(Change("remove the pod network's interfaces and IP allocations", NETWORK))
         for name in managed_containers(host):
             changes.append(Change(f"remove container {name}", f"docker rm -f {shlex.quote(name)}"))
         changes += ensure_absent(host, FILES + (run.cluster.kubernetes.etcd_data_path,))
@@ -48,6 +60,12 @@ class Clean(Phase):
         if containerd:
             changes += containerd + [Change("restart containerd with its default configuration",
                                             "systemctl restart containerd")]
+        # Last: tearing down a pod's network (kubeadm reset, containerd's restart) recreates
+        # /var/lib/cni, so removed before those it would be back after them.
+        if host.sh(POD_NETWORK_LEFT).exited == 0:
+            changes.append(Change("stop what kubeadm reset left running (kubelet, pods), then remove the pod "
+                                  "network's interfaces and IP allocations, until they stay removed",
+                                  REMOVE_POD_NETWORK))
         return changes
 
     def after(self, run: Run) -> None:

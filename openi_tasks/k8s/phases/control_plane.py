@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shlex
 
+from ...kube import wait_apiserver_ready
 from ...operations import ensure_files
 from ...phase import Change, Phase
 from ...render import RenderedFile
@@ -35,6 +36,14 @@ def pki_files(run: Run) -> list[RenderedFile]:
     """What every master needs in /etc/kubernetes/pki before kubeadm runs (keys 0600)."""
     return [RenderedFile(f"{kubeadm.PKI}/{relative}", content.decode(), 0o600 if relative.endswith(".key") else 0o644)
             for relative, content in run.pki.control_plane_files().items()]
+
+
+def apiserver_ready(run: Run, host: Host) -> Change:
+    """A wait until the API server on `host` answers /readyz (asked directly, not through the endpoint)."""
+    ca_file = run.pki.root / "kubernetes" / "ca.crt"
+    port = run.cluster.kubernetes.api_port
+    return Change(f"wait until the API server on {host.name} is ready",
+                  lambda: wait_apiserver_ready(host.machine.address, port, ca_file))
 
 
 def kubeadm_config(run: Run, host: Host) -> RenderedFile:

@@ -96,6 +96,18 @@ def route_without(run: Run, without: frozenset[str]) -> None:
     endpoint.after(run)
 
 
+def out_of_endpoint(run: Run, host: Host, changes: list[Change]) -> list[Change]:
+    """`changes` (which stop `host`'s API server) made while the endpoint sends `host` no new
+    connections, when other masters are behind an endpoint of ours; the phase's clean-up must
+    call `route_without(run, frozenset())` so that a failure puts every master back."""
+    if len(run.cluster.masters) < 2 or run.cluster.endpoint.mode != "proxy":
+        return changes
+    return [Change(f"stop sending new API connections to {host.name} (haproxy reload)",
+                   lambda: route_without(run, frozenset([host.name]))),
+            *changes,
+            Change(f"send API connections to {host.name} again", lambda: route_without(run, frozenset()))]
+
+
 def wait_serving(host: Host, name: str, port: int, timeout: float = 30.0, settle: int = 5) -> None:
     """Wait until the container runs, its port listens, and it has been up `settle` seconds
     (a container in a restart loop never is)."""

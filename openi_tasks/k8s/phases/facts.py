@@ -22,13 +22,18 @@ def facts_of(run: Run, host: Host) -> hostfacts.HostFacts:
 
 
 class Facts(Phase):
+    """`upgrading`: for k8s.upgrade, which is how hosts that run another version change it."""
+
     name = "facts"
     title = "Gather facts and check every host"
+
+    def __init__(self, upgrading: bool = False) -> None:
+        self.upgrading = upgrading
 
     def plan(self, run: Run, host: Host) -> list[Change]:
         run.facts.pop(host.name, None)
         facts = facts_of(run, host)
-        found = hostfacts.problems(run.cluster, host.machine, facts)
+        found = hostfacts.problems(run.cluster, host.machine, facts, upgrading=self.upgrading)
         if found:
             raise HostRefused("; ".join(found))
         gpus = gpufacts.mismatch(host.machine, facts.gpus)

@@ -9,6 +9,7 @@ from ...run import Run
 from ...ssh import Host
 from ..etcd_client import add_member, healthy_url, lead_elsewhere, members, remove_member, wait_healthy
 from ..files import bootstrap_env, member_of
+from ..static_pods import MANIFESTS, process_pattern, stop_command
 from .etcd import etcd_changes
 from .facts import facts_of
 
@@ -62,6 +63,28 @@ class EtcdJoin(Phase):
         apply_changes(host, etcd_changes(run, host, joining=bootstrap_env(run.cluster, initial, "existing")))
         names = {x.name or member.name for x in live}
         wait_healthy(run.cluster, run.pki, members=tuple(m for m in run.cluster.etcd_members if m.name in names))
+
+
+class StopApiServer(Phase):
+    """Removed masters stop serving the API before their etcd member leaves.
+
+    The endpoint no longer sends new connections to them, but a client's keep-alive connection
+    made before stays with its API server; a request on it would fail once that server's etcd
+    member is gone. A graceful stop finishes the requests in flight and closes those connections,
+    so the clients' next requests go through the endpoint to the masters that stay."""
+
+    name = "stop-apiserver"
+    title = "Stop the API server on the masters being removed"
+
+    def hosts(self, run: Run) -> list[Host]:
+        return run.hosts("master")
+
+    def plan(self, run: Run, host: Host) -> list[Change]:
+        if host.sh(f"test -f {MANIFESTS}/kube-apiserver.yaml || pgrep -f {process_pattern('kube-apiserver')}").exited != 0:
+            return []
+        # The rest of the control plane goes with the clean's kubeadm reset.
+        return [Change("stop the API server gracefully (its static pod's manifest moved aside) and wait until it "
+                       "has exited", stop_command("kube-apiserver"))]
 
 
 class EtcdLeave(Phase):

@@ -68,19 +68,27 @@ class Packages(Phase):
                 for b, current in zip(plugins, installed) if current.stdout.split()[:1] != [b.digest]]
 
 
-def _from_repository(run: Run) -> Change:
+def install_changes(run: Run, host: Host, names: tuple[str, ...]) -> list[Change]:
+    """Of kubeadm, kubelet and kubectl, `names` at the configured version (from the bundle, those
+    whose copy differs; or from the package repository): what an upgrade installs, step by step."""
+    if run.cluster.kubernetes.package_source == "binaries":
+        return binary_uploads(run, host, names)
+    return [_from_repository(run, names)]
+
+
+def _from_repository(run: Run, names: tuple[str, ...] = NAMES) -> Change:
     k = run.cluster.kubernetes
     repo = repository_url(run)
     version = k.kubernetes_version.lstrip("v")
     keyring = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
-    pinned = " ".join(f"{name}={version}-*" for name in NAMES)
+    pinned = " ".join(f"{name}={version}-*" for name in names)
     command = (
         f"{APT} update && {APT} install -y ca-certificates curl gpg conntrack socat && "
         f"{add_apt_repository(repo + '/Release.key', keyring, f'deb [signed-by={keyring}] {repo}/ /', 'kubernetes')} && "
         f"{APT} update && {APT} install -y --allow-change-held-packages {pinned} && "
-        f"apt-mark hold {' '.join(NAMES)} && systemctl enable kubelet"
+        f"apt-mark hold {' '.join(names)} && systemctl enable kubelet"
     )
-    return Change(f"install kubeadm, kubelet and kubectl {k.kubernetes_version} from {repo}: {command}", command)
+    return Change(f"install {', '.join(names)} {k.kubernetes_version} from {repo}: {command}", command)
 
 
 def add_apt_repository(key_url: str, keyring: str, source: str, name: str) -> str:
@@ -91,12 +99,17 @@ def add_apt_repository(key_url: str, keyring: str, source: str, name: str) -> st
             f"printf '%s\\n' {shlex.quote(source)} > /etc/apt/sources.list.d/{name}.list")
 
 
-def _from_binaries(run: Run, host: Host) -> list[Change]:
-    binaries = run.binaries.files
+def binary_uploads(run: Run, host: Host, names: tuple[str, ...] = NAMES) -> list[Change]:
+    """The bundle's `names` (of kubeadm, kubelet, kubectl) whose copy on the host differs."""
+    binaries = [b for b in run.binaries.files if b.name in names]
     installed = host.sh_all([f"sha256sum {b.remote} 2>/dev/null" for b in binaries])
     # Read piece by piece as they are sent: many hosts at once must not each hold a copy in memory.
-    changes = [Change(f"upload {b.local} to {b.remote}", b.write())
-               for b, current in zip(binaries, installed) if current.stdout.split()[:1] != [b.digest]]
+    return [Change(f"upload {b.local} to {b.remote}", b.write())
+            for b, current in zip(binaries, installed) if current.stdout.split()[:1] != [b.digest]]
+
+
+def _from_binaries(run: Run, host: Host) -> list[Change]:
+    changes = binary_uploads(run, host)
     changes += ensure_files(host, [RenderedFile(target, render(template))
                                    for template, target in (("k8s/kubelet/kubelet.service.j2", KUBELET_UNIT),
                                                             ("k8s/kubelet/10-kubeadm.conf.j2", KUBEADM_DROP_IN))])

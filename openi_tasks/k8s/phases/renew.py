@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime
 import shlex
 
-from ...kube import wait_apiserver_ready
 from ...operations import ensure_file, ensure_files
 from ...phase import Change, Phase
 from ...pki import now
@@ -26,11 +25,11 @@ from ...ssh import Host
 from ..certs import COLLECT, parse_collected
 from ..etcd_client import lead_elsewhere, wait_healthy
 from ..files import member_of
-from ..kubeadm import CONFIG_DIR, PKI, renew_config_file
+from ..kubeadm import LOCAL_CONFIG, PKI, local_config_file
 from ..static_pods import COMPONENTS, restart_command
 from .etcd import etcd_changes
-from .control_plane import pki_files
-from .endpoint import route_without
+from .control_plane import apiserver_ready, pki_files
+from .endpoint import out_of_endpoint, route_without
 
 # What `kubeadm certs renew NAME` renews on a master, and the file it checks. The kubelet's own
 # client certificate is rotated by the kubelet; the CAs are not renewed (see the README).
@@ -43,7 +42,6 @@ KUBEADM_RENEWS = {
     "controller-manager.conf": "/etc/kubernetes/controller-manager.conf",
     "scheduler.conf": "/etc/kubernetes/scheduler.conf",
 }
-RENEW_CONFIG = f"{CONFIG_DIR}/renew.yaml"
 
 
 class RenewEtcd(Phase):
@@ -83,29 +81,19 @@ class RenewControlPlane(Phase):
         due = self._due(host)
         if not (etcd_client or due):
             return []
-        # With other masters behind the endpoint, this one is taken out while it restarts.
-        reroute = len(run.cluster.masters) > 1 and run.cluster.endpoint.mode == "proxy"
-        changes = []
-        if reroute:
-            changes.append(Change(f"stop sending new API connections to {host.name} (haproxy reload)",
-                                  lambda: route_without(run, frozenset([host.name]))))
-        changes += etcd_client
+        changes = list(etcd_client)
         if due:
-            config = RenderedFile(RENEW_CONFIG, renew_config_file(run.cluster, host.machine), 0o600)
+            config = RenderedFile(LOCAL_CONFIG, local_config_file(run.cluster, host.machine), 0o600)
             changes += ensure_file(host, config, (None, None))
             names = " ".join(shlex.quote(name) for name in due)
             changes.append(Change(f"renew with kubeadm: {', '.join(due)}",
                                   f"for name in {names}; do kubeadm certs renew \"$name\" "
-                                  f"--config {shlex.quote(RENEW_CONFIG)} || exit 1; done"))
+                                  f"--config {shlex.quote(LOCAL_CONFIG)} || exit 1; done"))
         changes.append(Change(f"restart {', '.join(COMPONENTS)} (kubelet starts them again) and wait until each "
                               f"runs again", restart_command(COMPONENTS)))
-        ca_file = run.pki.root / "kubernetes" / "ca.crt"
-        port = run.cluster.kubernetes.api_port
-        changes.append(Change(f"wait until the API server on {host.name} is ready",
-                              lambda: wait_apiserver_ready(host.machine.address, port, ca_file)))
-        if reroute:
-            changes.append(Change(f"send API connections to {host.name} again", lambda: route_without(run, frozenset())))
-        return changes
+        changes.append(apiserver_ready(run, host))
+        # With other masters behind the endpoint, this one is taken out while it restarts.
+        return out_of_endpoint(run, host, changes)
 
     def cleanup(self, run: Run) -> None:
         # A master taken out of the endpoint goes back in; haproxy's health check keeps out a

@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""`inv k8s.upgrade` of a minor version, under load, on a fresh testbed: the failed requests and
+the time of each phase.
+
+A testbed at FROM (3 masters behind the proxy node's endpoint, 2 workers) is deployed; a
+Deployment of 2 replicas (a plain HTTP server: the bundle's stand-in server image, used here only
+as a web server) behind a NodePort Service, spread over the workers with a disruption budget of
+one, is asked continuously from this machine through every node's NodePort; ConfigMaps are
+created continuously through the API endpoint. Then, as an operator would: the configuration is
+set to TO (kubernetes-version and the bundle), `inv k8s.bundle --from-source --push` loads the
+target's images (the bundle is cached), and `inv k8s.upgrade --to TO` runs. Afterwards every node
+must be Ready at TO, and a second upgrade must change nothing.
+
+    python bench/upgrade_k8s.py                          # v1.36.3 -> v1.37.2
+    python bench/upgrade_k8s.py --keep /tmp/tb-upgrade   # leave the testbed up
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+INV = [sys.executable, "-m", "invoke", "--search-root", str(ROOT)]
+NODE_PORT = 30080
+
+
+def inv(*args: str) -> tuple[float, subprocess.CompletedProcess]:
+    start = time.perf_counter()
+    done = subprocess.run([*INV, *args], capture_output=True, text=True)
+    return time.perf_counter() - start, done
+
+
+def phases(summary: str) -> list[tuple[str, float]]:
+    rows = re.findall(r"│ ([a-z0-9-]+)\s+│ \d+\s+│ \d+\s+│ \d+\s+│ \d+\s+│ ([\d.]+)", summary)
+    return [(name, float(seconds)) for name, seconds in rows]
+
+
+class Prober(threading.Thread):
+    """Asks `urls` in turn, every 50 ms, and counts the answers that are not 200 (and why)."""
+
+    def __init__(self, urls: list[str]) -> None:
+        super().__init__(daemon=True)
+        self.urls, self.ok, self.failed = urls, 0, []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        import requests
+
+        n = 0
+        while not self.done.is_set():
+            url = self.urls[n % len(self.urls)]
+            try:
+                answer = requests.get(url, timeout=3)
+                if answer.status_code == 200:
+                    self.ok += 1
+                else:
+                    self.failed.append((time.strftime("%H:%M:%S"), url, f"HTTP {answer.status_code}"))
+            except Exception as exc:  # counted, never hidden
+                self.failed.append((time.strftime("%H:%M:%S"), url, str(exc).splitlines()[0][:160]))
+            n += 1
+            time.sleep(0.05)
+
+
+class ApiWriter(threading.Thread):
+    """Creates numbered ConfigMaps through the API endpoint and counts the failures."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        super().__init__(daemon=True)
+        from kubernetes import client, config
+
+        self.core = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
+        self.ok, self.failed = 0, []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        from kubernetes import client
+
+        n = 0
+        while not self.done.is_set():
+            body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name=f"upgrade-load-{n:05d}"))
+            try:
+                self.core.create_namespaced_config_map("default", body, _request_timeout=10)
+                self.ok += 1
+            except Exception as exc:
+                self.failed.append((time.strftime("%H:%M:%S"), str(exc).splitlines()[0][:160]))
+            n += 1
+            time.sleep(0.1)
+
+
+def workload(kubeconfig: Path, image: str) -> None:
+    """2 replicas on different workers, a budget of 1 unavailable, a NodePort Service."""
+    from kubernetes import client, config, utils
+
+    api = config.new_client_from_config(config_file=str(kubeconfig))
+    labels = {"app": "upgrade-web"}
+    objects = [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "upgrade-web", "namespace": "default"},
+         "spec": {"replicas": 2, "selector": {"matchLabels": labels}, "template": {
+             "metadata": {"labels": labels},
+             "spec": {"terminationGracePeriodSeconds": 5,
+                      "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                          {"labelSelector": {"matchLabels": labels}, "topologyKey": "kubernetes.io/hostname"}]}},
+                      "containers": [{"name": "web", "image": image,
+                                      "env": [{"name": "STAND_IN_NAME", "value": "upgrade-web"},
+                                              {"name": "STAND_IN_HTTP_PORTS", "value": "8080"},
+                                              {"name": "STAND_IN_HTTPS_PORTS", "value": ""}],
+                                      "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1},
+                                      "lifecycle": {"preStop": {"sleep": {"seconds": 3}}}}]}}}},
+        {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "upgrade-web", "namespace": "default"},
+         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "upgrade-web", "namespace": "default"},
+         "spec": {"type": "NodePort", "selector": labels,
+                  "ports": [{"port": 80, "targetPort": 8080, "nodePort": NODE_PORT}]}},
+    ]
+    for obj in objects:
+        utils.create_from_dict(api, obj)
+    apps = client.AppsV1Api(api)
+    deadline = time.monotonic() + 300
+    while (apps.read_namespaced_deployment("upgrade-web", "default").status.ready_replicas or 0) < 2:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the workload was not ready within 300 s")
+        time.sleep(2)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--from", dest="old", default="v1.36.3")
+    parser.add_argument("--to", dest="new", default="v1.37.2")
+    parser.add_argument("--batch", default="1")
+    parser.add_argument("--keep", help="testbed directory to use and leave up (reused if it is up)")
+    args = parser.parse_args()
+    from openi_tasks.config import load_cluster
+    from openi_tasks.kube import KubeApi
+    from openi_tasks.state import StateDir
+    from openi_tasks.testbed.testbed import Testbed, kubernetes_settings
+
+    workdir = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="openi-upgrade-bench-"))
+    bed = Testbed(workdir, say=print)
+    try:
+        start = time.perf_counter()
+        config = bed.up(masters=3, workers=2, proxy=True, kubernetes_version=args.old)
+        print(f"testbed up at {args.old}: {time.perf_counter() - start:.0f} s")
+        seconds, done = inv("k8s.deploy", "-p", str(config))
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        print(f"k8s.deploy {args.old}: {seconds:.0f} s")
+        cluster = load_cluster(config)
+        admin = StateDir.of(cluster).admin_conf
+        workload(admin, f"{bed.state.registry}/metrics-scraper-stand-in:v1.0.8")
+        prober = Prober([f"http://{m.address}:{NODE_PORT}/" for m in cluster.machines])
+        writer = ApiWriter(admin)
+
+        # The operator's edit: the target version and its bundle.
+        settings = kubernetes_settings(bed.state.registry, cluster.kubernetes.bundle_base_image, args.new,
+                                       cluster.kubernetes.cluster_dns or "")
+        path = Path(config) / "kubernetes-configuration.yaml"
+        text = path.read_text()
+        text = re.sub(r"kubernetes-version: \S+", f"kubernetes-version: {args.new}", text)
+        text = re.sub(r"binaries-dir: \S+", f"binaries-dir: {settings['binaries-dir']}", text)
+        path.write_text(text)
+        seconds, done = inv("k8s.bundle", "-p", str(config), "--from-source", "--push")
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        print(f"k8s.bundle --from-source --push {args.new}: {seconds:.0f} s")
+        seconds, done = inv("k8s.upgrade", "-p", str(config), "--to", args.new, "--dry-run")
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        print(f"k8s.upgrade --dry-run: {seconds:.0f} s")
+
+        prober.start()
+        writer.start()
+        time.sleep(5)
+        seconds, done = inv("k8s.upgrade", "-p", str(config), "--to", args.new, "--batch", args.batch)
+        time.sleep(5)
+        prober.done.set()
+        writer.done.set()
+        prober.join(10)
+        writer.join(15)
+        print(done.stdout[-8000:])
+        assert done.returncode == 0, done.stderr[-3000:]
+        print(f"k8s.upgrade --to {args.new}: {seconds:.0f} s")
+        for name, phase_seconds in phases(done.stdout):
+            print(f"  {name:24} {phase_seconds:7.1f} s")
+        print(f"HTTP through the NodePorts: {prober.ok} answered, {len(prober.failed)} failed {prober.failed[:5]}")
+        print(f"API through the endpoint: {writer.ok} ConfigMaps created, {len(writer.failed)} failed {writer.failed[:5]}")
+        nodes = KubeApi(admin).nodes()
+        print("nodes:", {n.name: (n.ready, n.kubelet_version, n.cordoned) for n in nodes.values()})
+        assert all(n.ready and n.kubelet_version == args.new and not n.cordoned for n in nodes.values())
+        seconds, again = inv("k8s.upgrade", "-p", str(config), "--to", args.new)
+        assert again.returncode == 0 and "nothing to upgrade" in again.stdout, again.stdout[-3000:]
+        print(f"second k8s.upgrade: {seconds:.0f} s, {'no changes' if 'no changes' in again.stdout else 'CHANGES'}")
+    finally:
+        if not args.keep:
+            bed.down()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""The phases of `inv k8s.upgrade` (k8s/upgrade.py puts them in order).
+
+- upgrade-plan: every node's versions (kubelet, kubeadm, the control plane's static pods), the
+  API's view of each Node, etcd's health and the bundle, as a table; the run stops there with
+  every reason to refuse (versions.refusals), before anything changes.
+- upgrade-etcd: members whose container differs from the configuration (another etcd image) are
+  replaced one at a time, each waited for until etcd is healthy (as renew-etcd does).
+- upgrade-preflight: on every master, the target's kubeadm, and the target's images pulled from
+  the cluster's registry: a missing image stops the run while nothing that runs has changed.
+- upgrade-first-master, upgrade-masters: `kubeadm upgrade apply` on the first master, then
+  `kubeadm upgrade node` on the others one at a time; then its kubelet, and its control plane
+  restarted under the new kubelet (which may restart the static pods by itself, their hash
+  changing with its defaults). All of it while the endpoint sends the master no new connections.
+- upgrade-workers-N: the workers in batches (`--batch`); the run stops at the first batch that
+  fails.
+
+A node's kubelet upgrade: drain (cordon, marked with UPGRADING), kubelet and kubectl, containerd's
+sandbox image from the new kubeadm, kubelet restarted, Ready at the new version, uncordon. A node
+already at the target is left alone, except that a cordon an interrupted run left is lifted: so a
+run stopped anywhere completes when run again.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ...bundle.manifest import MANIFEST, Manifest
+from ...kube import NodeState
+from ...operations import ensure_file
+from ...phase import Change, Phase, apply_changes
+from ...render import RenderedFile
+from ...run import Run
+from ...ssh import Host, describe_error
+from ..etcd_client import member_health
+from ..kubeadm import LOCAL_CONFIG, local_config_file
+from ..static_pods import COMPONENTS, restart_command
+from ..versions import NodeVersions, UpgradePlan, Version, refusals
+from .base import OnFirstMaster
+from .control_plane import adaptations, apiserver_ready
+from .endpoint import out_of_endpoint, route_without
+from .facts import facts_of
+from .packages import ContainerRuntime, install_changes
+from .renew import RenewEtcd
+from .snapshot import Snapshot
+
+UPGRADING = "openi-tasks/upgrading"  # on a Node this run cordoned: the version it is being upgraded to
+
+
+class UpgradeRefused(Exception):
+    """The plan found reasons not to upgrade; nothing was changed."""
+
+
+@dataclass
+class Upgrade:
+    """The target, and what the plan phase found, for the phases after it."""
+
+    target: Version
+    plan: UpgradePlan | None = None
+    nodes: dict[str, NodeState] = field(default_factory=dict)
+
+    @property
+    def needed(self) -> bool:
+        return self.plan is not None and not self.plan.done
+
+    def node(self, host: Host) -> NodeVersions:
+        assert self.plan is not None, "the upgrade-plan phase runs first"
+        return next(n for n in self.plan.nodes if n.name == host.name)
+
+
+class PlanUpgrade(OnFirstMaster):
+    name = "upgrade-plan"
+    title = "Plan the upgrade: versions per node, and what would refuse it"
+
+    def __init__(self, upgrade: Upgrade) -> None:
+        self.upgrade = upgrade
+
+    def plan(self, run: Run, host: Host) -> list[Change]:
+        plan = self._gather(run)
+        target = self.upgrade.target
+        run.reporter.table(f"upgrade to {target}", ("node", "role", "kubelet", "kubeadm", "control plane", "ready", "action"), [
+            (n.name, n.role, n.kubelet or "-", n.kubeadm or "-",
+             " ".join(sorted({str(v) for v in n.control_plane.values() if v})) or "-",
+             {True: "yes", False: "NO", None: "no Node"}[n.ready], "none" if n.at(target) else f"to {target}")
+            for n in plan.nodes])
+        refused = refusals(plan)
+        if refused:
+            for reason in refused:
+                run.reporter.warn(f"refused: {reason}")
+            raise UpgradeRefused(f"the upgrade to {target} is refused, nothing was changed: " + "; ".join(refused))
+        self.upgrade.plan = plan
+        if plan.done:
+            run.reporter.info(f"every node runs {target} already: nothing to upgrade")
+        return []
+
+    def _gather(self, run: Run) -> UpgradePlan:
+        target = self.upgrade.target
+        api = run.api()
+        if api is None:
+            raise UpgradeRefused(f"no admin kubeconfig ({run.state.admin_conf}): deploy the cluster first")
+        self.upgrade.nodes = nodes = api.nodes()
+        ca_file = run.pki.root / "kubernetes" / "ca.crt"
+        rows = []
+        for member in run.hosts():
+            facts = facts_of(run, member)
+            state = nodes.get(member.name.lower())
+            installed = Version.of(facts.kubelet)
+            running = Version.of(state.kubelet_version) if state else None
+            # The older of the kubelet that runs and the one installed: a node is done when both are.
+            kubelet = min((v for v in (installed, running) if v is not None), default=None)
+            newest = max((v for v in (installed, running) if v is not None), default=None)
+            control_plane = {c: Version.of(facts.control_plane[c].rsplit(":", 1)[-1])
+                             for c in COMPONENTS if c in facts.control_plane}
+            answers = None
+            if member.machine.is_master:
+                answers = _answers(member.machine.address, run.cluster.kubernetes.api_port, ca_file)
+            node = NodeVersions(member.name, member.machine.role, kubelet, Version.of(facts.kubeadm), control_plane,
+                                state.ready if state else None, answers)
+            if newest is not None and newest != kubelet and newest > target:
+                node.kubelet = newest  # refused below as newer than the target
+            rows.append(node)
+        etcd = [f"{h.name} is unhealthy: {h.error}" for h in member_health(run.cluster, run.pki) if not h.healthy]
+        return UpgradePlan(target, rows, etcd, _bundle_problem(run, target))
+
+
+def _answers(address: str, port: int, ca_file) -> bool:
+    from ...kube import wait_apiserver_ready
+
+    try:
+        wait_apiserver_ready(address, port, ca_file, timeout=10)
+        return True
+    except TimeoutError:
+        return False
+
+
+def _bundle_problem(run: Run, target: Version) -> str:
+    """Why the bundle in binaries-dir cannot upgrade to `target` ("" when it can, or when the
+    packages come from a repository)."""
+    k = run.cluster.kubernetes
+    if k.package_source != "binaries":
+        return ""
+    try:
+        run.binaries  # every binary there, and as the bundle's manifest lists it
+        directory = Path(k.binaries_dir or "").expanduser()
+        version = Manifest.read(directory).kubernetes_version if (directory / MANIFEST).is_file() else None
+    except Exception as exc:
+        return f"the bundle in kubernetes.binaries-dir cannot be used: {describe_error(exc)}"
+    if version is not None and version != str(target):
+        return (f"the bundle in kubernetes.binaries-dir ({k.binaries_dir}) is for {version}, not {target}: make the "
+                f"target's bundle (inv k8s.bundle) and point binaries-dir at it")
+    return ""
+
+
+class UpgradeSnapshot(Snapshot):
+    """The snapshot before an upgrade, taken only when there is something to upgrade."""
+
+    def __init__(self, upgrade: Upgrade) -> None:
+        super().__init__("upgrade", required=True)
+        self.upgrade = upgrade
+
+    def should_run(self, run: Run) -> bool:
+        return self.upgrade.needed
+
+
+class UpgradeEtcd(RenewEtcd):
+    name = "upgrade-etcd"
+    title = "etcd members as configured (another image replaces them), one member at a time"
+
+
+class UpgradePreflight(Phase):
+    name = "upgrade-preflight"
+    title = "The target's kubeadm on the masters, and its images pulled from the cluster's registry"
+
+    def __init__(self, upgrade: Upgrade) -> None:
+        self.upgrade = upgrade
+
+    def should_run(self, run: Run) -> bool:
+        return self.upgrade.needed
+
+    def hosts(self, run: Run) -> list[Host]:
+        return run.hosts("master")
+
+    def plan(self, run: Run, host: Host) -> list[Change]:
+        node = self.upgrade.node(host)
+        if all(v == self.upgrade.target for v in node.control_plane.values()):
+            return []
+        config = RenderedFile(LOCAL_CONFIG, local_config_file(run.cluster, host.machine), 0o600)
+        pull = f"kubeadm config images pull --config {shlex.quote(LOCAL_CONFIG)}"
+        return [*install_changes(run, host, ("kubeadm",)), *ensure_file(host, config),
+                Change(f"pull the images of Kubernetes {self.upgrade.target} from "
+                       f"{run.cluster.kubernetes.docker_registry}: {pull}", pull)]
+
+
+class UpgradeNodes(Phase):
+    """Upgrade `names` (hosts of the configuration): masters one at a time, workers together."""
+
+    def __init__(self, upgrade: Upgrade, name: str, title: str, names: list[str], parallel: bool) -> None:
+        self.upgrade = upgrade
+        self.name, self.title, self.names, self.parallel = name, title, names, parallel
+
+    def should_run(self, run: Run) -> bool:
+        return self.upgrade.plan is not None  # also when done: a cordon an interrupted run left is lifted
+
+    def hosts(self, run: Run) -> list[Host]:
+        return [h for h in run.hosts() if h.name in self.names]
+
+    def plan(self, run: Run, host: Host) -> list[Change]:
+        target = self.upgrade.target
+        node = self.upgrade.node(host)
+        api = run.api()
+        name = host.name.lower()
+        if node.at(target):
+            state = self.upgrade.nodes.get(name)
+            if state is not None and state.cordoned and UPGRADING in state.annotations:
+                return [Change(f"uncordon Node {name} (cordoned by an interrupted upgrade)",
+                               lambda: api.uncordon(name, (UPGRADING,)))]
+            return []
+        ignore = " --ignore-preflight-errors=SystemVerification" if adaptations(run, host).cgroup_v1 else ""
+        if any(v != target for v in node.control_plane.values()):
+            command = (f"kubeadm upgrade apply {target} --yes{ignore}" if host.machine is run.cluster.masters[0]
+                       else f"kubeadm upgrade node{ignore}")
+            upgrade = [Change(f"upgrade the control plane: {command}", command)]
+        else:  # a worker's kubelet configuration; a master whose control plane is done already needs nothing
+            command = f"kubeadm upgrade node{ignore}"
+            upgrade = [] if host.machine.is_master else [Change(f"upgrade the kubelet's configuration: {command}",
+                                                                command)]
+        kubelet = [
+            *install_changes(run, host, ("kubelet", "kubectl")),
+            # At run time: the sandbox image is the one the host's new kubeadm asks for.
+            Change("set containerd's sandbox image to the one the new kubeadm asks for (containerd restarted if it "
+                   "changes)", lambda: apply_changes(host, ContainerRuntime().plan(run, host))),
+            Change("restart kubelet", "systemctl daemon-reload && systemctl restart kubelet"),
+        ]
+        if host.machine.is_master:
+            # The new kubelet may start the static pods again (their hash changes with its defaults):
+            # they are restarted now, while the endpoint sends this master nothing, not later.
+            kubelet += [Change(f"restart {', '.join(COMPONENTS)} under the new kubelet and wait until each runs "
+                               f"again", restart_command(COMPONENTS)), apiserver_ready(run, host)]
+            steps = out_of_endpoint(run, host, upgrade + kubelet)
+        else:
+            steps = upgrade + kubelet
+        return [
+            Change(f"drain Node {name} (cordon, evict its pods)",
+                   lambda: api.drain(name, annotations={UPGRADING: str(target)})),
+            *install_changes(run, host, ("kubeadm",)),
+            *steps,
+            Change(f"wait until Node {name} is Ready with kubelet {target}", lambda: api.wait_node(name, str(target))),
+            Change(f"uncordon Node {name}", lambda: api.uncordon(name, (UPGRADING,))),
+        ]
+
+    def cleanup(self, run: Run) -> None:
+        route_without(run, frozenset())
+
+
+def worker_batches(upgrade: Upgrade, workers: list[str], batch: int) -> list[UpgradeNodes]:
+    """One phase per batch of `batch` workers, in the configuration's order."""
+    groups = [workers[i:i + batch] for i in range(0, len(workers), batch)]
+    return [UpgradeNodes(upgrade, f"upgrade-workers-{n}", f"Upgrade workers {', '.join(group)} "
+                         f"(batch {n} of {len(groups)})", group, parallel=True)
+            for n, group in enumerate(groups, 1)]
