@@ -50,10 +50,11 @@ def retried(what: str, call: Callable[[], T], transient: Callable[[BaseException
             if not transient(exc):
                 raise
             elapsed = clock() - start
-            if elapsed + delay > patience.deadline:
+            pause = delay * random.uniform(0.8, 1.2)  # the jittered pause must fit, not just `delay`
+            if elapsed + pause > patience.deadline:
                 raise GaveUp(f"{what} failed {attempts} time{'s' if attempts > 1 else ''} in {elapsed:.0f}s; "
                              f"last: {cause(exc)}") from None
-            sleep(delay * random.uniform(0.8, 1.2))
+            sleep(pause)
             delay = min(delay * 2, patience.max_delay)
 
 

@@ -55,17 +55,21 @@ def test_other_errors_are_raised_at_once():
     assert len(calls) == 1 and time.sleeps == []
 
 
-def test_gives_up_at_the_deadline_with_one_sentence():
+@pytest.mark.parametrize("jitter", ["low", "high"])
+def test_gives_up_at_the_deadline_with_one_sentence(jitter, monkeypatch):
+    # The pause's jitter at either end. With the longest pauses, 27 s have passed when the next
+    # pause (5 s, jittered to 6 s) would end past a 32 s deadline: it must not be taken.
+    monkeypatch.setattr("openi_tasks.retry.random.uniform", lambda a, b: a if jitter == "low" else b)
     time = FakeTime()
     call, calls = failing(10**6, ConnectionTimeoutError("HTTPSConnectionPool(host='10.0.0.2', port=2379): Read timed out."))
     with pytest.raises(GaveUp) as info:
         retried("listing etcd's members from the member at https://10.0.0.2:2379", call, transient,
-                Patience(deadline=30), sleep=time.sleep, clock=time.clock)
+                Patience(deadline=32), sleep=time.sleep, clock=time.clock)
     message = str(info.value)
     assert message.startswith("listing etcd's members from the member at https://10.0.0.2:2379 failed ")
-    assert "in 2" in message or "in 3" in message  # within the 30 s deadline, not past it
+    assert "in 2" in message or "in 3" in message  # within the deadline, not past it
     assert message.endswith("last: ConnectionTimeoutError: HTTPSConnectionPool(host='10.0.0.2', port=2379): Read timed out.")
-    assert "\n" not in message and time.now <= 30
+    assert "\n" not in message and time.now <= 32
     assert len(calls) >= 5
 
 
