@@ -5,6 +5,7 @@ an operator runs them, against the real API server and real pods.
 
 What runs here for real: cluster-configuration (the pull secret the nodes pull with, the host
 configuration maps), ZooKeeper, Prometheus, node-exporter and pylon (nginx) from Debian's packages,
+Hadoop's HDFS and YARN (assembled from its artifacts on Maven Central) running a MapReduce job,
 and the cleaning DaemonSet wiping the data path on every node. OpenPAI's rest-server and webportal
 and Grafana are not built here: a STAND-IN image answers in their place (see the README). The
 whole catalog, Hadoop's daemons included, is deployed in one run onto GPU nodes that KWOK simulates
@@ -13,6 +14,7 @@ beside the real ones: their pods are placed by the real scheduler but only playe
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import subprocess
@@ -26,6 +28,7 @@ import yaml
 
 from openi_tasks.config import load_cluster
 
+from .cluster import wait_for
 from .conftest import ROOT
 
 pytestmark = pytest.mark.testbed
@@ -169,6 +172,49 @@ def test_the_drivers_service_leaves_a_working_host_driver_alone(bed):
     ok(openi("services.clean", "-p", str(config), "--service", "drivers", "--yes"))
 
 
+def test_hadoop_assembled_from_maven_runs_hdfs_yarn_and_a_job_in_a_virtual_clusters_queue(bed):
+    """Real Hadoop: hadoop.prepare assembles Hadoop's runtime from its artifacts on Maven Central
+    (hadoop-maven-repository in the testbed's configuration), images.build makes hadoop-run of it,
+    and hadoop-service runs the daemons on the flagged nodes. The NameNode leaves safe mode, both
+    workers' DataNodes and NodeManagers register, and MapReduce's sleep job, submitted to the
+    virtual cluster vc1's queue from the resource manager's pod, runs to completion in that queue."""
+    _, config, kube = bed
+    cluster = load_cluster(config)
+    out = ok(openi("hadoop.prepare", "-p", str(config)))
+    assert "Hadoop 3.5.0" in out, out
+    for step in ("images.build", "images.push"):
+        ok(openi(step, "-p", str(config), "--name", "hadoop-run"))
+    out = ok(openi("services.deploy", "-p", str(config), "--service", "hadoop-service", "--with-prerequisites"))
+    assert "hadoop-service: ready" in out, out
+    master = cluster.platform_master().address
+    workers = sorted(m.hostname for m in cluster.flagged("pai-worker"))
+    assert workers == ["worker1", "worker2"]
+
+    def namenode():
+        info = requests.get(f"http://{master}:9870/jmx?qry=Hadoop:service=NameNode,name=NameNodeInfo",
+                            timeout=5).json()["beans"][0]
+        live = sorted(name.split(":")[0] for name in json.loads(info["LiveNodes"]))
+        return info if info["Safemode"] == "" and live == workers else None
+
+    wait_for("the NameNode out of safe mode with a live DataNode on each worker", namenode, timeout=180)
+
+    def node_managers():
+        nodes = requests.get(f"http://{master}:8088/ws/v1/cluster/nodes", timeout=5).json()["nodes"]
+        running = sorted(n["nodeHostName"] for n in (nodes or {}).get("node", []) if n["state"] == "RUNNING")
+        return running if running == workers else None
+
+    wait_for("a running NodeManager on each worker", node_managers, timeout=180)
+    pod = kube.core.list_namespaced_pod(NAMESPACE, label_selector="app=hadoop-resourcemanager").items[0]
+    tests_jar = "/usr/local/hadoop/share/hadoop/mapreduce/hadoop-mapreduce-client-jobclient-3.5.0-tests.jar"
+    output = kube.exec(pod.metadata.name, [
+        "sh", "-c", f"HADOOP_CLASSPATH={tests_jar} hadoop org.apache.hadoop.mapreduce.SleepJob "
+        "-Dmapreduce.job.queuename=vc1 -Dyarn.app.mapreduce.am.resource.mb=1024 "
+        "-Dmapreduce.map.memory.mb=1024 -Dmapreduce.reduce.memory.mb=1024 -m 1 -r 1 -mt 100 -rt 100 2>&1"])
+    apps = requests.get(f"http://{master}:8088/ws/v1/cluster/apps", timeout=5).json()["apps"]["app"]
+    sleep = [(a["queue"], a["state"], a["finalStatus"]) for a in apps if a["name"] == "Sleep job"]
+    assert sleep == [("root.vc1", "FINISHED", "SUCCEEDED")], (sleep, output[-3000:])
+
+
 def test_a_second_deploy_changes_nothing_and_restarts_nothing(bed):
     _, config, kube = bed
     before = {p.metadata.uid: p.status.container_statuses[0].restart_count
@@ -219,7 +265,9 @@ def test_clean_wipes_the_data_path_on_every_node_and_removes_everything(bed):
         code, output = testbed.node(name).exec(f"ls -A {data}")
         assert code == 0 and output.strip() == "", (name, output)
     # Nothing of the platform is left: no workload, no cleaning DaemonSet, no pull secret.
-    no_pods_left(kube, "app in (zookeeper, cleaning, prometheus, node-exporter, pylon, rest-server, webportal, grafana)")
+    no_pods_left(kube, "app in (zookeeper, cleaning, prometheus, node-exporter, pylon, rest-server, webportal, grafana, "
+                       "hadoop-namenode, hadoop-datanode, hadoop-resourcemanager, hadoop-jobhistory, "
+                       "hadoop-nodemanager, hadoop-nodemanager-gpu-2)")
     apps = kube.apps
     assert not apps.list_namespaced_deployment(NAMESPACE, label_selector="app=zookeeper").items
     assert not apps.list_namespaced_daemon_set(NAMESPACE, label_selector="app=cleaning").items

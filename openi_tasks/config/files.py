@@ -408,6 +408,9 @@ class HadoopSection(OpenSection):
     custom_hadoop_binary_path: Annotated[Optional[Text], BeforeValidator(_none_word)] = None
     hadoop_version: Version = "2.9.0"
     hadoop_download_url: Url = "https://archive.apache.org/dist/hadoop/common"
+    # Set: Hadoop's runtime is assembled from its artifacts in this Maven repository (a mirror of
+    # Maven Central) instead of downloaded from hadoop-download-url.
+    hadoop_maven_repository: Optional[Url] = None
     virtual_clusters: dict[DnsLabel, VirtualCluster] = Field({}, alias="virtualClusters")
 
 

@@ -1,7 +1,8 @@
 """Getting Hadoop's tarball into the state directory, where the hadoop-run image takes it from.
 
-From `custom-hadoop-binary-path` when set, else downloaded from `hadoop-download-url`, and checked
-against the sha512 published beside it. A tarball already there with a matching checksum is kept.
+From `custom-hadoop-binary-path` when set; else assembled from `hadoop-maven-repository` when that
+is set (maven.py); else downloaded from `hadoop-download-url`, and checked against the sha512
+published beside it. A tarball already there with a matching checksum is kept.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ..config import Cluster
 from ..errors import OpenIError
 from ..localfiles import file_digest
 from ..state import StateDir
+from .maven import assemble
 
 
 def tarball_path(cluster: Cluster) -> Path:
@@ -55,8 +57,13 @@ def fetch(cluster: Cluster) -> Path:
         if not target.is_file() or file_digest(target, "sha512") != file_digest(source, "sha512"):
             shutil.copyfile(source, target)
         return target
+    if hadoop.hadoop_maven_repository:
+        assemble(hadoop.hadoop_version, hadoop.hadoop_maven_repository, target)
+        return target
     checksum = Path(f"{target}.sha512")
-    if target.is_file() and checksum.is_file() and file_digest(target, "sha512") == checksum.read_text().strip():
+    assembled = Path(f"{target}.inputs")  # what maven.py assembled is not Apache's tarball
+    if (target.is_file() and checksum.is_file() and not assembled.exists()
+            and file_digest(target, "sha512") == checksum.read_text().strip()):
         return target
     url = f"{hadoop.hadoop_download_url.rstrip('/')}/hadoop-{hadoop.hadoop_version}/hadoop-{hadoop.hadoop_version}.tar.gz"
     partial = target.with_name(target.name + ".partial")
@@ -68,6 +75,7 @@ def fetch(cluster: Cluster) -> Path:
     if expected != actual:
         partial.unlink()
         raise OpenIError(f"{url} does not match its published sha512; nothing was kept")
+    assembled.unlink(missing_ok=True)
     partial.rename(target)
     checksum.write_text(actual + "\n")
     return target

@@ -61,6 +61,8 @@ KUBELET_SYSCTLS = {"vm.overcommit_memory": 1, "vm.panic_on_oom": 0, "kernel.pani
 # Floors for what a dozen kubelets and their pods on one kernel need (kind asks for the same).
 INOTIFY_FLOORS = {"fs.inotify.max_user_instances": 512, "fs.inotify.max_user_watches": 524288}
 STAND_IN_GPUS = 2  # per GPU worker
+HADOOP_VERSION = "3.5.0"
+MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
 EXPLICIT_CAPABILITIES = dict(
     cap_add=["ALL"],
     cap_drop=["SYS_RESOURCE"],
@@ -478,6 +480,11 @@ class Testbed:
                 # services take prometheus, node-exporter and nginx from what images.build makes
                 # of Debian's packages (no upstream image can be pulled here), and the rest from
                 # the service stand-in.
+                # Hadoop's runtime is assembled from its artifacts on Maven Central, which this
+                # machine reaches (Apache's release archive it does not): HDFS and YARN really run.
+                "hadoop": {"hadoop-version": HADOOP_VERSION, "hadoop-maven-repository": MAVEN_CENTRAL,
+                           "virtualClusters": {"vc1": {"description": "the testbed's virtual cluster",
+                                                       "capacity": 50}}},
                 "images": {"base-os-image": base_image,
                            **{name: f"{state.registry}/openi/{name}:testbed"
                               for name in ("prometheus", "node-exporter", "nginx")},
