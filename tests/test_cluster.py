@@ -81,9 +81,11 @@ def healthy_members(cluster, pki) -> list[str]:
 
 
 def endpoint_sessions(testbed, since: float) -> str:
-    """haproxy's log on the proxy node since `since` (epoch seconds), UTC-stamped: each API
-    connection it closed, the master it went to, and how it ended."""
-    return testbed.node("proxy").exec(f"docker logs --timestamps --since {int(since)} openi-haproxy 2>&1 | tail -60")[1]
+    """haproxy's log on the proxy node since `since` (epoch seconds), UTC-stamped: its reloads and
+    each API connection that did not end normally (termination state other than --), with the
+    master it went to."""
+    return testbed.node("proxy").exec(f"docker logs --timestamps --since {int(since)} openi-haproxy 2>&1 | "
+                                      f"grep -v ' -- ' | tail -80")[1]
 
 
 class ApiWriter(threading.Thread):
