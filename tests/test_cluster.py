@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import urllib3
 import yaml
 from kubernetes import client as kclient
 
@@ -90,7 +91,13 @@ def endpoint_sessions(testbed, since: float) -> str:
 
 class ApiWriter(threading.Thread):
     """Creates numbered ConfigMaps through the API endpoint, one after another, and remembers
-    which creates the API server acknowledged and which failed (and why)."""
+    which creates the API server acknowledged and which failed (and why).
+
+    It speaks HTTP/1.1 over one keep-alive connection (the Python client's way). An API server
+    that stops closes such a connection, and a request sent as it closes gets no answer at all
+    (HTTP/2 clients such as kubectl and the kubelet are told to go away instead). Such a create is
+    sent again once, on a new connection: its name makes that safe (409 AlreadyExists means the
+    first one was written). Each is remembered in `closed`; a create that fails again is `failed`."""
 
     def __init__(self, cluster, namespace: str = "default", prefix: str = "load"):
         super().__init__(daemon=True)
@@ -98,22 +105,40 @@ class ApiWriter(threading.Thread):
         self.namespace, self.prefix = namespace, f"{prefix}-{secrets.token_hex(3)}"
         self.acknowledged: list[str] = []
         self.failed: list[tuple[float, str]] = []
+        self.closed: list[tuple[float, str]] = []
         self.done = threading.Event()
 
     def run(self):
         n = 0
         while not self.done.is_set():
             name = f"{self.prefix}-{n:05d}"
-            body = kclient.V1ConfigMap(metadata=kclient.V1ObjectMeta(name=name), data={"n": str(n)})
             try:
-                self.core.create_namespaced_config_map(self.namespace, body, _request_timeout=10)
-                self.acknowledged.append(name)
+                self._create(name, n)
+            except urllib3.exceptions.ProtocolError as exc:  # the connection closed with no answer
+                self.closed.append(self._event(exc))
+                try:
+                    self._create(name, n, again=True)
+                except Exception as exc_again:  # counted and reported, never hidden
+                    self.failed.append(self._event(exc_again))
             except Exception as exc:  # counted and reported, never hidden
-                body = str(getattr(exc, "body", "") or "")
-                when = time.strftime("%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}"
-                self.failed.append((time.monotonic(), f"at {when} UTC: " + (str(exc).splitlines()[0] + " " + body)[:400]))
+                self.failed.append(self._event(exc))
             n += 1
             time.sleep(0.05)
+
+    def _create(self, name: str, n: int, again: bool = False) -> None:
+        body = kclient.V1ConfigMap(metadata=kclient.V1ObjectMeta(name=name), data={"n": str(n)})
+        try:
+            self.core.create_namespaced_config_map(self.namespace, body, _request_timeout=10)
+        except kclient.ApiException as exc:
+            if not (again and exc.status == 409):  # 409 when sent again: the first one was written
+                raise
+        self.acknowledged.append(name)
+
+    @staticmethod
+    def _event(exc: Exception) -> tuple[float, str]:
+        body = str(getattr(exc, "body", "") or "")
+        when = time.strftime("%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}"
+        return time.monotonic(), f"at {when} UTC: " + (str(exc).splitlines()[0] + " " + body)[:400]
 
     def stop(self):
         self.done.set()
@@ -382,14 +407,17 @@ def test_certificates_renewed_one_master_at_a_time_while_the_api_keeps_serving(t
     finally:
         writer.stop()
     print(f"\nk8s.certs --renew --all: {timings['renew']:.0f}s; {len(writer.acknowledged)} ConfigMaps created, "
-          f"{len(writer.failed)} failed: {writer.failed[:3]}")
+          f"{len(writer.failed)} failed: {writer.failed[:3]}; {len(writer.closed)} sent again after their "
+          f"connection closed with no answer: {writer.closed[:3]}")
     assert renewed.returncode == 0, renewed.stdout[-6000:] + renewed.stderr
     for (master, path), expiry in before.items():
         assert not_after_on(testbed, master, path) > expiry, f"{master}: {path} was not renewed"
     assert {m: not_after_on(testbed, m, "/etc/kubernetes/pki/ca.crt") for m in masters} == ca_before
-    # The writer's one keep-alive connection may be pinned to a master whose API server stops (seen
-    # once: 1 of 3394 requests, a connection closed without response; 0 of 3138 in another run).
-    assert len(writer.failed) <= 1, (writer.failed, renewed.stdout[-3000:], endpoint_sessions(testbed, started))
+    # No create fails. The writer's keep-alive connection goes to one master at a time, and a
+    # stopping API server may close it under a request: at most once per master (3), each create
+    # then sent again (seen: 0, 1 and 2 in a run, where the test failed before it sent them again).
+    diagnosis = (writer.failed, writer.closed, renewed.stdout[-3000:], endpoint_sessions(testbed, started))
+    assert not writer.failed and len(writer.closed) <= len(masters), diagnosis
     assert len(writer.acknowledged) > 50 and not writer.missing(cluster)
     assert healthy_members(cluster, pki) == ["etcd1", "etcd2", "etcd3"]
     # The operator's admin.conf carries the first master's renewed client certificate.
@@ -488,7 +516,8 @@ def test_the_api_keeps_serving_through_the_endpoint_with_a_master_down(testbed, 
     writer.stop()
     failed_after_stop = [f for f in writer.failed if f[0] >= stopped]
     print(f"\nHA: {len(writer.acknowledged)} ConfigMaps created through the endpoint, {len(writer.failed)} "
-          f"failed ({len(failed_after_stop)} after master2 stopped): {writer.failed[:3]}")
+          f"failed ({len(failed_after_stop)} after master2 stopped): {writer.failed[:3]}; {len(writer.closed)} "
+          f"sent again after their connection closed with no answer")
     assert during > 100, "writes went on while master2 was down"
     assert not writer.missing(cluster)
     assert len(writer.failed) <= 5, writer.failed
@@ -543,7 +572,8 @@ def test_etcdfix_rebuilds_a_destroyed_member_while_the_api_keeps_creating_object
     finally:
         writer.stop()
     print(f"\netcdfix: {timings['etcdfix']:.1f}s; {len(writer.acknowledged)} ConfigMaps created through the API, "
-          f"{len(writer.failed)} failed: {writer.failed[:3]}")
+          f"{len(writer.failed)} failed: {writer.failed[:3]}; {len(writer.closed)} sent again after their "
+          f"connection closed with no answer")
     assert len(writer.acknowledged) > 50
     assert not writer.missing(cluster), "every acknowledged create is still there"
     assert len(writer.failed) <= 5, writer.failed
@@ -739,7 +769,7 @@ def test_remove_a_master_then_add_it_back(testbed, cluster, pki, tmp_path):
     finally:
         writer.stop()
     print(f"\nremove master3: {len(writer.acknowledged)} ConfigMaps created, {len(writer.failed)} failed: "
-          f"{writer.failed[:3]}")
+          f"{writer.failed[:3]}; {len(writer.closed)} sent again after their connection closed with no answer")
     # At most one failure, and no acknowledged write lost. The writer is one keep-alive connection
     # that does not retry a POST: when haproxy had pinned it to master3, the request in flight as
     # master3's API server stops can fail (seen: a connection closed without response; a 500).
