@@ -103,6 +103,9 @@ def inspect(host: Host, name: str) -> RunningContainer | None:
     return RunningContainer(name, running == "true", spec_hash.strip())
 
 
+STOP_TIMEOUT = 30  # seconds a replaced container gets to stop by itself
+
+
 def ensure_container(spec: ContainerSpec, current: RunningContainer | None) -> list[Change]:
     """Make it so: start the container, or replace it when its definition or inputs changed."""
     if current is not None and current.spec_hash == spec.digest:
@@ -112,7 +115,10 @@ def ensure_container(spec: ContainerSpec, current: RunningContainer | None) -> l
     run = spec.run_command()
     if current is None:
         return [Change(f"run container {spec.name}: {run}", run)]
-    replace = f"docker rm -f {shlex.quote(spec.name)} && {run}"
+    # Stopped with SIGTERM first: etcd then answers the requests it holds and tells its clients to
+    # go elsewhere (`docker rm -f` kills it, and an API server's write in flight fails with a 500).
+    name = shlex.quote(spec.name)
+    replace = f"docker stop --time {STOP_TIMEOUT} {name} >/dev/null 2>&1; docker rm -f {name} && {run}"
     return [Change(f"replace container {spec.name} (its definition changed): {run}", replace)]
 
 
