@@ -177,7 +177,8 @@ def test_hadoop_assembled_from_maven_runs_hdfs_yarn_and_a_job_in_a_virtual_clust
     (hadoop-maven-repository in the testbed's configuration), images.build makes hadoop-run of it,
     and hadoop-service runs the daemons on the flagged nodes. The NameNode leaves safe mode, both
     workers' DataNodes and NodeManagers register, and MapReduce's sleep job, submitted to the
-    virtual cluster vc1's queue from the resource manager's pod, runs to completion in that queue."""
+    virtual cluster vc1's queue from the resource manager's pod, runs to completion in that queue.
+    hadoop.reconfigure with a second virtual cluster makes it a queue of the running ResourceManager."""
     _, config, kube = bed
     cluster = load_cluster(config)
     out = ok(openi("hadoop.prepare", "-p", str(config)))
@@ -213,6 +214,24 @@ def test_hadoop_assembled_from_maven_runs_hdfs_yarn_and_a_job_in_a_virtual_clust
     apps = requests.get(f"http://{master}:8088/ws/v1/cluster/apps", timeout=5).json()["apps"]["app"]
     sleep = [(a["queue"], a["state"], a["finalStatus"]) for a in apps if a["name"] == "Sleep job"]
     assert sleep == [("root.vc1", "FINISHED", "SUCCEEDED")], (sleep, output[-3000:])
+
+    # hadoop.reconfigure: a virtual cluster added to the configuration is a queue of the running
+    # ResourceManager, with the capacity asked for.
+    changed = Path(config).parent / "reconfigured-configuration"
+    subprocess.run(["cp", "-r", str(config), str(changed)], check=True)
+    services = changed / "services-configuration.yaml"
+    settings = yaml.safe_load(services.read_text())
+    settings["hadoop"]["virtualClusters"]["vc2"] = {"description": "a second team", "capacity": 20}
+    services.write_text(yaml.safe_dump(settings))
+    ok(openi("hadoop.reconfigure", "-p", str(changed)))
+
+    def queues():
+        info = requests.get(f"http://{master}:8088/ws/v1/cluster/scheduler", timeout=5).json()
+        found = {q["queueName"]: q["capacity"] for q in info["scheduler"]["schedulerInfo"]["queues"]["queue"]}
+        return found if "vc2" in found else None
+
+    assert wait_for("the running ResourceManager serving queue vc2", queues, timeout=300) == \
+        {"default": 30.0, "vc1": 50.0, "vc2": 20.0}
 
 
 def test_a_second_deploy_changes_nothing_and_restarts_nothing(bed):
