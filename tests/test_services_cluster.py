@@ -227,7 +227,8 @@ def test_hadoop_assembled_from_maven_runs_hdfs_yarn_and_a_job_in_a_virtual_clust
 
     def queues():
         info = requests.get(f"http://{master}:8088/ws/v1/cluster/scheduler", timeout=5).json()
-        found = {q["queueName"]: q["capacity"] for q in info["scheduler"]["schedulerInfo"]["queues"]["queue"]}
+        # The scheduler reports capacities as 32-bit floats (30.000002 for 30.00).
+        found = {q["queueName"]: round(q["capacity"], 2) for q in info["scheduler"]["schedulerInfo"]["queues"]["queue"]}
         return found if "vc2" in found else None
 
     assert wait_for("the running ResourceManager serving queue vc2", queues, timeout=300) == \
