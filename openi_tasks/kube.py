@@ -179,8 +179,28 @@ class KubeApi:
         return {n.metadata.name: NodeState(n.metadata.name, _ready(n), n.status.node_info.kubelet_version,
                                            bool(n.spec.unschedulable), dict(n.metadata.annotations or {}),
                                            frozenset((t.key, t.effect) for t in n.spec.taints or []),
-                                           dict(n.metadata.labels or {}), _applied_labels(n))
+                                           dict(n.metadata.labels or {}), _applied_labels(n), _not_ready_reason(n))
                 for n in items}
+
+    def wait_nodes_ready(self, names: list[str], timeout: float = 300) -> None:
+        """Until every Node of `names` exists and is Ready (one list a poll, whatever their number);
+        a TimeoutError names each one that is not, with the kubelet's reason."""
+        deadline = time.monotonic() + timeout
+        waiting: dict[str, str] = {name: "no Node" for name in names}
+        while True:
+            try:
+                live = self.nodes()
+                waiting = {name: "no Node" if name not in live else live[name].not_ready_reason
+                           for name in names if name not in live or not live[name].ready}
+            except Exception:  # an API server restarting behind the endpoint: ask again until the deadline
+                pass
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        raise TimeoutError(f"{len(waiting)} of {len(names)} node(s) not Ready within {timeout:.0f}s: " +
+                           "; ".join(f"{name}: {reason}" for name, reason in sorted(waiting.items())))
 
     def wait_node(self, node: str, kubelet_version: str, timeout: float = 240) -> None:
         """Until the Node is Ready with a kubelet of `kubelet_version`."""
@@ -208,6 +228,7 @@ class NodeState:
     taints: frozenset[tuple[str, str]] = frozenset()  # (key, effect)
     labels: dict[str, str] = field(default_factory=dict)
     applied_labels: frozenset[str] = frozenset()  # the label keys openi-tasks' applies own
+    not_ready_reason: str = ""  # the kubelet's words, when not Ready
 
     def labels_differ(self, wanted: dict[str, str]) -> bool:
         """Whether applying exactly `wanted` as openi-tasks' labels would change the node: a value
@@ -270,6 +291,13 @@ def _applied_labels(node, manager: str = FIELD_MANAGER) -> frozenset[str]:
 
 def _ready(node) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))
+
+
+def _not_ready_reason(node) -> str:
+    ready = next((c for c in node.status.conditions or [] if c.type == "Ready"), None)
+    if ready is None:
+        return "no Ready condition yet"
+    return "" if ready.status == "True" else (ready.message or ready.reason or f"Ready is {ready.status}")[:300]
 
 
 def _stays(pod) -> bool:

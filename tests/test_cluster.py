@@ -795,12 +795,22 @@ def test_remove_refuses_to_leave_no_master(cluster):
 
 
 POD_NETWORK_STATE = ("ip -o link show | grep -E 'cni0|flannel' ; find /var/lib/cni -maxdepth 3 2>/dev/null | head -20; "
+                     "stat -c '%n written %z' /etc/cni/net.d/* 2>/dev/null; "
                      "ps -eo pid,ppid,lstart,args | grep -E 'flannel|kube|pause|containerd-shim' | grep -v grep; "
                      "ctr -n k8s.io tasks ls 2>&1 | head; systemctl is-active kubelet")
+CONFLIST = "/etc/cni/net.d/10-flannel.conflist"
 
 
 def test_clean_removes_everything_and_a_second_clean_changes_nothing(testbed, cluster):
+    """The clean starts while the pod network starts on every node, as right after a deploy or a
+    join: flannel's pods are replaced and their CNI configuration removed, so each new pod's init
+    container writes it again while the clean runs. (A clean that read a host before the kubelet
+    was stopped left what was written after: CI found master1's conflist in a second clean.)"""
     before = snapshots_before(cluster, "clean")
+    kube(cluster).core.delete_collection_namespaced_pod("kube-flannel", label_selector="app=flannel",
+                                                        grace_period_seconds=0)
+    for name in NODES:
+        testbed.node(name).exec(f"rm -f {CONFLIST}")
     cleaned = openi("k8s.clean", "-p", str(testbed.config_dir), "--yes")
     assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
     assert len(snapshots_before(cluster, "clean")) == len(before) + 1, cleaned.stdout

@@ -11,7 +11,7 @@ from openi_tasks.config import load_cluster
 from openi_tasks.graph import CycleError, dependency_order
 from openi_tasks.dockerbuild import inputs_hash
 from openi_tasks.images.build import prepare_context, template_context
-from openi_tasks.images.catalog import CatalogError, build_order, load_images
+from openi_tasks.images.catalog import CatalogError, build_order, load_images, used_by
 
 from .conftest import EXAMPLE, ORIGINAL
 
@@ -37,6 +37,23 @@ def test_the_shipped_catalog_loads_in_dependency_order():
     assert [s.name for s in build_order(images, ["end-to-end-test"])] == ["base-image", "hadoop-run", "end-to-end-test"]
     # The stand-in is built only when named: a real cluster's registry never gets it by accident.
     assert [s.name for s in build_order(images, ["service-stand-in"])] == ["base-image", "service-stand-in"]
+
+
+def test_a_stand_in_the_configuration_runs_is_built_and_pushed_without_naming_it(example_dir):
+    """The testbed names the service stand-in in images.rest-server (and others): images.build and
+    images.push with no --name must then make it, or services.deploy fails on a pull (issue 27)."""
+    images = load_images()
+    assert used_by(load_cluster(example_dir), images) == set()
+    services = example_dir / "services-configuration.yaml"
+    text = services.read_text()
+    info = load_cluster(example_dir).services.cluster.docker_registry_info
+    stand_in = f"{info.docker_registry_domain}/{info.docker_namespace}/service-stand-in:{info.docker_tag}"
+    assert "  rest-server: docker.io/openpai/rest-server:v1.8.0\n" in text
+    services.write_text(text.replace("  rest-server: docker.io/openpai/rest-server:v1.8.0\n", f"  rest-server: {stand_in}\n"))
+    used = used_by(load_cluster(example_dir), images)
+    assert used == {"service-stand-in"}
+    order = [s.name for s in build_order(images, None, used)]
+    assert "service-stand-in" in order and order.index("base-image") < order.index("service-stand-in")
 
 
 def test_every_problem_is_named_before_anything_is_built(tmp_path):

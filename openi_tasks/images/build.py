@@ -22,7 +22,7 @@ from ..localfiles import local_docker
 from ..render import TEMPLATES, environment, render
 from ..report import Reporter
 from ..state import StateDir
-from .catalog import CatalogError, ImageSpec, build_order
+from .catalog import CatalogError, ImageSpec, build_order, used_by
 
 if TYPE_CHECKING:
     import docker
@@ -81,7 +81,7 @@ class ImageBuilder:
 
     def build(self, names: list[str] | None = None, force: bool = False) -> list[BuildResult]:
         """Build the named images (default: all) after what they are built from."""
-        order = build_order(self.images, names)
+        order = build_order(self.images, names, used_by(self.cluster, self.images))
         context = template_context(self.cluster, self.images)
         results: dict[str, BuildResult] = {}
         with tempfile.TemporaryDirectory(prefix="openi-images-") as tmp:

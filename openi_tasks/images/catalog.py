@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Collection
 
 from ..dockerbuild import is_stand_in
 from ..errors import OpenIError
@@ -78,13 +79,24 @@ def _parent(spec: ImageSpec) -> tuple[str, ...]:
     return (spec.prerequisite,) if spec.prerequisite else ()
 
 
-def build_order(images: dict[str, ImageSpec], names: list[str] | None = None) -> list[ImageSpec]:
-    """Every image but the stand-ins (or those named and what they are built from), parents first.
-    Stand-ins are for testing the platform's wiring; they are built and pushed only when named."""
+def build_order(images: dict[str, ImageSpec], names: list[str] | None = None,
+                used: Collection[str] = ()) -> list[ImageSpec]:
+    """Every image but the stand-ins that the configuration does not use (or those named and what
+    they are built from), parents first. Stand-ins are for testing the platform's wiring: built and
+    pushed when named, or when the configuration runs one (`used`: the names of the images it
+    references), so a registry gets one only where a service is set to run it."""
     unknown = [n for n in names or [] if n not in images]
     if unknown:
         raise CatalogError(f"unknown image {', '.join(unknown)}; the images are: {', '.join(images)}")
     if not names:
-        images = {n: s for n, s in images.items() if not is_stand_in(n)}
+        images = {n: s for n, s in images.items() if not is_stand_in(n) or n in used}
     order = dependency_order({n: _parent(s) for n, s in images.items()}, names or None)
     return [images[n] for n in order]
+
+
+def used_by(cluster, images: dict[str, ImageSpec]) -> set[str]:
+    """The images of the catalog that the services configuration names in `images.*` (a stand-in
+    in place of a service whose code is not built here: `images.rest-server: <registry>/openi/
+    service-stand-in:<tag>`)."""
+    refs = {str(value) for value in cluster.services.images.model_dump().values() if value}
+    return {name for name in images if cluster.image_ref(name) in refs}

@@ -15,7 +15,7 @@ from ..config import Cluster
 from ..errors import OpenIError
 from ..localfiles import local_docker
 from ..report import Reporter
-from .catalog import ImageSpec, build_order
+from .catalog import ImageSpec, build_order, used_by
 
 
 class PushFailed(OpenIError):
@@ -52,7 +52,7 @@ def login(cluster: Cluster, client: docker.DockerClient) -> str | None:
 def push(cluster: Cluster, images: dict[str, ImageSpec], reporter: Reporter, names: list[str] | None = None,
          client: docker.DockerClient | None = None) -> list[Pushed]:
     client = client or local_docker()
-    order = build_order(images, names)
+    order = build_order(images, names, used_by(cluster, images))
     refs = [cluster.image_ref(spec.name) for spec in order]
     missing = []
     for ref in refs:

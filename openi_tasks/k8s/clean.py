@@ -7,7 +7,7 @@ from ..config import Cluster
 from ..phase import PhaseOutcome, PhaseRunner
 from ..report import Reporter
 from ..run import open_run
-from .phases.clean import Clean
+from .phases.clean import Clean, StopKubernetes
 from .phases.connect import Connect
 from .phases.lock import Lock, Unlock
 from .phases.snapshot import Snapshot
@@ -15,5 +15,5 @@ from .phases.snapshot import Snapshot
 
 def clean(cluster: Cluster, reporter: Reporter, dry_run: bool = False, break_lock: bool = False) -> list[PhaseOutcome]:
     with open_run(cluster, reporter, "clean", dry_run=dry_run) as run:
-        return PhaseRunner([Connect(), Lock(break_lock=break_lock), Snapshot("clean"), Clean(forget_cluster=True),
+        return PhaseRunner([Connect(), Lock(break_lock=break_lock), Snapshot("clean"), StopKubernetes(), Clean(forget_cluster=True),
                             Unlock()]).run(run)

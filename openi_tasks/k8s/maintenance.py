@@ -24,7 +24,7 @@ from .etcd_client import member_health
 from .files import member_of
 from .phases import deploy_phases
 from .phases.addons import Addons
-from .phases.clean import Clean
+from .phases.clean import Clean, StopKubernetes
 from .phases.connect import Connect
 from .phases.docker import Docker
 from .phases.drain import DrainNodes
@@ -85,7 +85,7 @@ def remove(cluster: Cluster, reporter: Reporter, nodes: list[Machine], *, dry_ru
         # The lock is taken on the masters that stay: a removed master may already be gone. The
         # endpoint stops sending requests to removed masters before anything on them is stopped,
         # and their API servers stop before their etcd members leave.
-        phases = [Connect(), Lock(excluding=gone), DrainNodes(), Endpoint(without=gone), StopApiServer(), EtcdLeave(), Clean(),
+        phases = [Connect(), Lock(excluding=gone), DrainNodes(), Endpoint(without=gone), StopApiServer(), EtcdLeave(), StopKubernetes(), Clean(),
                   Unlock(excluding=gone)]
         if any(cluster.by_name[name].is_master for name in gone):
             phases = insert_after(phases, "lock", Snapshot("remove", required=True))

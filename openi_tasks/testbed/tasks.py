@@ -56,3 +56,14 @@ def down(c: Context, reporter: Reporter, workdir=".testbed"):
     from .testbed import Testbed
     removed = Testbed(Path(workdir)).down()
     reporter.info(f"removed {len(removed)} things" + "".join(f"\n  {r}" for r in removed))
+
+
+@task(help={"workdir": WORKDIR_HELP,
+            "nodes": "number of worker nodes (default 2)",
+            "gpu-workers": "how many of them are GPU nodes of STAND-INS (default 1)"})
+def demo(c: Context, reporter: Reporter, workdir=".testbed", nodes=None, gpu_workers=None):
+    """The whole platform on this machine: testbed.up, k8s.deploy, hadoop.prepare, images.build,
+    images.push, services.deploy; then the nodes and where the services answer. Safe to run again."""
+    from .demo import demo as run_demo
+    run_demo(Path(workdir), reporter, workers=whole_number(nodes, "--nodes", 2),
+             gpu_workers=whole_number(gpu_workers, "--gpu-workers", 1))

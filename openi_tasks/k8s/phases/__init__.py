@@ -19,6 +19,7 @@ from .kubeconfig import Kubeconfig
 from .lock import Lock, Unlock
 from .packages import ContainerRuntime, Packages
 from .prepare import Prepare
+from .ready import NodesReady
 from .workers import Workers
 
 
@@ -26,5 +27,5 @@ def deploy_phases(break_lock: bool = False) -> list[Step]:
     """etcd, the endpoint and the packages touch different things: they run together."""
     return [
         Connect(), Facts(), Lock(break_lock=break_lock), Prepare(), Docker(), Together(Etcd(), Endpoint(), Packages()),
-        GpuRuntime(), ContainerRuntime(), ControlPlane(), Workers(), Addons(), Kubeconfig(), Unlock(),
+        GpuRuntime(), ContainerRuntime(), ControlPlane(), Workers(), Addons(), Kubeconfig(), NodesReady(), Unlock(),
     ]

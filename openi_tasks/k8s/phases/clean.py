@@ -1,4 +1,5 @@
-"""clean: undo what deploy put on a host, leaving it ready for a fresh deploy.
+"""clean: undo what deploy put on a host, leaving it ready for a fresh deploy, in two phases:
+`stop` (the kubelet, its pods, our containers) and then `clean`, planned on what `stop` left.
 
 Removed: the containers deploy started, kubeadm's state (`kubeadm reset`), the files it wrote and
 the data directories (etcd's data too). Kept: Docker and the Kubernetes packages (software, not
@@ -22,24 +23,52 @@ from .reset import NETWORK
 FILES = ("/etc/openi", "/etc/kubernetes", "/var/lib/kubelet", "/etc/cni/net.d/10-flannel.conflist",
          MODULES_LOAD, SYSCTL_CONF)
 VAR_LIB_OPENI = "/var/lib/openi"
-POD_NETWORK_LEFT = "ip link show cni0 || ip link show flannel.1 || test -e /var/lib/cni"
+KUBELET_RUNS = "systemctl is-active --quiet kubelet"
+PODS_RUN = "command -v ctr >/dev/null && test -n \"$(ctr -n k8s.io tasks ls -q 2>/dev/null)\""
 # kubeadm reset stops the kubelet and the pods, but a pod it could not stop is only a warning in its
-# output, and a running flanneld or CNI teardown puts the pod network back. So: the kubelet and any
-# task left in containerd's Kubernetes namespace are stopped first, and the removal is checked
-# again a second later (a CI run once found master3's back after a clean), at most 5 times, then
-# reported with what still runs.
-REMOVE_POD_NETWORK = (
+# output: the kubelet is stopped, and any task left in containerd's Kubernetes namespace killed.
+STOP_KUBELET = (
     "systemctl stop kubelet 2>/dev/null || true; "
     "if command -v ctr >/dev/null; then for task in $(ctr -n k8s.io tasks ls -q 2>/dev/null); do "
-    "ctr -n k8s.io tasks kill -s SIGKILL \"$task\" 2>/dev/null || true; done; fi; "
+    "ctr -n k8s.io tasks kill -s SIGKILL \"$task\" 2>/dev/null || true; done; fi")
+POD_NETWORK_LEFT = "ip link show cni0 || ip link show flannel.1 || test -e /var/lib/cni"
+# Tearing down a pod's network (containerd's restart) can put /var/lib/cni back: the removal is
+# checked again a second later, at most 5 times, then reported with what still runs.
+REMOVE_POD_NETWORK = (
     f"for attempt in 1 2 3 4 5; do {NETWORK}; sleep 1; "
     f"if ! {{ {POD_NETWORK_LEFT}; }} >/dev/null 2>&1; then exit 0; fi; done; "
     "echo 'the pod network came back after its removal; still running:' >&2; "
     "ps -eo pid,args | grep -E 'flannel|kube|pause|containerd-shim' | grep -v grep >&2; exit 1")
 
 
+class StopKubernetes(Phase):
+    """First of a clean: whatever could still write to the host stops before `Clean` looks at it.
+
+    A pod that starts while a clean runs (flannel's, right after a deploy or a join) writes its
+    CNI configuration when its init container runs: had `Clean` read the host before that, it
+    would not remove what was written after (a second clean found flannel's conflist on master1).
+    So the kubelet and its pods stop here, on every host, and `Clean` plans on what is left."""
+
+    name = "stop"
+    title = "Stop the kubelet, its pods and the containers deploy started"
+
+    def plan(self, run: Run, host: Host) -> list[Change]:
+        changes = []
+        kubeadm, kubelet, pods = host.sh_all([
+            "command -v kubeadm && test -e /etc/kubernetes/kubelet.conf -o -e /etc/kubernetes/manifests",
+            KUBELET_RUNS, PODS_RUN])
+        if kubeadm.exited == 0:
+            changes.append(Change("reset kubeadm's state (kubeadm reset -f)", "kubeadm reset -f"))
+        if kubeadm.exited == 0 or kubelet.exited == 0 or pods.exited == 0:
+            changes.append(Change("stop the kubelet and every pod still running", STOP_KUBELET))
+        for name in managed_containers(host):
+            changes.append(Change(f"remove container {name}", f"docker rm -f {shlex.quote(name)}"))
+        return changes
+
+
 class Clean(Phase):
-    """`forget_cluster`: also drop the admin kubeconfig and join token from the state directory
+    """What `StopKubernetes` left: files, data, containerd's configuration, the pod network.
+    `forget_cluster`: also drop the admin kubeconfig and join token from the state directory
     (the whole cluster is gone); not when only some hosts are removed."""
 
     name = "clean"
@@ -49,22 +78,16 @@ class Clean(Phase):
         self.forget_cluster = forget_cluster
 
     def plan(self, run: Run, host: Host) -> list[Change]:
-        changes = []
-        if host.sh("command -v kubeadm && test -e /etc/kubernetes/kubelet.conf -o -e /etc/kubernetes/manifests").exited == 0:
-            changes.append(Change("reset kubeadm's state (kubeadm reset -f)", "kubeadm reset -f"))
-        for name in managed_containers(host):
-            changes.append(Change(f"remove container {name}", f"docker rm -f {shlex.quote(name)}"))
-        changes += ensure_absent(host, FILES + (run.cluster.kubernetes.etcd_data_path,))
+        changes = ensure_absent(host, FILES + (run.cluster.kubernetes.etcd_data_path,))
         changes += _var_lib_openi(host)
         containerd = ensure_absent(host, [CONTAINERD_CONFIG])
         if containerd:
             changes += containerd + [Change("restart containerd with its default configuration",
                                             "systemctl restart containerd")]
-        # Last: tearing down a pod's network (kubeadm reset, containerd's restart) recreates
-        # /var/lib/cni, so removed before those it would be back after them.
+        # Last: tearing down a pod's network (containerd's restart) recreates /var/lib/cni, so
+        # removed before that it would be back after it.
         if host.sh(POD_NETWORK_LEFT).exited == 0:
-            changes.append(Change("stop what kubeadm reset left running (kubelet, pods), then remove the pod "
-                                  "network's interfaces and IP allocations, until they stay removed",
+            changes.append(Change("remove the pod network's interfaces and IP allocations, until they stay removed",
                                   REMOVE_POD_NETWORK))
         return changes
 
