@@ -104,9 +104,8 @@ def single_master(tmp_path_factory: pytest.TempPathFactory):
     worker1 a GPU node made of STAND-INS (an nvidia-smi reporting two GPUs, an
     nvidia-container-runtime that records its use): (testbed, configuration directory, Kube).
 
-    Shared by test_cluster_modes (the single-master mode and GPU nodes) and test_services_cluster
-    (the platform's services), which each leave it as they found it: one testbed and one deploy
-    fewer in CI's time budget. If it cannot start, every test that uses it fails."""
+    Used by test_cluster_modes (the single-master mode and GPU nodes). If it cannot start, every
+    test that uses it fails."""
     from openi_tasks.config import load_cluster
     from openi_tasks.state import StateDir
     from openi_tasks.testbed.testbed import Testbed

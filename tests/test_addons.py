@@ -7,6 +7,7 @@ import pytest
 
 from openi_tasks.config import load_cluster
 from openi_tasks.k8s.addon_objects import addon_objects
+from openi_tasks.kube import NodeState
 
 from .conftest import EXAMPLE
 
@@ -78,3 +79,55 @@ def test_gpu_nodes_get_the_nvidia_runtime_class_and_device_plugin_and_others_not
     without_gpus = dataclasses.replace(cluster, machines=tuple(m for m in cluster.machines if not m.gpu_count))
     names = {(o["kind"], o["metadata"]["name"]) for o in addon_objects(without_gpus)}
     assert ("RuntimeClass", "nvidia") not in names and ("DaemonSet", "nvidia-device-plugin") not in names
+
+
+class CountingApi:
+    """A stand-in for KubeApi that counts requests: one `nodes()` list, applies, dry runs."""
+
+    def __init__(self, nodes):
+        self.live = nodes
+        self.requests = {"list": 0, "would_change": 0, "apply": 0}
+
+    def nodes(self):
+        self.requests["list"] += 1
+        return self.live
+
+    def would_change(self, obj, field_manager=None):
+        self.requests["would_change"] += 1
+        return False
+
+    def apply(self, obj, field_manager=None):
+        self.requests["apply"] += 1
+        name, labels = obj["metadata"]["name"], obj["metadata"]["labels"]
+        self.live[name] = NodeState(name, True, "v1.37.2", False, {}, labels=labels, applied_labels=frozenset(labels))
+
+
+def test_node_labels_cost_one_list_and_one_apply_per_node_that_differs(tmp_path):
+    """500 nodes: the phase lists the Nodes once and applies only those whose labels differ, in
+    one change; nothing is read or dry-run per node (before: a read, a dry run and an apply for
+    each, about 1,500 requests). A second plan applies nothing."""
+    import types
+
+    from openi_tasks.config.generate import write_configuration
+    from openi_tasks.k8s.phases.addons import Addons
+    from openi_tasks.phase import apply_changes
+
+    machines = [{"hostname": "m1", "hostip": "10.1.0.1", "machine-type": "cpu", "k8s-role": "master", "etcdid": "e1"}]
+    machines += [{"hostname": f"w{n}", "hostip": f"10.1.{n // 200 + 1}.{n % 200 + 2}", "machine-type": "cpu",
+                  "k8s-role": "worker", "pai-worker": "true"} for n in range(499)]
+    settings = {"load-balance-ip": "10.1.0.1", "network-plugin": "none", "pod-network-cidr": "172.16.0.0/14"}
+    cluster = load_cluster(write_configuration(tmp_path / "c", machines, skus={"cpu": {"mem": 4, "cpu": {"vcore": 2}}},
+                                               kubernetes=settings))
+    api = CountingApi({m.hostname: NodeState(m.hostname, True, "v1.37.2", False, {}) for m in cluster.nodes})
+    logged = []
+    run = types.SimpleNamespace(cluster=cluster, facts={}, dry_run=False, api=lambda: api,
+                                log=types.SimpleNamespace(write=logged.append))
+    changes = Addons().plan(run, host=None)
+    assert [c.description for c in changes] == \
+        ["label 499 of 500 node(s) with their machines' flags: w0, w1, w10, w100, w101, w102, w103, w104, w105, "
+         "w106 and 489 more"]  # m1 has no flag: nothing to apply
+    apply_changes(None, changes)
+    assert api.requests == {"list": 1, "would_change": 0, "apply": 499}
+    assert api.live["w7"].labels["pai-worker"] == "true" and "499 node(s) applied" in logged[0]
+    assert Addons().plan(run, host=None) == []  # a second deploy: one more list, nothing applied
+    assert api.requests == {"list": 2, "would_change": 0, "apply": 499}

@@ -1,5 +1,5 @@
 """The two other API endpoint modes, each with one full deploy: a single master (the endpoint is
-the master itself; the testbed conftest.single_master, shared with test_services_cluster), and an
+the master itself; the testbed conftest.single_master), and an
 external load balancer (a haproxy the test runs as a cloud load balancer would be, in front of
 two masters, on a testbed of its own).
 

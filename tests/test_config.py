@@ -472,3 +472,20 @@ def test_config_error_message_lists_problems_then_a_count(example_dir):
     lines = str(info.value).splitlines()
     assert lines[-1] == "1 problem in the configuration" and "api-prot" in lines[0]
     assert info.value.exit_code == 2
+
+
+def test_a_cluster_larger_than_its_pod_network_is_refused_with_the_numbers(example_dir):
+    """256 /24 subnets in the default 10.244.0.0/16: a 300-host cluster does not fit."""
+    machines = example_dir / "cluster-configuration.yaml"
+    text = machines.read_text()
+    extra = "".join(f"  - hostname: w{n}\n    hostip: 10.20.{n // 200}.{n % 200 + 10}\n    machine-type: D8SV3\n"
+                    f"    k8s-role: worker\n" for n in range(300))
+    machines.write_text(text.replace("\n# (new) How openi-tasks on your machine reaches the cluster.", extra + "\n# (new) How openi-tasks on your machine reaches the cluster."))
+    with pytest.raises(ConfigError) as info:
+        load_cluster(example_dir)
+    message = str(info.value)
+    assert re.search(r"kubernetes-configuration.yaml:\d+: kubernetes.pod-network-cidr: 30\d nodes need 30\d "
+                     r"per-node subnets of /24, and 10.244.0.0/16 holds 256: widen pod-network-cidr to a /15", message), message
+    settings = example_dir / "kubernetes-configuration.yaml"
+    settings.write_text(settings.read_text().replace("node-cidr-mask-size: 24", "node-cidr-mask-size: 25"))
+    load_cluster(example_dir)  # 512 /25s: it fits

@@ -206,6 +206,15 @@ def test_the_configured_certificate_lifetime_applies_to_etcd_s_and_kubeadm_s_cer
     assert "certificateValidityPeriod" not in kubeadm.cluster_configuration(cluster).to_dict()
 
 
+def test_the_per_node_pod_subnet_reaches_the_controller_manager_only_when_it_is_not_the_default(cluster):
+    import dataclasses
+
+    assert "controllerManager" not in kubeadm.cluster_configuration(cluster).to_dict()  # kubeadm's /24
+    smaller = dataclasses.replace(cluster, kubernetes=cluster.kubernetes.model_copy(update={"node_cidr_mask_size": 25}))
+    assert kubeadm.cluster_configuration(smaller).to_dict()["controllerManager"] == \
+        {"extraArgs": [{"name": "node-cidr-mask-size", "value": "25"}]}
+
+
 def test_gpu_nodes_join_tainted_only_when_the_configuration_asks(cluster, join):
     import dataclasses
 

@@ -24,7 +24,7 @@ from ..errors import OpenIError
 from ..localfiles import file_digest, local_docker
 from ..render import TEMPLATES
 from ..report import Activity, Reporter
-from . import recipes, upstream
+from . import conformance, recipes, upstream
 from .cache import cache_dir
 from .gobuild import BuildFailed, Go, GoBuild
 from .manifest import BinaryEntry, ImageEntry, Manifest
@@ -89,7 +89,8 @@ class BundleBuilder:
 
     # --- from source ---------------------------------------------------------------------------
 
-    def from_source(self) -> Manifest:
+    def from_source(self, conformance: bool = False) -> Manifest:
+        """`conformance`: also the conformance suite and its images (see `bundle/conformance.py`)."""
         k = self.cluster.kubernetes
         version = k.kubernetes_version
         manifest = Manifest(version, "source", NODE_ARCH)
@@ -107,8 +108,76 @@ class BundleBuilder:
             manifest.binaries += self._install_binaries(k8s, cni, version, k.cni_plugins_version, activity)
             for build in builds:
                 manifest.images.append(self._build_image(build, base_id, activity))
+            if conformance:
+                self._conformance(go, manifest, module_dir, coredns_tag, base_id, activity)
         manifest.write(self.out)
         return manifest
+
+    def _conformance(self, go: Go, manifest: Manifest, module_dir: Path, coredns_tag: str, base_id: str,
+                     activity: Activity) -> None:
+        """e2e.test and ginkgo into <bundle>/conformance/, and the suite's images (see conformance.py)."""
+        version = self.cluster.kubernetes.kubernetes_version
+        activity.step(f"the conformance suite of Kubernetes {version}: e2e.test, ginkgo and the tests' programs")
+        built = self._go(go, recipes.conformance(version, go.release_time("k8s.io/kubernetes", version)), activity)
+        manifest.binaries += self._copy_into_bundle(
+            [(f"{conformance.SUITE_DIR}/{name}", built[name], f"{package}@{version}")
+             for name, package in (("e2e.test", "k8s.io/kubernetes/test/e2e"),
+                                   ("ginkgo", recipes.CONFORMANCE_PROGRAMS["ginkgo"]))], activity)
+        coredns = self._go(go, recipes.coredns(coredns_tag), activity)["coredns"]
+        images = conformance.suite_images(module_dir)
+        registry = self.cluster.kubernetes.docker_registry
+        have = {entry.ref: entry for entry in manifest.images}
+        agnhost = ""
+        for image_id, context in conformance.BUILT.items():
+            suite = images[image_id]
+            need = ImageNeed(context, suite.ref(registry))
+            if need.ref in have:  # the cluster's own pause, say
+                continue
+            if image_id == "AgnhostPrev":
+                entry = self._tag(agnhost, need.ref, conformance.SUBSTITUTES["agnhost-prev"], activity)
+            else:
+                entry = self._build_image(self._suite_build(go, need, context, built, coredns, module_dir,
+                                                            agnhost, activity), base_id, activity)
+            if image_id == "Agnhost":
+                agnhost = need.ref
+            manifest.images.append(entry)
+            have[entry.ref] = entry
+
+    def _suite_build(self, go: Go, need: ImageNeed, context: str, built: dict[str, Path], coredns: Path,
+                     module_dir: Path, agnhost: str, activity: Activity) -> Built:
+        version = self.cluster.kubernetes.kubernetes_version
+        source = conformance.SUBSTITUTES.get(context, f"k8s.io/kubernetes@{version}/test/images/{context}")
+        if context == "etcd":
+            return Built(need, "etcd", self._go(go, recipes.etcd(need.tag), activity), {}, source)
+        if context == "pause":
+            return Built(need, "pause", {"pause": self._pause(module_dir, need.tag, activity)}, {},
+                         f"k8s.io/kubernetes@{version}/{PAUSE_SOURCE}")
+        files: dict[str, Path] = {}
+        buildargs: dict[str, str] = {}
+        if context == "agnhost":
+            porter = module_dir / "test/images/agnhost/porter"
+            files = {"agnhost": built["agnhost"], "coredns": coredns, "localhost.crt": porter / "localhost.crt",
+                     "localhost.key": porter / "localhost.key"}
+        elif context in ("kitten", "nautilus"):
+            html = module_dir / "test/images" / context / "html"
+            files = {f"{context}.jpg": html / f"{context}.jpg", "data.json": html / "data.json"}
+            buildargs = {"AGNHOST": agnhost, "AGNHOST_ID": self.client.images.get(agnhost).id}
+        elif context == "nginx":
+            buildargs = {"TAG": need.tag}
+        elif context == "nonewprivs":
+            files = {"nnp": built["nonewprivs"]}
+        elif context == "sample-apiserver":
+            files = {"sample-apiserver": built["sample-apiserver"]}
+        elif context == "glibc-dns-testing":
+            files = {"coredns": coredns}
+        return Built(need, f"{conformance.SUITE_DIR}/{context}", files, buildargs, source)
+
+    def _tag(self, existing: str, ref: str, source: str, activity: Activity) -> ImageEntry:
+        image = self.client.images.get(existing)
+        if ref not in image.tags:
+            image.tag(ref)
+        activity.step(f"image {ref}: the image of {existing}")
+        return ImageEntry(ref, image.id, source)
 
     def _go(self, go: Go, spec: GoBuild, activity: Activity) -> dict[str, Path]:
         target = self.build_root / spec.name
@@ -204,11 +273,15 @@ class BundleBuilder:
     def _install_binaries(self, k8s: dict[str, Path], cni: dict[str, Path], version: str, cni_version: str,
                           activity: Activity) -> list[BinaryEntry]:
         """Copy the node binaries into the bundle directory where they differ; their manifest entries."""
-        self.out.mkdir(parents=True, exist_ok=True)
-        entries, copied = [], []
         files = [(name, k8s[name], f"k8s.io/kubernetes@{version}") for name in NODE_BINARIES]
         files += [(f"cni/{name}", cni[name], f"github.com/containernetworking/plugins@{cni_version}")
                   for name in CNI_BINARIES]
+        return self._copy_into_bundle(files, activity)
+
+    def _copy_into_bundle(self, files: list[tuple[str, Path, str]], activity: Activity) -> list[BinaryEntry]:
+        """(path in the bundle, built file, source): copied where they differ; their manifest entries."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        entries, copied = [], []
         for relative, built, source in files:
             target = self.out / relative
             digest = file_digest(built)

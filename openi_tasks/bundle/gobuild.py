@@ -44,10 +44,12 @@ class GoBuild:
     files: Mapping[str, str] = field(default_factory=dict)  # extra files of the wrapper module
     stage_replaces_of: str = ""  # a module whose v0.0.0 requirements are replaced by `stage_version`
     stage_version: str = ""
+    tests: Mapping[str, str] = field(default_factory=dict)  # test binaries (`go test -c`): name -> package
 
     def key(self, go_version: str) -> str:
         data = json.dumps([self.name, dict(self.requires), dict(self.binaries), self.ldflags, self.tags, self.cgo,
-                           dict(self.files), self.stage_replaces_of, self.stage_version, go_version], sort_keys=True)
+                           dict(self.files), self.stage_replaces_of, self.stage_version, go_version,
+                           dict(self.tests)], sort_keys=True)
         return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 
@@ -107,7 +109,7 @@ class Go:
         """Build `spec` into `out`; nothing is done when `out` already holds this build."""
         key = spec.key(self.version)
         stamp = out / ".openi-build"
-        wanted = {name: out / name for name in spec.binaries}
+        wanted = {name: out / name for name in [*spec.binaries, *spec.tests]}
         if stamp.is_file() and stamp.read_text().strip() == key and all(p.is_file() for p in wanted.values()):
             return wanted
         work = self.root / "src" / f"{spec.name}-{key}"
@@ -133,12 +135,19 @@ class Go:
         self.progress(f"{spec.name}: compiling {', '.join(spec.binaries)}")
         # One invocation for all of them: the packages they share compile once.
         packages = list(dict.fromkeys(spec.binaries.values()))
-        self._run(command + packages, work, f"{spec.name}: go build", env)
+        if packages:
+            self._run(command + packages, work, f"{spec.name}: go build", env)
         for name, package in spec.binaries.items():
             built = partial / (spec.name if package == "." else binary_name(package))
             if not built.is_file():
                 raise BuildFailed(f"{spec.name}: go build made no binary for {package}")
             built.replace(wanted[name]) if built.name == name else shutil.copyfile(built, wanted[name])
+            wanted[name].chmod(0o755)
+        for name, package in spec.tests.items():  # `go test -c` takes one package at a time
+            self.progress(f"{spec.name}: compiling the tests of {package} into {name}")
+            self._run(["go", "test", "-c", "-trimpath", "-o", str(partial / name), *command[5:], package], work,
+                      f"{spec.name}: go test -c {package}", env)
+            (partial / name).replace(wanted[name])
             wanted[name].chmod(0o755)
         shutil.rmtree(partial, ignore_errors=True)
         stamp.write_text(key + "\n")

@@ -62,6 +62,29 @@ def kubernetes(version: str, released: str) -> GoBuild:
     )
 
 
+# The conformance suite's programs in k8s.io/kubernetes (and its staging sample-apiserver), and
+# the ginkgo runner at the version Kubernetes' own go.mod requires.
+CONFORMANCE_PROGRAMS = {"ginkgo": "github.com/onsi/ginkgo/v2/ginkgo",
+                        "agnhost": "k8s.io/kubernetes/test/images/agnhost",
+                        "nonewprivs": "k8s.io/kubernetes/test/images/nonewprivs",
+                        "sample-apiserver": "k8s.io/sample-apiserver"}
+
+
+def conformance(version: str, released: str) -> GoBuild:
+    """e2e.test (`go test -c k8s.io/kubernetes/test/e2e`), ginkgo and the test images' programs,
+    stamped as the cluster's binaries are (the suite reads its own version)."""
+    stamped = kubernetes(version, released)
+    return GoBuild(
+        name=f"conformance-{version}",
+        requires=stamped.requires,
+        binaries=CONFORMANCE_PROGRAMS,
+        tests={"e2e.test": "k8s.io/kubernetes/test/e2e"},
+        ldflags=stamped.ldflags,
+        stage_replaces_of=stamped.stage_replaces_of,
+        stage_version=stamped.stage_version,
+    )
+
+
 def etcd(image_tag: str) -> GoBuild:
     """etcd, etcdctl and etcdutl at the version of the configured etcd image's tag (3.7.0-0 -> v3.7.0)."""
     major, minor, patch = semver(image_tag, "etcd-version")

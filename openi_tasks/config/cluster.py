@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Any, Iterator, Mapping
 
 from ..errors import ConfigError
-from .files import MachineDefaults, MachineEntry, MachineSku
+from .files import NODE_CIDR_MASK, MachineDefaults, MachineEntry, MachineSku
 from .loader import LoadedFiles, field_names, load_files
 from .model import ROLES, Cluster, Endpoint, Machine
 from .problems import Problem, did_you_mean
@@ -268,6 +268,8 @@ class _CrossChecks:
                       "a private range such as 10.96.0.0/12 is safer")
         if pods and services and pods.version == services.version and pods.overlaps(services):
             self.error(self.kdoc, ("kubernetes", "pod-network-cidr"), f"overlaps service-cluster-ip-range {services}")
+        if pods and pods.version == 4:
+            self.check_pod_network_capacity(pods)
         for host in self.hosts:
             if host.ip is None:
                 continue
@@ -279,6 +281,31 @@ class _CrossChecks:
                         ("machine-list", host.index, "hostip"),
                         f"lies inside kubernetes.{key} {network}; choose a range the hosts do not use",
                     )
+
+    def check_pod_network_capacity(self, pods) -> None:
+        """Each node gets a /node-cidr-mask-size of pod-network-cidr: the cluster must fit in it."""
+        mask = self.kube.get("node-cidr-mask-size", NODE_CIDR_MASK)
+        if not isinstance(mask, int) or isinstance(mask, bool) or not 8 <= mask <= 30:
+            return  # reported by the loader
+        nodes = len(self.hosts)
+        if mask < pods.prefixlen:
+            self.error(self.kdoc, ("kubernetes", "node-cidr-mask-size"),
+                       f"/{mask} per node is wider than pod-network-cidr {pods} itself")
+            return
+        capacity = 2 ** (mask - pods.prefixlen)
+        if nodes > capacity:
+            self.error(self.kdoc, ("kubernetes", "pod-network-cidr"),
+                       f"{nodes} nodes need {nodes} per-node subnets of /{mask}, and {pods} holds {capacity}: "
+                       f"widen pod-network-cidr to a /{mask - (nodes - 1).bit_length()} or wider, or make "
+                       f"node-cidr-mask-size larger (fewer pods per node)")
+        elif nodes > capacity * 0.8:
+            self.warn(self.kdoc, ("kubernetes", "pod-network-cidr"),
+                      f"{nodes} nodes use {nodes} of the {capacity} per-node subnets (/{mask}) of {pods}: "
+                      f"little room to add nodes")
+        if mask > 24 and 2 ** (32 - mask) - 2 < 110:
+            self.warn(self.kdoc, ("kubernetes", "node-cidr-mask-size"),
+                      f"/{mask} gives each node {2 ** (32 - mask) - 2} pod addresses, fewer than the kubelet's "
+                      f"default of 110 pods")
 
     def check_kubernetes(self) -> None:
         model = self.files.models.get(KUBERNETES_FILE)  # absent when invalid: the loader says why

@@ -259,6 +259,7 @@ class ClusterFile(FileModel):
 
 
 ETCD_VERSION = "3.7.3-0"
+NODE_CIDR_MASK = 24  # kubeadm's (the controller manager's) default for IPv4
 
 
 class KubernetesSettings(FileModel):
@@ -268,6 +269,9 @@ class KubernetesSettings(FileModel):
     load_balance_ip: Optional[Address] = None
     service_cluster_ip_range: Network = IPv4Network("10.96.0.0/12")
     pod_network_cidr: Network = IPv4Network("10.244.0.0/16")
+    # Each node's share of pod-network-cidr (the controller manager's --node-cidr-mask-size):
+    # /24 is 254 pod addresses a node, 256 nodes in a /16.
+    node_cidr_mask_size: Annotated[int, Field(ge=8, le=30)] = NODE_CIDR_MASK
     storage_backend: Literal["etcd3"] = "etcd3"
     docker_registry: Registry = "registry.k8s.io"
     kubernetes_version: KubernetesVersion = "v1.37.2"

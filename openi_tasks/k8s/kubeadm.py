@@ -21,6 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ..config import Cluster, Machine
+from ..config.files import NODE_CIDR_MASK
 from ..state import write_private
 
 API_VERSION = "kubeadm.k8s.io/v1beta4"
@@ -151,6 +152,7 @@ class ClusterConfiguration:
     etcd: ExternalEtcd
     cert_sans: tuple[str, ...]
     api_server_args: tuple[Arg, ...] = ()
+    controller_manager_args: tuple[Arg, ...] = ()
     encryption_algorithm: str = "ECDSA-P256"
     certificate_days: int | None = None  # kubeadm's default: 365
 
@@ -169,6 +171,8 @@ class ClusterConfiguration:
             "networking": {"podSubnet": self.pod_subnet, "serviceSubnet": self.service_subnet},
             "etcd": self.etcd.to_dict(),
             "apiServer": api_server,
+            **({"controllerManager": {"extraArgs": [a.to_dict() for a in self.controller_manager_args]}}
+               if self.controller_manager_args else {}),
             **({"certificateValidityPeriod": f"{self.certificate_days * 24}h0m0s"} if self.certificate_days else {}),
         }
 
@@ -282,6 +286,10 @@ def cluster_configuration(cluster: Cluster) -> ClusterConfiguration:
         api_server_args=(Arg("profiling", "false"), Arg("shutdown-watch-termination-grace-period", "10s"),
                          # kubeadm's default, and pods asking for GPUs tolerate kubernetes.gpu-taint.
                          Arg("enable-admission-plugins", "NodeRestriction,ExtendedResourceToleration")),
+        # Only when it is not kubeadm's own default: a cluster deployed before the key existed keeps
+        # the configuration it has.
+        controller_manager_args=(() if k.node_cidr_mask_size == NODE_CIDR_MASK else
+                                 (Arg("node-cidr-mask-size", str(k.node_cidr_mask_size)),)),
         certificate_days=k.certificate_days,
     )
 

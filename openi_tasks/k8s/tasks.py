@@ -208,10 +208,12 @@ def repair(c: Context, reporter: Reporter, nodes=None, path=None, dry_run=False)
         "push": "push the images to the registries their references name (the cluster's registry)",
         "save-images": "also write `docker load`able archives of the images into <bundle>/images/",
         "base-image": "image the built images start from (default: kubernetes.bundle-base-image)",
+        "conformance": "with --from-source: also Kubernetes' conformance suite (e2e.test, ginkgo) and the images "
+                       "its tests run, for inv k8s.conformance",
     }
 )
 def bundle(c: Context, reporter: Reporter, path=None, from_source=False, release_url=None, cni_url=None, mirror=None,
-           out=None, push=False, save_images=False, base_image=None):
+           out=None, push=False, save_images=False, base_image=None, conformance=False):
     """Gather every binary and image the configuration needs (an air-gapped bundle, with a sha256 manifest)."""
     from ..bundle.build import BundleBuilder
     from ..bundle.upstream import CNI_RELEASES
@@ -225,9 +227,11 @@ def bundle(c: Context, reporter: Reporter, path=None, from_source=False, release
                          "--from-source builds them instead")
     if base_image and not from_source:
         raise UsageError("--base-image is the base of images built --from-source")
+    if conformance and not from_source:
+        raise UsageError("--conformance builds the suite from its Go modules: use it with --from-source")
     builder = BundleBuilder(cluster, reporter, directory, base_image=base_image or cluster.kubernetes.bundle_base_image)
     if from_source:
-        manifest = builder.from_source()
+        manifest = builder.from_source(conformance=conformance)
     else:
         manifest = builder.from_upstream(release_url or cluster.kubernetes.kubectl_download_url,
                                          cni_url or CNI_RELEASES, mirror or "")
@@ -269,3 +273,24 @@ def restore(c: Context, reporter: Reporter, snapshot=None, path=None, yes=False,
         confirm(f"This replaces etcd's data on {len(cluster.masters)} masters of {cluster.id} with {file.name}.",
                 cluster.id)
     run_restore(cluster, reporter, file, dry_run=dry_run)
+
+
+@task(
+    help={
+        "path": PATH_HELP,
+        "mode": "quick (48 tests across pods, services, DNS, networking, ConfigMaps and Secrets, authorization and "
+                "the API machinery; minutes) or certified (every [Conformance] test, [Serial] ones in a second "
+                "pass; hours; two of them taint a node)",
+        "focus": "only the tests of the mode whose names match this (Go) regular expression",
+        "skip": "leave out the tests whose names match this (Go) regular expression",
+        "out": "directory for the JUnit report, ginkgo's JSON report and the e2e log "
+               "(default <state>/conformance/<UTC time>)",
+    }
+)
+def conformance(c: Context, reporter: Reporter, path=None, mode="quick", focus=None, skip=None, out=None):
+    """Run Kubernetes' conformance suite (from the bundle) against the cluster; exit 1 if a test fails."""
+    from .conformance import run as run_conformance
+    tally = run_conformance(load(c, path, reporter), reporter, mode=mode, focus=focus, skip=skip,
+                            out=Path(out).expanduser() if out else None)
+    if tally.failed:
+        raise Exit(code=1)

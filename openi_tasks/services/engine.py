@@ -39,6 +39,17 @@ class HookFailed(OpenIError):
     """A service's start or stop hook exited non-zero."""
 
 
+class _Waiting:
+    """A service applied and not yet ready: since when, what it changed, what was last shown."""
+
+    def __init__(self, service: RenderedService, started: float, changed: int) -> None:
+        self.service = service
+        self.started = started
+        self.changed = changed
+        self.workloads = [o for o in service.objects if o["kind"] in WORKLOADS]
+        self.said = ""
+
+
 @dataclass(frozen=True)
 class ServiceOutcome:
     name: str
@@ -67,25 +78,46 @@ class ServiceEngine:
     # --- deploy -----------------------------------------------------------------------------
 
     def deploy(self, names: list[str] | None = None, with_prerequisites: bool = False) -> list[ServiceOutcome]:
+        """Each service is applied as soon as its prerequisites are ready, and every service applied
+        is waited for at once: services that do not depend on each other come up together."""
         rendered = self.render(deploy_order(self.services, names, with_prerequisites))
+        selected = {s.spec.name for s in rendered}
+        pending = list(rendered)  # in dependency order
+        waiting: dict[str, _Waiting] = {}
+        ready: set[str] = set()
         outcomes = []
-        # Nodes are labelled once, before the first service that is placed by labels.
-        first_placed = next((s for s in rendered if s.spec.labels), None)
-        for service in rendered:
-            start = self.clock()
-            changed = self._label_nodes() if service is first_placed else 0
-            changed += self._apply(service)
-            self._hook(service.spec, service.spec.start)
-            self.wait_ready(service)
-            if service.spec.name == "drivers":  # it leaves a host's own working driver alone
-                labels = self.api.nodes_labels()
-                for line, differs in host_drivers(self.cluster, lambda node: labels.get(node, {})):
-                    (self.reporter.warn if differs else self.reporter.info)(line)
-            outcomes.append(ServiceOutcome(service.spec.name, changed, self.clock() - start))
-            self.reporter.info(f"{service.spec.name}: ready ({changed} object(s) changed)")
+        labelled = False
+        with self.reporter.activity("services: waiting until ready") as activity:
+            while pending or waiting:
+                for service in [s for s in pending if all(p in ready or p not in selected
+                                                            for p in s.spec.prerequisites)]:
+                    pending.remove(service)
+                    start = self.clock()
+                    changed = 0
+                    if service.spec.labels and not labelled:  # once, before the first service placed by labels
+                        changed, labelled = self._label_nodes(), True
+                    changed += self._apply(service)
+                    self._hook(service.spec, service.spec.start)
+                    waiting[service.spec.name] = _Waiting(service, start, changed)
+                done = self._poll(list(waiting.values()), activity)
+                for one in done:
+                    del waiting[one.service.spec.name]
+                    ready.add(one.service.spec.name)
+                    outcomes.append(self._ready(one))
+                if waiting and not done:
+                    self.sleep(self.poll)
         if outcomes and not any(o.changed for o in outcomes):
             self.reporter.info("every service is already as configured: no changes")
         return outcomes
+
+    def _ready(self, one: "_Waiting") -> ServiceOutcome:
+        name = one.service.spec.name
+        if name == "drivers":  # it leaves a host's own working driver alone
+            labels = self.api.nodes_labels()
+            for line, differs in host_drivers(self.cluster, lambda node: labels.get(node, {})):
+                (self.reporter.warn if differs else self.reporter.info)(line)
+        self.reporter.info(f"{name}: ready ({one.changed} object(s) changed)")
+        return ServiceOutcome(name, one.changed, self.clock() - one.started)
 
     def _label_nodes(self) -> int:
         """Every node gets exactly its machine's labels (flags and GPU labels).
@@ -103,25 +135,31 @@ class ServiceEngine:
     def _apply(self, service: RenderedService) -> int:
         return sum(self.api.apply(obj) for obj in service.objects)
 
-    def wait_ready(self, service: RenderedService) -> list[WorkloadStatus]:
-        """Until every workload of the service is ready; live on a terminal (what is waited for,
-        elapsed time), a line whenever what is still waited for changes otherwise."""
-        workloads = [o for o in service.objects if o["kind"] in WORKLOADS]
-        deadline = self.clock() + service.spec.timeout
+    def wait_ready(self, service: RenderedService) -> None:
+        """Until every workload of the service is ready (see `_poll`)."""
+        waiting = [_Waiting(service, self.clock(), 0)]
         with self.reporter.activity(f"{service.spec.name}: waiting until ready") as activity:
-            said = ""
-            while True:
-                statuses = [self.api.status(o) for o in workloads]
-                failed = [s for s in statuses if s.failed]
-                if not failed and all(s.done for s in statuses):
-                    return statuses
-                if failed or self.clock() >= deadline:
-                    raise ServiceNotReady(self._diagnosis(service, workloads, statuses, failed))
-                waiting = ", ".join(f"{s.kind} {s.name} {s.ready}/{s.desired}" for s in statuses if not s.done)
-                if waiting != said:
-                    activity.step(f"{service.spec.name}: waiting for {waiting}")
-                    said = waiting
+            while not self._poll(waiting, activity):
                 self.sleep(self.poll)
+
+    def _poll(self, waiting: list["_Waiting"], activity) -> list["_Waiting"]:
+        """One look at every waiting service's workloads: those now ready. A failed workload, or a
+        service past its timeout (counted from when it was applied), stops the run with its pods'
+        states. What is still waited for is shown when it changes (live on a terminal)."""
+        done = []
+        for one in waiting:
+            statuses = [self.api.status(o) for o in one.workloads]
+            failed = [s for s in statuses if s.failed]
+            if not failed and all(s.done for s in statuses):
+                done.append(one)
+                continue
+            if failed or self.clock() >= one.started + one.service.spec.timeout:
+                raise ServiceNotReady(self._diagnosis(one.service, one.workloads, statuses, failed))
+            text = ", ".join(f"{s.kind} {s.name} {s.ready}/{s.desired}" for s in statuses if not s.done)
+            if text != one.said:
+                activity.step(f"{one.service.spec.name}: waiting for {text}")
+                one.said = text
+        return done
 
     def _diagnosis(self, service: RenderedService, workloads: list[dict], statuses: list[WorkloadStatus],
                    failed: list[WorkloadStatus]) -> str:

@@ -1,14 +1,15 @@
-"""The platform's services on a real cluster: the single-master testbed (conftest.single_master:
-one master, two workers, Kubernetes from the bundle built from its Go modules), the platform's images built by
-`images.build` from Debian's packages and pushed to the testbed's registry, and `services.*` run as
-an operator runs them, against the real API server and real pods.
+"""The whole platform on real nodes, brought up as the README's first command brings it up
+(`inv testbed.demo`): a testbed of 3 masters, the proxy and 2 workers (worker1 a GPU node of
+STAND-INS), Kubernetes from the bundle built from its Go modules, then hadoop.prepare,
+images.build, images.push and services.deploy of the whole catalog, each as its own command.
 
 What runs here for real: cluster-configuration (the pull secret the nodes pull with, the host
 configuration maps), ZooKeeper, Prometheus, node-exporter and pylon (nginx) from Debian's packages,
 Hadoop's HDFS and YARN (assembled from its artifacts on Maven Central) running a MapReduce job,
-and the cleaning DaemonSet wiping the data path on every node. OpenPAI's rest-server and webportal
-and Grafana are not built here: a STAND-IN image answers in their place (see the README). The
-whole catalog, Hadoop's daemons included, is deployed in one run onto GPU nodes that KWOK simulates
+the end-to-end Job, and the cleaning DaemonSet wiping the data path on every node. OpenPAI's
+rest-server, webportal and frameworklauncher and Grafana are not built here: a STAND-IN image
+answers in their place (see docs/services.md). Kubernetes' own conformance suite (quick) runs on
+the same cluster. Last, the whole catalog's placement rules on GPU nodes that KWOK simulates
 beside the real ones: their pods are placed by the real scheduler but only played, not run.
 """
 
@@ -20,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import pytest
@@ -27,19 +29,17 @@ import requests
 import yaml
 
 from openi_tasks.config import load_cluster
+from openi_tasks.state import StateDir
 
-from .cluster import wait_for
+from .cluster import Kube, wait_for
 from .conftest import ROOT
 
 pytestmark = pytest.mark.testbed
 
-NODES = ["master1", "worker1", "worker2"]
+NODES = ["master1", "master2", "master3", "proxy", "worker1", "worker2"]
 NAMESPACE = "default"
-
-
-@pytest.fixture
-def bed(single_master):
-    return single_master
+PLATFORM = ("cluster-configuration", "drivers", "zookeeper", "hadoop-service", "frameworklauncher", "rest-server",
+            "webportal", "prometheus", "grafana", "pylon", "end-to-end-test")
 
 
 def openi(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
@@ -52,6 +52,55 @@ def openi(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
 def ok(result: subprocess.CompletedProcess) -> str:
     assert result.returncode == 0, (result.args, result.stdout[-4000:], result.stderr[-4000:])
     return result.stdout
+
+
+class Platform:
+    """The demo's testbed: its work directory, configuration, cluster and the demo's output."""
+
+    def __init__(self, workdir: Path) -> None:
+        from openi_tasks.testbed.testbed import Testbed
+
+        self.workdir = workdir
+        self.testbed = Testbed(workdir)
+        self.config = workdir / "cluster-configuration"
+        self.outputs: list[tuple[float, str]] = []
+        self.tried = False
+
+    def demo(self) -> str:
+        self.tried = True
+        started = time.monotonic()
+        out = ok(openi("testbed.demo", "--workdir", str(self.workdir), timeout=3600))
+        self.outputs.append((time.monotonic() - started, out))
+        return out
+
+    @property
+    def cluster(self):
+        return load_cluster(self.config)
+
+    @property
+    def kube(self) -> Kube:
+        return Kube(StateDir.of(self.cluster).admin_conf)
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    """The demo, run once for the module; the testbed removed at its end. If the demo fails, every
+    test of the module fails with its output."""
+    bed = Platform(tmp_path_factory.mktemp("platform") / "testbed")
+    try:
+        yield bed
+    finally:
+        bed.testbed.down()
+
+
+@pytest.fixture
+def bed(platform):
+    """The testbed after the demo (run here if the first test did not run it)."""
+    if not platform.outputs:
+        if platform.tried:
+            pytest.fail("the demo failed (see the first test of this module): nothing to test on")
+        platform.demo()
+    return platform.testbed, platform.config, platform.kube
 
 
 def no_pods_left(kube, label_selector: str = "", timeout: float = 120) -> None:
@@ -69,18 +118,30 @@ def zookeeper_says(address: str, word: str = "ruok") -> str:
         return sock.recv(100).decode()
 
 
-def test_images_are_built_from_debian_packages_and_pushed(bed):
-    _, config, _ = bed
-    for name in ("zookeeper", "cleaning-image", "prometheus", "node-exporter", "nginx", "service-stand-in"):
-        out = ok(openi("images.build", "-p", str(config), "--name", name))
-        assert name in out
-        ok(openi("images.push", "-p", str(config), "--name", name))
+def test_the_demo_brings_up_every_node_and_the_whole_catalog(platform):
+    """testbed.up, k8s.deploy, hadoop.prepare, images.build, images.push, services.deploy with no
+    --service: every step passes, every node is Ready, every service of the catalog is ready (the
+    stand-ins the configuration runs built and pushed without --name), and the demo ends with the
+    nodes and where the services answer."""
+    out = platform.demo()
+    for step in ("testbed.up", "k8s.deploy", "hadoop.prepare", "images.build", "images.push", "services.deploy"):
+        assert f"$ inv {step}" in out, (step, out[-3000:])
+    cluster = platform.cluster
+    nodes = platform.kube.wait_ready(NODES, cluster.kubernetes.kubernetes_version, timeout=10)
+    assert all(n["ready"] for n in nodes.values())
+    for name in NODES:
+        assert re.search(rf"│ {name}\s+│ Ready\s+│ {re.escape(cluster.kubernetes.kubernetes_version)}", out), (name, out[-3000:])
+    for service in PLATFORM:
+        assert re.search(rf"^{service}: ready", out, re.M), (service, out[-6000:])
+    entry = f"http://{cluster.platform_master().address}:{cluster.services.pylon.port}"
+    assert f"{entry}/prometheus/" in out and f"http://{cluster.platform_master().address}:9870/" in out
+    assert "service-stand-in" in out  # built and pushed because the configuration runs it
+    status = ok(openi("services.status", "-p", str(platform.config)))
+    assert "not ready" not in status, status
 
 
-def test_deploy_zookeeper_with_its_prerequisites(bed):
+def test_zookeeper_runs_on_its_zkid_host_and_answers(bed):
     testbed, config, kube = bed
-    out = ok(openi("services.deploy", "-p", str(config), "--service", "zookeeper", "--with-prerequisites"))
-    assert "cluster-configuration: ready" in out and "zookeeper: ready" in out
     cluster = load_cluster(config)
     # The pull secret made by cluster-configuration is what the nodes pulled the image with.
     pods = kube.core.list_namespaced_pod(NAMESPACE, label_selector="app=zookeeper").items
@@ -93,13 +154,12 @@ def test_deploy_zookeeper_with_its_prerequisites(bed):
 
 def test_prometheus_scrapes_node_exporter_on_every_flagged_node(bed):
     _, config, kube = bed
-    ok(openi("services.deploy", "-p", str(config), "--service", "prometheus", "--with-prerequisites"))
     cluster = load_cluster(config)
     port = cluster.services.prometheus.prometheus_port
     base = f"http://{cluster.platform_master().address}:{port}/prometheus"
     assert requests.get(f"{base}/-/ready", timeout=5).status_code == 200
     flagged = sorted(f"{m.address}:{cluster.services.prometheus.node_exporter_port}" for m in cluster.flagged("node-exporter"))
-    assert len(flagged) == 3
+    assert len(flagged) == 5  # the masters and the workers, not the proxy
     deadline = time.monotonic() + 120
     while True:  # the first scrape comes within a scrape interval
         targets = requests.get(f"{base}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
@@ -109,14 +169,13 @@ def test_prometheus_scrapes_node_exporter_on_every_flagged_node(bed):
         assert time.monotonic() < deadline, targets
         time.sleep(3)
     nodes = {p.spec.node_name for p in kube.core.list_namespaced_pod(NAMESPACE, label_selector="app=node-exporter").items}
-    assert nodes == set(NODES)
+    assert nodes == {m.hostname for m in cluster.flagged("node-exporter")}
 
 
 def test_pylon_is_the_entry_point_to_prometheus(bed):
     """pylon (nginx from Debian's packages, its nginx.conf a ConfigMap) on the pai-master host's port,
     routing /prometheus/ to the real Prometheus deployed above."""
     _, config, kube = bed
-    ok(openi("services.deploy", "-p", str(config), "--service", "pylon"))
     cluster = load_cluster(config)
     entry = f"http://{cluster.platform_master().address}:{cluster.services.pylon.port}"
     assert requests.get(f"{entry}/healthz", timeout=5).text == "ok\n"
@@ -132,8 +191,6 @@ def test_pylon_routes_to_the_service_stand_ins(bed):
     """OpenPAI's rest-server and webportal and Grafana are not built here: the testbed runs the
     service STAND-IN image in their place, with their shipped manifests; pylon routes to each."""
     _, config, kube = bed
-    for service in ("rest-server", "webportal", "grafana"):
-        ok(openi("services.deploy", "-p", str(config), "--service", service))
     cluster = load_cluster(config)
     entry = f"http://{cluster.platform_master().address}:{cluster.services.pylon.port}"
     for path, port, seen in (("/rest-server/api/v1", cluster.services.restserver.server_port, "GET /api/v1"),
@@ -169,24 +226,17 @@ def test_the_drivers_service_leaves_a_working_host_driver_alone(bed):
     assert daemonset.status.desired_number_scheduled == 0
     assert kube.core.list_namespaced_pod(NAMESPACE, label_selector="app=drivers").items == []
     assert gpu.exec(HOST_GPU_STATE) == before
-    ok(openi("services.clean", "-p", str(config), "--service", "drivers", "--yes"))
 
 
-def test_hadoop_assembled_from_maven_runs_hdfs_yarn_and_a_job_in_a_virtual_clusters_queue(bed):
-    """Real Hadoop: hadoop.prepare assembles Hadoop's runtime from its artifacts on Maven Central
-    (hadoop-maven-repository in the testbed's configuration), images.build makes hadoop-run of it,
-    and hadoop-service runs the daemons on the flagged nodes. The NameNode leaves safe mode, both
+def test_hadoop_assembled_from_maven_runs_hdfs_yarn_and_a_job_in_a_virtual_clusters_queue(bed, platform):
+    """Real Hadoop: the demo's hadoop.prepare assembled Hadoop's runtime from its artifacts on Maven
+    Central (hadoop-maven-repository in the testbed's configuration), images.build made hadoop-run of
+    it, and hadoop-service runs the daemons on the flagged nodes. The NameNode leaves safe mode, both
     workers' DataNodes and NodeManagers register, and MapReduce's sleep job, submitted to the
-    virtual cluster vc1's queue from the resource manager's pod, runs to completion in that queue.
-    hadoop.reconfigure with a second virtual cluster makes it a queue of the running ResourceManager."""
+    virtual cluster vc1's queue from the resource manager's pod, runs to completion in that queue."""
     _, config, kube = bed
     cluster = load_cluster(config)
-    out = ok(openi("hadoop.prepare", "-p", str(config)))
-    assert "Hadoop 3.5.0" in out, out
-    for step in ("images.build", "images.push"):
-        ok(openi(step, "-p", str(config), "--name", "hadoop-run"))
-    out = ok(openi("services.deploy", "-p", str(config), "--service", "hadoop-service", "--with-prerequisites"))
-    assert "hadoop-service: ready" in out, out
+    assert "Hadoop 3.5.0" in platform.outputs[0][1]
     master = cluster.platform_master().address
     workers = sorted(m.hostname for m in cluster.flagged("pai-worker"))
     assert workers == ["worker1", "worker2"]
@@ -215,8 +265,48 @@ def test_hadoop_assembled_from_maven_runs_hdfs_yarn_and_a_job_in_a_virtual_clust
     sleep = [(a["queue"], a["state"], a["finalStatus"]) for a in apps if a["name"] == "Sleep job"]
     assert sleep == [("root.vc1", "FINISHED", "SUCCEEDED")], (sleep, output[-3000:])
 
-    # hadoop.reconfigure: a virtual cluster added to the configuration is a queue of the running
-    # ResourceManager, with the capacity asked for.
+
+def test_conformance_quick_passes_air_gapped(bed, tmp_path):
+    """Kubernetes' own conformance suite, quick mode, from the bundle: e2e.test and ginkgo built
+    from k8s.io/kubernetes' Go modules, the tests' images built here and pushed to the cluster's
+    registry (k8s.bundle --from-source --conformance --push), then k8s.conformance."""
+    _, config, _ = bed
+    bundle = ok(openi("k8s.bundle", "-p", str(config), "--from-source", "--conformance", "--push", timeout=3600))
+    assert "conformance/e2e.test" in bundle and "e2e-test-images/agnhost" in bundle, bundle[-3000:]
+    out = tmp_path / "conformance"
+    result = openi("k8s.conformance", "-p", str(config), "--mode", "quick", "--out", str(out), timeout=1800)
+    summary = result.stdout.strip().splitlines()[-1]
+    assert result.returncode == 0 and summary == "conformance: 48 passed, 0 failed, 0 skipped", \
+        (summary, result.stdout[-3000:], result.stderr[-3000:], (out / "e2e.log").read_text()[-6000:])
+    junit = ElementTree.parse(out / "junit_01.xml").getroot()
+    cases = [c for c in junit.iter("testcase") if "[Conformance]" in c.get("name", "")]
+    ran = [c for c in cases if c.find("skipped") is None]
+    assert len(ran) == 48 and not [c for c in ran if c.find("failure") is not None or c.find("error") is not None]
+    assert (out / "e2e.log").stat().st_size > 10_000 and (out / "ginkgo" / "report.json").is_file()
+
+
+def test_a_second_demo_changes_nothing_restarts_nothing_and_is_quick(platform, bed):
+    """The README's first command, run again: every step finds everything as configured."""
+    _, _, kube = bed
+    before = {p.metadata.uid: [c.restart_count for c in p.status.container_statuses or []]
+              for p in kube.core.list_namespaced_pod(NAMESPACE).items}
+    out = platform.demo()
+    assert "everything is already as configured: no changes" in out, out[-4000:]  # k8s.deploy
+    assert "every service is already as configured: no changes" in out, out[-4000:]
+    assert f"node labels: 0 of {len(NODES)} node(s) changed" in out, out[-4000:]
+    after = {p.metadata.uid: [c.restart_count for c in p.status.container_statuses or []]
+             for p in kube.core.list_namespaced_pod(NAMESPACE).items}
+    assert after == before
+    (first, _), (second, _) = platform.outputs[0], platform.outputs[-1]
+    print(f"\ndemo: {first:.0f} s, again: {second:.0f} s")
+    assert second < first / 3, (first, second)
+
+
+def test_hadoop_reconfigure_makes_a_new_virtual_cluster_a_queue_of_the_running_resourcemanager(bed):
+    """hadoop.reconfigure: a virtual cluster added to the configuration is a queue of the running
+    ResourceManager, with the capacity asked for."""
+    _, config, kube = bed
+    master = load_cluster(config).platform_master().address
     changed = Path(config).parent / "reconfigured-configuration"
     subprocess.run(["cp", "-r", str(config), str(changed)], check=True)
     services = changed / "services-configuration.yaml"
@@ -235,18 +325,6 @@ def test_hadoop_assembled_from_maven_runs_hdfs_yarn_and_a_job_in_a_virtual_clust
         {"default": 30.0, "vc1": 50.0, "vc2": 20.0}
 
 
-def test_a_second_deploy_changes_nothing_and_restarts_nothing(bed):
-    _, config, kube = bed
-    before = {p.metadata.uid: p.status.container_statuses[0].restart_count
-              for p in kube.core.list_namespaced_pod(NAMESPACE, label_selector="app=zookeeper").items}
-    out = ok(openi("services.deploy", "-p", str(config), "--service", "zookeeper", "--with-prerequisites"))
-    assert "every service is already as configured: no changes" in out
-    assert "node labels: 0 of 3 node(s) changed" in out, out
-    after = {p.metadata.uid: p.status.container_statuses[0].restart_count
-             for p in kube.core.list_namespaced_pod(NAMESPACE, label_selector="app=zookeeper").items}
-    assert after == before
-
-
 def test_a_flag_added_to_a_machine_reaches_its_node_and_leaves_it_when_taken_off(bed):
     """Node labels are compared with what openi-tasks applied before (the Node's managedFields), so
     only nodes that differ are applied, and a flag taken off the machine list leaves its node.
@@ -257,10 +335,10 @@ def test_a_flag_added_to_a_machine_reaches_its_node_and_leaves_it_when_taken_off
     machines = flagged / "cluster-configuration.yaml"
     machines.write_text(machines.read_text().replace("- hostname: worker2\n", "- hostname: worker2\n  rack: r7\n"))
     out = ok(openi("services.deploy", "-p", str(flagged), "--service", "zookeeper"))
-    assert "node labels: 1 of 3 node(s) changed" in out, out
+    assert f"node labels: 1 of {len(NODES)} node(s) changed" in out, out
     assert kube.nodes()["worker2"]["labels"]["rack"] == "r7"
     out = ok(openi("services.deploy", "-p", str(config), "--service", "zookeeper"))
-    assert "node labels: 1 of 3 node(s) changed" in out, out
+    assert f"node labels: 1 of {len(NODES)} node(s) changed" in out, out
     labels = kube.nodes()["worker2"]["labels"]
     assert "rack" not in labels and labels["pai-worker"] == "true", labels
 
@@ -269,7 +347,7 @@ def test_status_shows_each_workload_ready_and_where(bed):
     _, config, _ = bed
     out = ok(openi("services.status", "-p", str(config)))
     row = next(line for line in out.splitlines() if "zookeeper-1" in line)
-    assert "1/1" in row and "master1" in row and "not ready" not in row
+    assert "1/1" in row and "master1" in row and "not ready" not in out, out
 
 
 def test_clean_wipes_the_data_path_on_every_node_and_removes_everything(bed):
@@ -394,7 +472,7 @@ def test_the_whole_catalog_in_one_run_on_simulated_gpu_nodes(bed, tmp_path):
             assert job.status.succeeded == 1, job.status  # its pod played by KWOK
             again = ok(openi("services.deploy", "-p", str(simulated)))
             assert "every service is already as configured: no changes" in again and \
-                f"node labels: 0 of {3 + len(SIMULATED)} node(s) changed" in again, again
+                f"node labels: 0 of {len(NODES) + len(SIMULATED)} node(s) changed" in again, again
             status = ok(openi("services.status", "-p", str(simulated)))
             assert "not ready" not in status, status
             # hadoop.reconfigure: a new virtual cluster reaches the resource manager's configuration
