@@ -351,7 +351,10 @@ def local_config_file(cluster: Cluster, machine: Machine) -> str:
 # An init or join that started and never finished (the run was interrupted, the host rebooted)
 # cannot be resumed by kubeadm; nothing can have joined a control plane whose init did not finish.
 # The host is reset, then its files are written again and kubeadm runs again.
-RESET_UNFINISHED = f"kubeadm reset -f && rm -rf /etc/cni/net.d/10-flannel.conflist {STARTED} {DONE}"
+# etcd is external (openi-tasks' own members): kubeadm reset's remove-etcd-member phase would look
+# for stacked etcd pods for 60 s, find none, and wipe /var/lib/etcd, which is not ours.
+RESET = "kubeadm reset -f --skip-phases=remove-etcd-member"
+RESET_UNFINISHED = f"{RESET} && rm -rf /etc/cni/net.d/10-flannel.conflist {STARTED} {DONE}"
 
 
 def run_command(verb: str, path: str) -> str:

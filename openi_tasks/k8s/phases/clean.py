@@ -16,6 +16,7 @@ from ...run import Run
 from ...ssh import Host
 from ..containers import managed_containers
 from ..files import MODULES_LOAD, SYSCTL_CONF
+from ..kubeadm import RESET
 from .lock import LOCK
 from .packages import CONTAINERD_CONFIG
 from .reset import NETWORK
@@ -58,7 +59,7 @@ class StopKubernetes(Phase):
             "command -v kubeadm && test -e /etc/kubernetes/kubelet.conf -o -e /etc/kubernetes/manifests",
             KUBELET_RUNS, PODS_RUN])
         if kubeadm.exited == 0:
-            changes.append(Change("reset kubeadm's state (kubeadm reset -f)", "kubeadm reset -f"))
+            changes.append(Change(f"reset kubeadm's state ({RESET})", RESET))
         if kubeadm.exited == 0 or kubelet.exited == 0 or pods.exited == 0:
             changes.append(Change("stop the kubelet and every pod still running", STOP_KUBELET))
         for name in managed_containers(host):

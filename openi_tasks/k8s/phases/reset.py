@@ -5,6 +5,7 @@ from __future__ import annotations
 from ...phase import Change, Phase
 from ...run import Run
 from ...ssh import Host
+from ..kubeadm import RESET
 
 STATE = ("/etc/kubernetes /var/lib/kubelet /etc/cni/net.d/10-flannel.conflist "
          "/etc/openi/kubeadm/started /etc/openi/kubeadm/done")
@@ -22,7 +23,7 @@ class ResetKubelet(Phase):
     def plan(self, run: Run, host: Host) -> list[Change]:
         command = f"rm -rf {STATE}; {NETWORK}"
         if host.sh("command -v kubeadm").exited == 0:
-            command = f"kubeadm reset -f && {command}"
+            command = f"{RESET} && {command}"
         # What was learned of the host before the reset no longer holds (it is no longer joined).
         return [Change(f"reset the node: {command}", command),
                 Change("forget the facts gathered before the reset", lambda: run.facts.pop(host.name, None))]
