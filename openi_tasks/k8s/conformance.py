@@ -237,7 +237,7 @@ def run(cluster: Cluster, reporter: Reporter, mode: str = "quick", focus: str | 
     repos = out / "repo-list.yaml"
     repos.write_text(repo_list(cluster.kubernetes.docker_registry))
     total = Tally()
-    with open(out / "e2e.log", "w") as log:
+    with open(out / "e2e.log", "w", buffering=1) as log:  # line by line: a long run can be followed
         for index, one in enumerate(selected):
             report_dir = out if len(selected) == 1 else out / one.title
             report_dir.mkdir(parents=True, exist_ok=True)
