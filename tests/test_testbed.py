@@ -111,6 +111,18 @@ def test_each_node_has_its_own_docker(testbed):
     assert {h.name: names for h, names in listed.items()} == {h.name: [f"marker-{h.name}"] for h in hosts}
 
 
+def test_nothing_on_the_testbed_reaches_past_this_machine(testbed):
+    """The testbed's network is internal: a node's connection to an address outside it (TEST-NET-1,
+    which nothing serves) fails, as on a closed network; before, this machine's network accepted
+    it. The registry, on the testbed's network, is reached."""
+    node = testbed.node("worker1")
+    code, out = node.exec("timeout 5 bash -c 'echo > /dev/tcp/192.0.2.1/80' && echo connected || echo failed")
+    assert out.strip().splitlines()[-1] == "failed", out
+    registry = testbed.state.registry.replace(":", "/")
+    code, out = node.exec(f"timeout 5 bash -c 'echo > /dev/tcp/{registry}' && echo connected || echo failed")
+    assert out.strip().splitlines()[-1] == "connected", out
+
+
 def test_an_image_pushed_to_the_registry_is_pulled_by_every_node(testbed):
     client = docker.from_env()
     registry = testbed.state.registry

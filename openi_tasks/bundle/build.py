@@ -164,6 +164,8 @@ class BundleBuilder:
             buildargs = {"AGNHOST": agnhost, "AGNHOST_ID": self.client.images.get(agnhost).id}
         elif context == "nginx":
             buildargs = {"TAG": need.tag}
+        elif context == "busybox":  # its upstream version: the tag's, before the suite's own suffix
+            buildargs = {"VERSION": need.tag.split("-")[0]}
         elif context == "nonewprivs":
             files = {"nnp": built["nonewprivs"]}
         elif context == "sample-apiserver":

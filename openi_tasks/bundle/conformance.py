@@ -47,7 +47,8 @@ SUBSTITUTES = {
                "(upstream: Alpine) with the same tools from Debian's packages and the bundle's CoreDNS",
     "agnhost-prev": "the same agnhost build under the older tag the suite names (AgnhostPrev): the tests "
                     "that use both change a pod's image from one tag to the other",
-    "busybox": "Debian 12's busybox-static, alone on an empty image as busybox's own image is",
+    "busybox": "upstream's busybox at the tag's version, built static with its defconfig from Debian 13's copy of "
+               "the source tarball, alone on an empty image as busybox's own image is",
     "nginx": "Debian 12's nginx under both tags the suite names (Nginx, NginxNew): the tests change a "
              "pod's image from one to the other",
     "sample-apiserver": "k8s.io/sample-apiserver at the cluster's version (the suite's tag names 1.29)",

@@ -154,6 +154,35 @@ def cni_plugins(tag: str) -> GoBuild:
                    ldflags=("-s", "-w", f"-X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion={tag}"))
 
 
+def containerd(tag: str) -> GoBuild:
+    """containerd 2.x, its runc shim and ctr, static, as containerd's release builds them (no btrfs,
+    which needs cgo and its headers)."""
+    major, _, _ = semver(tag, "containerd-version")
+    if major < 2:
+        raise NotBuildable(f"containerd {tag}: openi-tasks builds containerd 2.x (Kubernetes 1.36+ wants it)")
+    package = "github.com/containerd/containerd/v2"
+    return GoBuild(
+        name=f"containerd-{tag}",
+        requires={package: tag},
+        binaries={name: f"{package}/cmd/{name}" for name in ("containerd", "containerd-shim-runc-v2", "ctr")},
+        ldflags=("-s", "-w", f"-X {package}/version.Version={tag}", f"-X {package}/version.Package=github.com/containerd/containerd/v2"),
+        tags=("no_btrfs", "urfave_cli_no_docs", "netgo", "osusergo"),
+    )
+
+
+def runc(tag: str) -> GoBuild:
+    """runc with seccomp, linked statically against Debian's libseccomp (libseccomp-dev, gcc)."""
+    semver(tag, "runc-version")
+    return GoBuild(
+        name=f"runc-{tag}",
+        requires={"github.com/opencontainers/runc": tag},
+        binaries={"runc": "github.com/opencontainers/runc"},
+        ldflags=("-s", "-w", f"-X main.version={tag.lstrip('v')}", "-extldflags -static"),
+        tags=("seccomp", "urfave_cli_no_docs", "netgo", "osusergo"),
+        cgo=True,
+    )
+
+
 def stand_in(source: str) -> GoBuild:
     """The stand-ins' one small server (what cannot be built here: see templates/bundle/stand-in)."""
     return GoBuild(name="stand-in", requires={}, binaries={"stand-in": "."}, ldflags=("-s", "-w"),

@@ -290,8 +290,12 @@ class Testbed:
             subnet = ipaddress.ip_network(f"172.30.{third}.0/24")
             if not any(subnet.overlaps(t) for t in taken):
                 ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=str(subnet))])
+                # Internal: nothing on it reaches past this machine's bridge, as on a closed network.
+                # (A bridge that forwards out lets a pod's connection to an address nobody serves
+                # here be answered by whatever the machine's network does with it: conformance's
+                # "a removed Service port stops forwarding" saw such a connection succeed.)
                 network = self.client.networks.create(
-                    self.prefix, driver="bridge", ipam=ipam, labels=self._labels()
+                    self.prefix, driver="bridge", ipam=ipam, labels=self._labels(), internal=True
                 )
                 return network, subnet
         raise TestbedError("no free /24 in 172.30.0.0/16 for the testbed network")
