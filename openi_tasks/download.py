@@ -37,9 +37,15 @@ def fetch(url: str, limit: int = 1 << 16) -> bytes:
     return data
 
 
-def published_sha256(url: str) -> str:
-    """The digest published at `url` (a `.sha256` file)."""
+def published_sha256(url: str, name: str | None = None) -> str:
+    """The digest published at `url` (a `.sha256` file); with `name`, the line of that file in a
+    list of them (`<digest>  <name>` lines, as runc's releases publish)."""
     text = fetch(url).decode(errors="replace").strip()
+    if name is not None:
+        found = re.search(rf"^([0-9a-fA-F]{{64}})\s+\*?{re.escape(name)}\s*$", text, re.M)
+        if not found:
+            raise DownloadFailed(f"{url} lists no sha256 digest for {name}")
+        return found[1].lower()
     found = re.match(r"([0-9a-fA-F]{64})(\s|$)", text)
     if not found:
         raise DownloadFailed(f"{url} holds no sha256 digest (it starts {text[:40]!r})")

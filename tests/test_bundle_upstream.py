@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from openi_tasks.bundle.needs import ImageNeed
-from openi_tasks.bundle.upstream import download_binaries, download_cni, released_ref
+from openi_tasks.bundle.upstream import download_binaries, download_cni, download_containerd, released_ref
 from openi_tasks.download import DownloadFailed
 
 from .test_cli import inv
@@ -100,6 +100,43 @@ def test_binaries_and_cni_plugins_are_downloaded_checked_and_left_alone_when_unc
     text = buffer.getvalue()
     assert "kubeadm, kubelet, kubectl v1.37.2: unchanged" in text and "CNI plugins v1.10.0: unchanged" in text
     assert "download http" not in text
+
+
+def test_containerd_and_runc_come_from_their_releases_checked(site, tmp_path, monkeypatch):
+    """containerd's archive (its digest in <archive>.sha256sum) and runc's binary (its digest one line
+    of runc.sha256sum among the other architectures'), as GitHub's releases publish them."""
+    monkeypatch.setenv("OPENI_CACHE", str(tmp_path / "cache"))
+    root, url = site
+    contents = {name: os.urandom(3000) + name.encode() for name in ("containerd", "containerd-shim-runc-v2", "ctr")}
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        for name, data in {**contents, "containerd-stress": b"x"}.items():
+            info = tarfile.TarInfo(f"bin/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    name = "containerd-2.4.2-linux-amd64.tar.gz"
+    (root / "containerd" / "v2.4.2").mkdir(parents=True)
+    (root / "containerd" / "v2.4.2" / name).write_bytes(archive.getvalue())
+    (root / "containerd" / "v2.4.2" / f"{name}.sha256sum").write_text(
+        f"{hashlib.sha256(archive.getvalue()).hexdigest()}  {name}\n")
+    runc = os.urandom(5000)
+    (root / "runc" / "v1.5.3").mkdir(parents=True)
+    (root / "runc" / "v1.5.3" / "runc.amd64").write_bytes(runc)
+    (root / "runc" / "v1.5.3" / "runc.sha256sum").write_text(
+        f"{hashlib.sha256(b'arm').hexdigest()}  runc.arm64\n{hashlib.sha256(runc).hexdigest()}  runc.amd64\n")
+    out = tmp_path / "bundle"
+    context, buffer = activity()
+    with context as steps:
+        entries = download_containerd(f"{url}/containerd", f"{url}/runc", "v2.4.2", "v1.5.3", out, steps)
+    assert {e.path for e in entries} == {"containerd/containerd", "containerd/containerd-shim-runc-v2",
+                                         "containerd/ctr", "containerd/runc"}
+    assert (out / "containerd" / "runc").read_bytes() == runc and not (out / "containerd" / "containerd-stress").exists()
+    assert all((out / e.path).read_bytes() == contents[e.path.split("/")[1]] for e in entries if "runc" != e.path[-4:])
+    (root / "runc" / "v1.5.3" / "runc.amd64").write_bytes(b"tampered")
+    (out / "containerd" / "runc").unlink()
+    with pytest.raises(DownloadFailed, match="not the published"), activity()[0] as steps:
+        download_containerd(f"{url}/containerd", f"{url}/runc", "v2.4.2", "v1.5.3", out, steps)
+    assert not (out / "containerd" / "runc").exists()
 
 
 def test_a_download_that_is_not_the_published_file_replaces_nothing(site, tmp_path):

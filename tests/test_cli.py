@@ -123,7 +123,7 @@ def test_render_writes_every_host_file_offline(tmp_path):
     (("k8s.upgrade", "--to", "v9.9.9"), "--to v9.9.9, but kubernetes-configuration says kubernetes-version: "),
     (("k8s.upgrade", "--to", "v9.9.9", "--batch", "many"), "--batch must be a whole number, not 'many'"),
     (("k8s.bundle", "--out", "/nonexistent/b", "--from-source", "--mirror", "127.0.0.1:1"),
-     "--release-url, --cni-url and --mirror are where released artifacts come from; --from-source builds them"),
+     "--release-url, --cni-url, --containerd-url, --runc-url and --mirror are where released artifacts come from; --from-source builds them"),
     (("k8s.bundle", "--out", "/nonexistent/b", "--base-image", "debian:12"), "--base-image is the base of images built"),
 ])
 def test_usage_errors_exit_2_before_contacting_anything(args, message):

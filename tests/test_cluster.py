@@ -36,6 +36,7 @@ from openi_tasks.k8s.kubectl import install_kubectl
 from openi_tasks.k8s.phases.lock import LOCK
 from openi_tasks.k8s.pki import ClusterPki
 from openi_tasks.k8s.restore import restore
+from openi_tasks.k8s.runtime import OWN
 from openi_tasks.k8s.status import show_status
 from openi_tasks.state import StateDir
 
@@ -797,7 +798,7 @@ def test_remove_refuses_to_leave_no_master(cluster):
 POD_NETWORK_STATE = ("ip -o link show | grep -E 'cni0|flannel' ; find /var/lib/cni -maxdepth 3 2>/dev/null | head -20; "
                      "stat -c '%n written %z' /etc/cni/net.d/* 2>/dev/null; "
                      "ps -eo pid,ppid,lstart,args | grep -E 'flannel|kube|pause|containerd-shim' | grep -v grep; "
-                     "ctr -n k8s.io tasks ls 2>&1 | head; systemctl is-active kubelet")
+                     f"{OWN.ctr} -n k8s.io tasks ls 2>&1 | head; systemctl is-active kubelet")
 CONFLIST = "/etc/cni/net.d/10-flannel.conflist"
 
 

@@ -17,6 +17,7 @@ import yaml
 from openi_tasks.config import load_cluster
 from openi_tasks.errors import RunFailed
 from openi_tasks.k8s.deploy import deploy
+from openi_tasks.k8s.runtime import BIN_DIR, OWN
 from openi_tasks.state import StateDir
 from openi_tasks.testbed.testbed import Testbed
 
@@ -39,6 +40,8 @@ def deploy_and_check(config_dir, expected_nodes: list[str]) -> None:
 
 STAND_IN_LOG = "/var/log/nvidia-container-runtime-stand-in.log"
 NVIDIA_RUNTIME = ('runtimes.nvidia.options]', 'BinaryName = "/usr/bin/nvidia-container-runtime"')
+# The live configuration of kubelet's runtime, openi-tasks' own containerd (containerd-source: bundle).
+CONFIG_DUMP = f"{BIN_DIR}/containerd --config {OWN.config} config dump"
 
 
 def test_a_single_master_cluster_with_a_stand_in_gpu_worker(single_master):
@@ -65,9 +68,10 @@ def check_gpu_worker(bed, cluster) -> None:
 
     gpu, cpu = bed.node("worker1"), bed.node("worker2")
     # containerd's live configuration has the nvidia runtime on the GPU worker only.
-    live = gpu.exec("containerd config dump")[1]
+    live = gpu.exec(CONFIG_DUMP)[1]
     assert all(line in live for line in NVIDIA_RUNTIME), live
-    assert "runtimes.nvidia" not in cpu.exec("containerd config dump")[1]
+    other = cpu.exec(CONFIG_DUMP)[1]
+    assert "runtimes.runc" in other and "runtimes.nvidia" not in other, other
     kube = Kube(StateDir.of(cluster).admin_conf)
     assert kube.nodes()["worker1"]["labels"]["openi-gpu-count"] == "2"
     # The (stand-in) device plugin advertises the two stand-in GPUs of worker1, and only there.
@@ -101,7 +105,7 @@ def check_gpu_worker(bed, cluster) -> None:
     # A second deploy keeps the runtime (containerd's configuration is not rewritten).
     again = deployed(cluster)
     assert "everything is already as configured: no changes" in again, again[-3000:]
-    assert all(line in gpu.exec("containerd config dump")[1] for line in NVIDIA_RUNTIME)
+    assert all(line in gpu.exec(CONFIG_DUMP)[1] for line in NVIDIA_RUNTIME)
     # k8s.status: 2 expected, 2 found, 2 allocatable.
     report, out = reporter()
     healthy = show_status(cluster, report)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import types
 import gzip
 import tomllib
 
@@ -17,7 +18,7 @@ from openi_tasks.errors import OpenIError
 from openi_tasks.localfiles import file_digest
 from openi_tasks.k8s import binaries as binaries_module
 from openi_tasks.bundle.manifest import BinaryEntry, Manifest
-from openi_tasks.bundle.needs import CNI_BINARIES
+from openi_tasks.bundle.needs import CNI_BINARIES, CONTAINERD_BINARIES
 from openi_tasks.k8s.phases import packages
 from openi_tasks.k8s.hostfacts import HostFacts, problems
 from openi_tasks.k8s.admin_conf import for_operator
@@ -185,7 +186,8 @@ def test_binaries_are_hashed_once_per_run_and_compared_with_each_host(tmp_path, 
     for name in [*binaries_module.NAMES, *(f"cni/{n}" for n in CNI_BINARIES)]:
         # FAKE binaries: this test is about hashing and uploads only
         (binaries / name).write_text(f"#!/bin/sh\necho fake {name}\n")
-    cluster = load_cluster(ssh_config(kubernetes={"package-source": "binaries", "binaries-dir": str(binaries)}))
+    cluster = load_cluster(ssh_config(kubernetes={"package-source": "binaries", "binaries-dir": str(binaries),
+                                                  "containerd-source": "host"}))
     hashed = []
     monkeypatch.setattr(binaries_module, "file_digest", lambda path: hashed.append(path) or file_digest(path))
     with open_run(cluster, Reporter(), "test", record=False) as run:
@@ -209,15 +211,19 @@ def test_binaries_are_hashed_once_per_run_and_compared_with_each_host(tmp_path, 
 
 def test_a_bundle_whose_files_differ_from_its_manifest_is_refused(tmp_path, example_dir):
     (tmp_path / "cni").mkdir()
+    (tmp_path / "containerd").mkdir()
     entries = []
-    for name in [*binaries_module.NAMES, *(f"cni/{n}" for n in CNI_BINARIES)]:
+    for name in [*binaries_module.NAMES, *(f"cni/{n}" for n in CNI_BINARIES),
+                 *(f"containerd/{n}" for n in CONTAINERD_BINARIES)]:
         (tmp_path / name).write_text(f"fake {name}\n")  # FAKE files: only their digests matter here
         entries.append(BinaryEntry(name, file_digest(tmp_path / name), 10, "test"))
     Manifest("v1.37.2", "source", "amd64", binaries=entries).write(tmp_path)
     cluster = load_cluster(example_dir)
     cluster = dataclasses.replace(cluster, kubernetes=cluster.kubernetes.model_copy(
         update={"binaries_dir": str(tmp_path), "package_source": "binaries"}))
-    assert [b.name for b in binaries_module.Binaries.from_cluster(cluster).cni] == list(CNI_BINARIES)
+    found = binaries_module.Binaries.from_cluster(cluster)
+    assert [b.name for b in found.cni] == list(CNI_BINARIES)
+    assert [b.name for b in found.containerd] == list(CONTAINERD_BINARIES)  # containerd-source: bundle
     (tmp_path / "kubelet").write_text("changed after the bundle was made\n")
     with pytest.raises(OpenIError, match="kubelet does not match .*manifest.json .sha256 differs"):
         binaries_module.Binaries.from_cluster(cluster)
@@ -249,6 +255,34 @@ def test_containerd_configuration_follows_the_host(example_dir):
     assert new["version"] == 3
     assert new["plugins"]["io.containerd.cri.v1.images"]["pinned_images"]["sandbox"] == "reg.example/pause:3.10.2"
     assert new["plugins"]["io.containerd.cri.v1.runtime"]["restrict_oom_score_adj"] is False
+    assert "root" not in new and "grpc" not in new  # the host's own containerd keeps its places
+
+
+def test_openi_tasks_own_containerd_has_places_of_its_own_beside_dockers(example_dir):
+    """containerd-source: bundle: containerd 2's format whatever the host's containerd is, with its
+    own root, state and socket (none of them Docker's containerd's), NRI off (its socket is one per
+    host), and kubelet's CRI endpoint and kubeadm's reset pointed at that socket."""
+    from openi_tasks.k8s import kubeadm as kubeadm_module
+    from openi_tasks.k8s.phases.packages import containerd_config
+    from openi_tasks.k8s.runtime import HOST, OWN, runtime_of
+
+    cluster = load_cluster(example_dir)
+    own = dataclasses.replace(cluster, kubernetes=cluster.kubernetes.model_copy(update={"containerd_source": "bundle"}))
+    assert runtime_of(cluster) is HOST and runtime_of(own) is OWN
+    run, host = types.SimpleNamespace(cluster=own), types.SimpleNamespace(machine=own.machines[0])
+    facts = dataclasses.replace(GOOD, containerd="1.6.20")  # Debian's, Docker's: not the one configured here
+    rendered = containerd_config(run, host, facts, "reg.example/pause:3.10.2")
+    config = tomllib.loads(rendered.content)
+    assert rendered.path == "/etc/openi/containerd/config.toml" and config["version"] == 3
+    assert (config["root"], config["state"], config["grpc"]["address"]) == \
+        ("/var/lib/openi-containerd", "/run/openi-containerd", "/run/openi-containerd/containerd.sock")
+    assert config["plugins"]["io.containerd.nri.v1.nri"]["disable"] is True
+    machine = own.masters[0]
+    registration = kubeadm_module._registration(own, machine, kubeadm_module.Adaptations()).to_dict()
+    assert registration["criSocket"] == "unix:///run/openi-containerd/containerd.sock"
+    assert kubeadm_module.reset_command(own).endswith("--cri-socket unix:///run/openi-containerd/containerd.sock")
+    assert kubeadm_module._registration(cluster, machine, kubeadm_module.Adaptations()).to_dict()["criSocket"] == \
+        "unix:///run/containerd/containerd.sock"
 
 
 

@@ -72,7 +72,9 @@ class BundleBuilder:
 
     # --- from upstream releases ------------------------------------------------------------------
 
-    def from_upstream(self, release_url: str, cni_url: str, mirror: str = "") -> Manifest:
+    def from_upstream(self, release_url: str, cni_url: str, mirror: str = "",
+                      containerd_url: str = upstream.CONTAINERD_RELEASES,
+                      runc_url: str = upstream.RUNC_RELEASES) -> Manifest:
         k = self.cluster.kubernetes
         version = k.kubernetes_version
         manifest = Manifest(version, "upstream", NODE_ARCH)
@@ -83,6 +85,9 @@ class BundleBuilder:
             manifest.binaries += upstream.download_binaries(release_url, version, self.out, activity)
             needs = image_needs(self.cluster, *upstream.kubeadm_image_tags(self.out / "kubeadm", version))
             manifest.binaries += upstream.download_cni(cni_url, k.cni_plugins_version, self.out, activity)
+            if k.containerd_from_bundle:
+                manifest.binaries += upstream.download_containerd(containerd_url, runc_url, k.containerd_version,
+                                                                  k.runc_version, self.out, activity)
             manifest.images += [upstream.pull(client, need, mirror, activity) for need in needs]
         manifest.write(self.out)
         return manifest
@@ -106,6 +111,14 @@ class BundleBuilder:
             activity.step(f"CNI plugins {k.cni_plugins_version}: {', '.join(CNI_BINARIES)}")
             cni = self._go(go, recipes.cni_plugins(k.cni_plugins_version), activity)
             manifest.binaries += self._install_binaries(k8s, cni, version, k.cni_plugins_version, activity)
+            if k.containerd_from_bundle:
+                activity.step(f"containerd {k.containerd_version} and runc {k.runc_version}, kubelet's runtime")
+                containerd = self._go(go, recipes.containerd(k.containerd_version), activity)
+                runc = self._go(go, recipes.runc(k.runc_version), activity)
+                manifest.binaries += self._copy_into_bundle(
+                    [(f"containerd/{name}", path, f"github.com/containerd/containerd/v2@{k.containerd_version}")
+                     for name, path in containerd.items()] +
+                    [("containerd/runc", runc["runc"], f"github.com/opencontainers/runc@{k.runc_version}")], activity)
             for build in builds:
                 manifest.images.append(self._build_image(build, base_id, activity))
             if conformance:

@@ -13,6 +13,8 @@ from ..config import Cluster
 NODE_ARCH = "amd64"
 NODE_BINARIES = ("kubeadm", "kubelet", "kubectl")
 CNI_BINARIES = ("bridge", "host-local", "loopback", "portmap")
+# kubelet's runtime (kubernetes.containerd-source: bundle): <bundle>/containerd/<name>
+CONTAINERD_BINARIES = ("containerd", "containerd-shim-runc-v2", "ctr", "runc")
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,14 @@ from ..localfiles import file_digest
 from ..report import Activity
 from .cache import cache_dir
 from .manifest import BinaryEntry, ImageEntry
-from .needs import CNI_BINARIES, NODE_ARCH, NODE_BINARIES, ImageNeed
+from .needs import CNI_BINARIES, CONTAINERD_BINARIES, NODE_ARCH, NODE_BINARIES, ImageNeed
 
 if TYPE_CHECKING:
     import docker
 
 CNI_RELEASES = "https://github.com/containernetworking/plugins/releases/download"
+CONTAINERD_RELEASES = "https://github.com/containerd/containerd/releases/download"
+RUNC_RELEASES = "https://github.com/opencontainers/runc/releases/download"
 # Where each image is released. A configured reference in one of the public registries is pulled
 # as it is; one in a private registry (the cluster's own) from its role's release repository.
 RELEASED = {
@@ -116,6 +118,47 @@ def download_cni(cni_url: str, version: str, out: Path, activity: Activity) -> l
             target.chmod(0o755)
             entries.append(BinaryEntry(f"cni/{binary}", file_digest(target), len(data), f"{url} (sha256 {expected})"))
     activity.step(f"CNI plugins {version}: " + (f"copied {', '.join(copied)}" if copied else "unchanged"))
+    return entries
+
+
+def download_containerd(containerd_url: str, runc_url: str, containerd_version: str, runc_version: str, out: Path,
+                        activity: Activity) -> list[BinaryEntry]:
+    """containerd's release archive (containerd, its runc shim, ctr) and runc's static binary, each
+    checked against its published sha256, into <bundle>/containerd/."""
+    name = f"containerd-{containerd_version.lstrip('v')}-linux-{NODE_ARCH}.tar.gz"
+    url = f"{containerd_url.rstrip('/')}/{containerd_version}/{name}"
+    expected = published_sha256(url + ".sha256sum")
+    archive = cache_dir() / "downloads" / name
+    if not (archive.is_file() and file_digest(archive) == expected):
+        activity.step(f"download {url}")
+        download_checked(url, archive, expected, activity.event)
+    files: dict[str, tuple[bytes, str]] = {}
+    with tarfile.open(archive) as tar:
+        members = {m.name.removeprefix("./"): m for m in tar.getmembers() if m.isfile()}
+        for binary in CONTAINERD_BINARIES[:-1]:
+            member = members.get(f"bin/{binary}")
+            if member is None:
+                raise OpenIError(f"{url} lacks bin/{binary}")
+            files[binary] = (tar.extractfile(member).read(), f"{url} (sha256 {expected})")
+    runc = f"{runc_url.rstrip('/')}/{runc_version}/runc.{NODE_ARCH}"
+    runc_sha = published_sha256(f"{runc_url.rstrip('/')}/{runc_version}/runc.sha256sum", f"runc.{NODE_ARCH}")
+    target = out / "containerd" / "runc"
+    if not (target.is_file() and file_digest(target) == runc_sha):
+        activity.step(f"download {runc}")
+        download_checked(runc, target, runc_sha, activity.event)
+    target.chmod(0o755)
+    entries, copied = [], []
+    for binary, (data, source) in files.items():
+        path = out / "containerd" / binary
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not (path.is_file() and path.read_bytes() == data):
+            path.write_bytes(data)
+            copied.append(binary)
+        path.chmod(0o755)
+        entries.append(BinaryEntry(f"containerd/{binary}", file_digest(path), len(data), source))
+    entries.append(BinaryEntry("containerd/runc", runc_sha, target.stat().st_size, f"{runc} (sha256 {runc_sha})"))
+    activity.step(f"containerd {containerd_version}, runc {runc_version}: " +
+                  (f"copied {', '.join(copied)}" if copied else "unchanged"))
     return entries
 
 

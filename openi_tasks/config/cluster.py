@@ -319,6 +319,9 @@ class _CrossChecks:
                       "use registry.k8s.io, or a mirror of it")
         if self.kube.get("package-source") == "binaries" and not self.kube.get("binaries-dir"):
             self.error(self.kdoc, ("kubernetes", "package-source"), "is 'binaries' but kubernetes.binaries-dir is not set")
+        if self.kube.get("containerd-source") == "bundle" and not self.kube.get("binaries-dir"):
+            self.error(self.kdoc, ("kubernetes", "containerd-source"),
+                       "is 'bundle' but kubernetes.binaries-dir (the bundle with containerd and runc) is not set")
         ports = {
             name: self.kube.get(name, default)
             for name, default in (("api-port", 6443), ("etcd-client-port", 2379), ("etcd-peer-port", 2380))

@@ -303,11 +303,21 @@ class KubernetesSettings(FileModel):
     gpu_default_runtime: StrictBool = False
     gpu_taint: StrictBool = False
     nvidia_device_plugin_image: Image = "nvcr.io/nvidia/k8s-device-plugin:v0.17.4"
+    # kubelet's container runtime: `bundle` (containerd and runc of these versions from binaries-dir,
+    # openi-tasks' own instance beside Docker's) or `host` (the containerd Docker runs on). Default:
+    # bundle with package-source binaries, host with the package repository.
+    containerd_source: Optional[Literal["bundle", "host"]] = None
+    containerd_version: Version = "v2.4.2"
+    runc_version: Version = "v1.5.3"
     # Legacy (hyperkube era): read, ignored, reported as a warning.
     hyperkube_version: Optional[Version] = None
     apiserver_version: Optional[Version] = None
     kube_scheduler_version: Optional[Version] = None
     kube_controller_manager_version: Optional[Version] = None
+
+    @property
+    def containerd_from_bundle(self) -> bool:
+        return (self.containerd_source or ("bundle" if self.package_source == "binaries" else "host")) == "bundle"
 
     def etcd_too_old(self) -> Optional[str]:
         """Why etcd-version cannot hold this Kubernetes's data, or None (unknown with etcd-image)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..bundle.cache import cache_dir
 from ..bundle.manifest import MANIFEST, Manifest
-from ..bundle.needs import CNI_BINARIES, NODE_BINARIES
+from ..bundle.needs import CNI_BINARIES, CONTAINERD_BINARIES, NODE_BINARIES
 from ..config import Cluster
 from ..errors import OpenIError
 from ..localfiles import file_digest
@@ -56,6 +56,7 @@ class Binary:
 class Binaries:
     files: tuple[Binary, ...]
     cni: tuple[Binary, ...]
+    containerd: tuple[Binary, ...] = ()  # with kubernetes.containerd-source: bundle
 
     @classmethod
     def from_cluster(cls, cluster: Cluster) -> "Binaries":
@@ -75,4 +76,6 @@ class Binaries:
                                  f"after it was made")
             return Binary(relative.rsplit("/", 1)[-1], local, digest)
 
-        return cls(tuple(one(name) for name in NAMES), tuple(one(f"cni/{name}") for name in CNI_BINARIES))
+        containerd = tuple(one(f"containerd/{name}") for name in CONTAINERD_BINARIES) \
+            if cluster.kubernetes.containerd_from_bundle else ()
+        return cls(tuple(one(name) for name in NAMES), tuple(one(f"cni/{name}") for name in CNI_BINARIES), containerd)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from ..config import Cluster, Machine
 from ..ssh import CommandFailed, Host
 from . import gpufacts
+from .runtime import KUBELET_RUNTIME, runtime_of
 
 SUPPORTED_OS = {("ubuntu", "22.04"), ("ubuntu", "24.04"), ("debian", "12")}
 SUPPORTED_ARCH = {"x86_64", "aarch64"}
@@ -55,6 +56,7 @@ for c in kube-apiserver kube-controller-manager kube-scheduler; do
   echo "image.$c=$(sed -n 's/^ *image: *//p' /etc/kubernetes/manifests/$c.yaml 2>/dev/null | head -1)"
 done
 echo "containerd=$(containerd --version 2>/dev/null | awk '{print $3}')"
+echo "kubelet_runtime=$(""" + KUBELET_RUNTIME + """)"
 echo "cgroup=$(test "$(stat -f -c %T /sys/fs/cgroup 2>/dev/null)" = cgroup2fs && echo 2 || echo 1)"
 # Whether this host may lower a process's OOM score (CAP_SYS_RESOURCE in the bounding set, bit 24):
 # a host that is itself a container may not, and containerd must then not ask runc to.
@@ -92,6 +94,7 @@ class HostFacts:
     kubeadm_unfinished: bool = False
     kubelet: str = ""
     containerd: str = ""
+    kubelet_runtime: str = ""  # a joined kubelet's CRI endpoint
     cgroup: int = 2
     cap_sys_resource: bool = True
     conntrack_writable: bool = True
@@ -132,6 +135,7 @@ def gather(host: Host, disk_path: str = "/var/lib") -> HostFacts:
         kubeadm_unfinished=raw.get("kubeadm_unfinished", "").strip() == "yes",
         kubelet=raw.get("kubelet", "").strip(),
         containerd=raw.get("containerd", "").strip(),
+        kubelet_runtime=raw.get("kubelet_runtime", "").strip().strip("'\""),
         cgroup=1 if raw.get("cgroup", "2").strip() == "1" else 2,
         cap_sys_resource=raw.get("cap_sys_resource", "yes").strip() != "no",
         conntrack_writable=raw.get("conntrack_writable", "yes").strip() != "no",
@@ -160,13 +164,22 @@ def required_ports(cluster: Cluster, machine: Machine) -> dict[int, str]:
     return ports
 
 
-def problems(cluster: Cluster, machine: Machine, facts: HostFacts, upgrading: bool = False) -> list[str]:
-    """Why this host cannot take part in a deploy (or, `upgrading`, in an upgrade); empty when it can."""
+def problems(cluster: Cluster, machine: Machine, facts: HostFacts, upgrading: bool = False,
+             rejoining: bool = False) -> list[str]:
+    """Why this host cannot take part in a deploy (or, `upgrading`, in an upgrade; `rejoining`, in a
+    repair, which resets the node first); empty when it can."""
     found = []
     running = version_change(cluster, facts)
     if running and not upgrading:
         found.append(f"it runs Kubernetes {running} but the configuration says {cluster.kubernetes.kubernetes_version}: "
                      f"a version change is an upgrade (inv k8s.upgrade --to {cluster.kubernetes.kubernetes_version})")
+    runtime = runtime_of(cluster)
+    if facts.kubelet_joined and facts.kubelet_runtime and facts.kubelet_runtime != runtime.socket and not rejoining:
+        move = ("inv k8s.repair --nodes (a worker joins again on it)" if not machine.is_master else
+                "inv k8s.remove --nodes, then inv k8s.add --nodes (a master, one at a time)")
+        found.append(f"its kubelet runs the pods on {facts.kubelet_runtime} but the configuration's runtime is "
+                     f"{runtime.socket} (kubernetes.containerd-source): a deploy does not move a joined node's pods; "
+                     f"{move} (docs/operations.md, \"Moving to containerd 2\")")
     if (facts.os_id, facts.os_version) not in SUPPORTED_OS:
         found.append(
             f"unsupported OS {facts.os_id} {facts.os_version} (supported: Ubuntu 22.04, Ubuntu 24.04, Debian 12)"

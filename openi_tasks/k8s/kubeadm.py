@@ -255,12 +255,15 @@ def bootstrap_token(path: Path, persist: bool) -> str:
     return token
 
 
-def _registration(machine: Machine, adapt: Adaptations, gpu_taint: bool = False) -> NodeRegistration:
-    """A GPU node joins tainted when the configuration asks, so no pod lands there before the taint."""
+def _registration(cluster: Cluster, machine: Machine, adapt: Adaptations) -> NodeRegistration:
+    """A GPU node joins tainted when the configuration asks, so no pod lands there before the taint.
+    kubelet's CRI endpoint is the runtime's the configuration chooses (runtime.py)."""
+    from .runtime import runtime_of
+
     taints = None
-    if gpu_taint and machine.gpu_count:
+    if cluster.kubernetes.gpu_taint and machine.gpu_count:
         taints = ((CONTROL_PLANE_TAINT,) if machine.is_master else ()) + (GPU_TAINT,)
-    return NodeRegistration(machine.hostname, (Arg("node-ip", machine.address),),
+    return NodeRegistration(machine.hostname, (Arg("node-ip", machine.address),), cri_socket=runtime_of(cluster).socket,
                             ignore_preflight_errors=("SystemVerification",) if adapt.cgroup_v1 else (), taints=taints)
 
 
@@ -297,7 +300,7 @@ def cluster_configuration(cluster: Cluster) -> ClusterConfiguration:
 def init_configuration(cluster: Cluster, machine: Machine, join: JoinSecrets,
                        adapt: Adaptations = Adaptations()) -> InitConfiguration:
     return InitConfiguration(
-        node_registration=_registration(machine, adapt, cluster.kubernetes.gpu_taint),
+        node_registration=_registration(cluster, machine, adapt),
         local_api_endpoint=APIEndpoint(machine.address, cluster.kubernetes.api_port),
         bootstrap_tokens=(BootstrapToken(join.token),),
     )
@@ -307,7 +310,7 @@ def join_configuration(cluster: Cluster, machine: Machine, join: JoinSecrets,
                        adapt: Adaptations = Adaptations()) -> JoinConfiguration:
     control_plane = APIEndpoint(machine.address, cluster.kubernetes.api_port) if machine.is_master else None
     return JoinConfiguration(
-        node_registration=_registration(machine, adapt, cluster.kubernetes.gpu_taint),
+        node_registration=_registration(cluster, machine, adapt),
         api_server_endpoint=endpoint_address(cluster),
         token=join.token,
         ca_cert_hashes=(join.ca_cert_hash,),
@@ -341,7 +344,7 @@ def local_config_file(cluster: Cluster, machine: Machine) -> str:
     """The configuration a master's kubeadm reads for `certs renew` and `config images pull`: no
     token in it. Given as a file, kubeadm does not read it from the cluster, whose API may no
     longer accept expired certificates; and it names the external etcd, so no etcd image is pulled."""
-    documents = [InitConfiguration(_registration(machine, Adaptations()),
+    documents = [InitConfiguration(_registration(cluster, machine, Adaptations()),
                                    APIEndpoint(machine.address, cluster.kubernetes.api_port), ()),
                  cluster_configuration(cluster)]
     return "# kubeadm configuration for local commands (certs renew, config images pull), written by openi-tasks\n" + yaml.safe_dump_all(
@@ -354,7 +357,18 @@ def local_config_file(cluster: Cluster, machine: Machine) -> str:
 # etcd is external (openi-tasks' own members): kubeadm reset's remove-etcd-member phase would look
 # for stacked etcd pods for 60 s, find none, and wipe /var/lib/etcd, which is not ours.
 RESET = "kubeadm reset -f --skip-phases=remove-etcd-member"
-RESET_UNFINISHED = f"{RESET} && rm -rf /etc/cni/net.d/10-flannel.conflist {STARTED} {DONE}"
+
+
+def reset_command(cluster: Cluster, socket: str | None = None) -> str:
+    """kubeadm reset of the pods on `socket` (default: the configured runtime's): kubeadm finds only
+    the default socket by itself, and with two containerds on a host it would reset the other one's."""
+    from .runtime import runtime_of
+
+    return f"{RESET} --cri-socket {socket or runtime_of(cluster).socket}"
+
+
+def reset_unfinished(cluster: Cluster) -> str:
+    return f"{reset_command(cluster)} && rm -rf /etc/cni/net.d/10-flannel.conflist {STARTED} {DONE}"
 
 
 def run_command(verb: str, path: str) -> str:

@@ -100,6 +100,6 @@ def repair(cluster: Cluster, reporter: Reporter, nodes: list[Machine], *, dry_ru
     cluster.require_supported_versions()
     with open_run(cluster, reporter, "repair", dry_run=dry_run, targets=[n.hostname for n in nodes]) as run:
         # The add-ons phase gives the rejoined Node its labels (the machine's flags) again.
-        phases = [Connect(), Facts(), Lock(), DrainNodes(), ResetKubelet(), Prepare(), Docker(), Packages(),
+        phases = [Connect(), Facts(rejoining=True), Lock(), DrainNodes(), ResetKubelet(), Prepare(), Docker(), Packages(),
                   GpuRuntime(), ContainerRuntime(), Workers(), Addons(), Unlock()]
         return PhaseRunner(phases).run(run)

@@ -202,6 +202,10 @@ def repair(c: Context, reporter: Reporter, nodes=None, path=None, dry_run=False)
                        "https://dl.k8s.io/release): <url>/<version>/bin/linux/amd64/kubeadm and its .sha256",
         "cni-url": "the CNI plugins' releases (default: GitHub's release downloads of containernetworking/plugins): "
                    "<url>/<version>/cni-plugins-linux-amd64-<version>.tgz and its .sha256",
+        "containerd-url": "containerd's releases (default: GitHub's release downloads): "
+                          "<url>/<version>/containerd-<version>-linux-amd64.tar.gz and its .sha256sum",
+        "runc-url": "runc's releases (default: GitHub's release downloads): <url>/<version>/runc.amd64, "
+                    "with its digest in <url>/<version>/runc.sha256sum",
         "mirror": "pull images from this registry, which keeps their upstream paths "
                   "(<mirror>/registry.k8s.io/kube-apiserver:<version>)",
         "out": "the bundle directory (default: kubernetes.binaries-dir)",
@@ -213,18 +217,19 @@ def repair(c: Context, reporter: Reporter, nodes=None, path=None, dry_run=False)
     }
 )
 def bundle(c: Context, reporter: Reporter, path=None, from_source=False, release_url=None, cni_url=None, mirror=None,
-           out=None, push=False, save_images=False, base_image=None, conformance=False):
+           out=None, push=False, save_images=False, base_image=None, conformance=False, containerd_url=None,
+           runc_url=None):
     """Gather every binary and image the configuration needs (an air-gapped bundle, with a sha256 manifest)."""
     from ..bundle.build import BundleBuilder
-    from ..bundle.upstream import CNI_RELEASES
+    from ..bundle.upstream import CNI_RELEASES, CONTAINERD_RELEASES, RUNC_RELEASES
 
     cluster = load(c, path, reporter)
     directory = Path(out or cluster.kubernetes.binaries_dir or "").expanduser()
     if not (out or cluster.kubernetes.binaries_dir):
         raise UsageError("say where the bundle goes: --out DIR, or kubernetes.binaries-dir in the configuration")
-    if from_source and (release_url or cni_url or mirror):
-        raise UsageError("--release-url, --cni-url and --mirror are where released artifacts come from; "
-                         "--from-source builds them instead")
+    if from_source and (release_url or cni_url or mirror or containerd_url or runc_url):
+        raise UsageError("--release-url, --cni-url, --containerd-url, --runc-url and --mirror are where released "
+                         "artifacts come from; --from-source builds them instead")
     if base_image and not from_source:
         raise UsageError("--base-image is the base of images built --from-source")
     if conformance and not from_source:
@@ -234,7 +239,8 @@ def bundle(c: Context, reporter: Reporter, path=None, from_source=False, release
         manifest = builder.from_source(conformance=conformance)
     else:
         manifest = builder.from_upstream(release_url or cluster.kubernetes.kubectl_download_url,
-                                         cni_url or CNI_RELEASES, mirror or "")
+                                         cni_url or CNI_RELEASES, mirror or "", containerd_url or CONTAINERD_RELEASES,
+                                         runc_url or RUNC_RELEASES)
     if save_images:
         builder.save_images(manifest)
     pushed = builder.push(manifest) if push else []

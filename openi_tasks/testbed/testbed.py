@@ -47,6 +47,7 @@ from ..pki import CertificateAuthority, SshKey
 from ..render import TEMPLATES
 from ..report import Reporter
 from ..state import write_private
+from ..k8s.runtime import ROOT as OWN_CONTAINERD_ROOT
 from .images import ImageBuilder, TestbedImages
 
 LABEL = "openi.testbed"
@@ -339,16 +340,15 @@ class Testbed:
         password: str,
         ca_pem: bytes,
     ) -> None:
-        # Docker's and containerd's storage on volumes: overlay snapshots cannot live on the
-        # container's own overlay root.
-        volumes = {
-            f"{node.container}-docker": {"bind": "/var/lib/docker", "mode": "rw"},
-            f"{node.container}-containerd": {"bind": "/var/lib/containerd", "mode": "rw"},
-        }
+        # Docker's and both containerds' storage on volumes (Docker's, and openi-tasks' own for
+        # kubelet): overlay snapshots cannot live on the container's own overlay root.
+        stores = {"docker": "/var/lib/docker", "containerd": "/var/lib/containerd",
+                  "openi-containerd": OWN_CONTAINERD_ROOT}
+        volumes = {f"{node.container}-{name}": {"bind": path, "mode": "rw"} for name, path in stores.items()}
         if Path("/lib/modules").is_dir():
             volumes["/lib/modules"] = {"bind": "/lib/modules", "mode": "ro"}
-        for volume in (f"{node.container}-docker", f"{node.container}-containerd"):
-            self.client.volumes.create(volume, labels=self._labels())
+        for name in stores:
+            self.client.volumes.create(f"{node.container}-{name}", labels=self._labels())
         security = {"privileged": True} if run_mode == "privileged" else EXPLICIT_CAPABILITIES
         container = self.client.containers.create(
             images.bare if node.bare else images.node,

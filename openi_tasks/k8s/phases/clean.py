@@ -16,7 +16,8 @@ from ...run import Run
 from ...ssh import Host
 from ..containers import managed_containers
 from ..files import MODULES_LOAD, SYSCTL_CONF
-from ..kubeadm import RESET
+from ..kubeadm import reset_command
+from ..runtime import KUBELET_RUNTIME, OWN, Runtime, runtime_at
 from .lock import LOCK
 from .packages import CONTAINERD_CONFIG
 from .reset import NETWORK
@@ -25,13 +26,14 @@ FILES = ("/etc/openi", "/etc/kubernetes", "/var/lib/kubelet", "/etc/cni/net.d/10
          MODULES_LOAD, SYSCTL_CONF)
 VAR_LIB_OPENI = "/var/lib/openi"
 KUBELET_RUNS = "systemctl is-active --quiet kubelet"
-PODS_RUN = "command -v ctr >/dev/null && test -n \"$(ctr -n k8s.io tasks ls -q 2>/dev/null)\""
-# kubeadm reset stops the kubelet and the pods, but a pod it could not stop is only a warning in its
-# output: the kubelet is stopped, and any task left in containerd's Kubernetes namespace killed.
-STOP_KUBELET = (
-    "systemctl stop kubelet 2>/dev/null || true; "
-    "if command -v ctr >/dev/null; then for task in $(ctr -n k8s.io tasks ls -q 2>/dev/null); do "
-    "ctr -n k8s.io tasks kill -s SIGKILL \"$task\" 2>/dev/null || true; done; fi")
+
+
+def stop_kubelet(runtime: Runtime) -> str:
+    """kubeadm reset stops the kubelet and the pods, but a pod it could not stop is only a warning in
+    its output: the kubelet is stopped, and any task left in the runtime's Kubernetes namespace killed."""
+    return f"systemctl stop kubelet 2>/dev/null || true; {runtime.kill_pods}"
+
+
 POD_NETWORK_LEFT = "ip link show cni0 || ip link show flannel.1 || test -e /var/lib/cni"
 # Tearing down a pod's network (containerd's restart) can put /var/lib/cni back: the removal is
 # checked again a second later, at most 5 times, then reported with what still runs.
@@ -55,13 +57,17 @@ class StopKubernetes(Phase):
 
     def plan(self, run: Run, host: Host) -> list[Change]:
         changes = []
-        kubeadm, kubelet, pods = host.sh_all([
+        runtime = runtime_at(host.sh(KUBELET_RUNTIME).stdout, run.cluster)  # the one the kubelet used
+        kubeadm, kubelet, pods, own = host.sh_all([
             "command -v kubeadm && test -e /etc/kubernetes/kubelet.conf -o -e /etc/kubernetes/manifests",
-            KUBELET_RUNS, PODS_RUN])
+            KUBELET_RUNS, runtime.pods_run, f"systemctl is-active --quiet {OWN.service}"])
         if kubeadm.exited == 0:
-            changes.append(Change(f"reset kubeadm's state ({RESET})", RESET))
+            reset = reset_command(run.cluster, runtime.socket)
+            changes.append(Change(f"reset kubeadm's state ({reset})", reset))
         if kubeadm.exited == 0 or kubelet.exited == 0 or pods.exited == 0:
-            changes.append(Change("stop the kubelet and every pod still running", STOP_KUBELET))
+            changes.append(Change("stop the kubelet and every pod still running", stop_kubelet(runtime)))
+        if own.exited == 0:  # openi-tasks' own containerd: nothing of it runs after a clean
+            changes.append(Change(f"stop and disable {OWN.service}", f"systemctl disable --now {OWN.service}"))
         for name in managed_containers(host):
             changes.append(Change(f"remove container {name}", f"docker rm -f {shlex.quote(name)}"))
         return changes

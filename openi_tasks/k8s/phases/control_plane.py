@@ -25,10 +25,10 @@ def adaptations(run: Run, host: Host) -> kubeadm.Adaptations:
                                conntrack_fixed=any(not f.conntrack_writable for f in known))
 
 
-def unfinished_reset(host: Host, files: list[RenderedFile]) -> list[Change]:
+def unfinished_reset(run: Run, files: list[RenderedFile]) -> list[Change]:
     """For a host whose last kubeadm init or join never finished: reset it, then write every file
     again (the reset removes those in /etc/kubernetes)."""
-    return [Change("reset the init or join that an earlier run left unfinished", kubeadm.RESET_UNFINISHED),
+    return [Change("reset the init or join that an earlier run left unfinished", kubeadm.reset_unfinished(run.cluster)),
             *(Change(f"write {f.path} (mode {f.mode:o})", FileWrite(f.path, f.content.encode(), f.mode)) for f in files)]
 
 
@@ -64,7 +64,7 @@ class ControlPlane(Phase):
         facts = facts_of(run, host)
         config = kubeadm_config(run, host)
         files = [*pki_files(run), config]
-        changes = unfinished_reset(host, files) if facts.kubeadm_unfinished else ensure_files(host, files)
+        changes = unfinished_reset(run, files) if facts.kubeadm_unfinished else ensure_files(host, files)
         first = host.machine is run.cluster.masters[0]
         if not facts.apiserver or facts.kubeadm_unfinished:
             verb = "init" if first else "join"

@@ -22,18 +22,20 @@ def facts_of(run: Run, host: Host) -> hostfacts.HostFacts:
 
 
 class Facts(Phase):
-    """`upgrading`: for k8s.upgrade, which is how hosts that run another version change it."""
+    """`upgrading`: for k8s.upgrade, which is how hosts that run another version change it.
+    `rejoining`: for k8s.repair, which resets a node and joins it again (on the configured runtime)."""
 
     name = "facts"
     title = "Gather facts and check every host"
 
-    def __init__(self, upgrading: bool = False) -> None:
+    def __init__(self, upgrading: bool = False, rejoining: bool = False) -> None:
         self.upgrading = upgrading
+        self.rejoining = rejoining
 
     def plan(self, run: Run, host: Host) -> list[Change]:
         run.facts.pop(host.name, None)
         facts = facts_of(run, host)
-        found = hostfacts.problems(run.cluster, host.machine, facts, upgrading=self.upgrading)
+        found = hostfacts.problems(run.cluster, host.machine, facts, upgrading=self.upgrading, rejoining=self.rejoining)
         if found:
             raise HostRefused("; ".join(found))
         gpus = gpufacts.mismatch(host.machine, facts.gpus)

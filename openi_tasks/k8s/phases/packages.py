@@ -21,6 +21,8 @@ from ...ssh import Host
 from ..binaries import NAMES
 from ..hostfacts import HostFacts
 from ..kubeadm import KUBELET_RESOLV_CONF
+from ..runtime import BIN_DIR as OWN_BIN_DIR, OWN, ROOT as OWN_ROOT, STATE as OWN_STATE, UNIT as OWN_UNIT, \
+    Runtime, runtime_of
 from .facts import facts_of
 
 APT = "DEBIAN_FRONTEND=noninteractive apt-get -q -o Dpkg::Options::=--force-confold"
@@ -128,29 +130,59 @@ def sandbox_image(run: Run, host: Host) -> str:
 
 
 def containerd_config(run: Run, host: Host, facts: HostFacts, pause: str) -> RenderedFile:
-    version = facts.containerd.lstrip("v")
-    major = int(version.split(".")[0]) if version[:1].isdigit() else 1
+    """The configuration of kubelet's runtime: openi-tasks' own containerd 2.x, or the host's (in the
+    format of its version)."""
+    runtime = runtime_of(run.cluster)
+    version = run.cluster.kubernetes.containerd_version if runtime.own else facts.containerd
+    major = int(version.lstrip("v").split(".")[0]) if version.lstrip("v")[:1].isdigit() else 1
     nvidia = {"binary": NVIDIA_RUNTIME, "default": run.cluster.kubernetes.gpu_default_runtime} \
         if host.machine.gpu_count else None
+    own = {"root": OWN_ROOT, "state": OWN_STATE, "address": runtime.address} if runtime.own else None
     text = render("k8s/containerd/config.toml.j2", sandbox_image=pause, containerd_major=major,
-                  restrict_oom_score_adj=not facts.cap_sys_resource, nvidia=nvidia)
-    return RenderedFile(CONTAINERD_CONFIG, text)
+                  restrict_oom_score_adj=not facts.cap_sys_resource, nvidia=nvidia, own=own)
+    return RenderedFile(runtime.config, text)
+
+
+def restart_runtime(runtime: Runtime) -> str:
+    """Restart kubelet's runtime and wait until it answers. The host's containerd is Docker's too:
+    Docker is started again if its restart took it down; its containers keep running."""
+    if not runtime.own:
+        return "systemctl restart containerd && (systemctl is-active --quiet docker || systemctl restart docker)"
+    return (f"systemctl daemon-reload && systemctl enable {runtime.service} && systemctl restart {runtime.service} && "
+            f"for try in $(seq 1 100); do {runtime.ctr} version >/dev/null 2>&1 && exit 0; sleep 0.1; done; "
+            f"echo '{runtime.service} does not answer on {runtime.address}' >&2; exit 1")
 
 
 class ContainerRuntime(Phase):
     name = "container-runtime"
-    title = "containerd's CRI for kubelet on every node"
+    title = "kubelet's container runtime (containerd's CRI) on every node"
 
     def plan(self, run: Run, host: Host) -> list[Change]:
         facts = facts_of(run, host)
+        runtime = runtime_of(run.cluster)
         if host.sh("command -v kubeadm").exited != 0:
             if run.dry_run:  # the packages phase would have installed it
-                return [Change(f"configure containerd's CRI for kubelet in {CONTAINERD_CONFIG} (sandbox image from "
-                               f"kubeadm {run.cluster.kubernetes.kubernetes_version}) and restart containerd",
+                return [Change(f"configure kubelet's runtime ({runtime.service}) in {runtime.config} (sandbox image "
+                               f"from kubeadm {run.cluster.kubernetes.kubernetes_version}) and restart it",
                                lambda: None)]
             raise FileNotFoundError(f"{host.name}: kubeadm is not installed: run the packages phase first")
-        config = ensure_file(host, containerd_config(run, host, facts, sandbox_image(run, host)))
-        if not config:
-            return []
-        restart = "systemctl restart containerd && (systemctl is-active --quiet docker || systemctl restart docker)"
-        return config + [Change("restart containerd to load its CRI configuration", restart)]
+        changes = own_runtime_files(run, host) if runtime.own else []
+        changes += ensure_file(host, containerd_config(run, host, facts, sandbox_image(run, host)))
+        if changes:
+            return changes + [Change(f"restart {runtime.service} to load its binaries and configuration",
+                                     restart_runtime(runtime))]
+        if runtime.own and host.sh(f"systemctl is-active --quiet {runtime.service}").exited != 0:
+            return [Change(f"start {runtime.service}", restart_runtime(runtime))]
+        return []
+
+
+def own_runtime_files(run: Run, host: Host) -> list[Change]:
+    """openi-tasks' containerd, its runc shim, ctr and runc from the bundle (those whose copy
+    differs), and its systemd unit."""
+    binaries = run.binaries.containerd
+    installed = host.sh_all([f"sha256sum {OWN_BIN_DIR}/{b.name} 2>/dev/null" for b in binaries])
+    changes = [Change(f"install {b.name} {b.local} into {OWN_BIN_DIR}", b.write(f"{OWN_BIN_DIR}/{b.name}"))
+               for b, current in zip(binaries, installed) if current.stdout.split()[:1] != [b.digest]]
+    unit = render("k8s/containerd/openi-containerd.service.j2", version=run.cluster.kubernetes.containerd_version,
+                  bin_dir=OWN_BIN_DIR, config=OWN.config)
+    return changes + ensure_file(host, RenderedFile(OWN_UNIT, unit))

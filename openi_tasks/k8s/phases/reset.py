@@ -5,7 +5,8 @@ from __future__ import annotations
 from ...phase import Change, Phase
 from ...run import Run
 from ...ssh import Host
-from ..kubeadm import RESET
+from ..kubeadm import reset_command
+from ..runtime import KUBELET_RUNTIME, runtime_at
 
 STATE = ("/etc/kubernetes /var/lib/kubelet /etc/cni/net.d/10-flannel.conflist "
          "/etc/openi/kubeadm/started /etc/openi/kubeadm/done")
@@ -21,9 +22,12 @@ class ResetKubelet(Phase):
     title = "Reset the nodes' Kubernetes state"
 
     def plan(self, run: Run, host: Host) -> list[Change]:
+        # The runtime the node's kubelet used, which may not be the configured one: a repair is how a
+        # worker moves to openi-tasks' own containerd, and the old runtime's pods must stop.
+        runtime = runtime_at(host.sh(KUBELET_RUNTIME).stdout, run.cluster)
         command = f"rm -rf {STATE}; {NETWORK}"
         if host.sh("command -v kubeadm").exited == 0:
-            command = f"{RESET} && {command}"
+            command = f"{reset_command(run.cluster, runtime.socket)} && {runtime.kill_pods}; {command}"
         # What was learned of the host before the reset no longer holds (it is no longer joined).
         return [Change(f"reset the node: {command}", command),
                 Change("forget the facts gathered before the reset", lambda: run.facts.pop(host.name, None))]

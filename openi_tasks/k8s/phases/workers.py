@@ -21,7 +21,7 @@ class Workers(Phase):
     def plan(self, run: Run, host: Host) -> list[Change]:
         facts = facts_of(run, host)
         config = kubeadm_config(run, host)
-        changes = unfinished_reset(host, [config]) if facts.kubeadm_unfinished else ensure_file(host, config)
+        changes = unfinished_reset(run, [config]) if facts.kubeadm_unfinished else ensure_file(host, config)
         if not facts.kubelet_joined or facts.kubeadm_unfinished:
             command = kubeadm.run_command("join", config.path)
             changes.append(Change(f"join the cluster: kubeadm join --config {config.path}",
