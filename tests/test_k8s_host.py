@@ -277,6 +277,9 @@ def test_openi_tasks_own_containerd_has_places_of_its_own_beside_dockers(example
     assert (config["root"], config["state"], config["grpc"]["address"]) == \
         ("/var/lib/openi-containerd", "/run/openi-containerd", "/run/openi-containerd/containerd.sock")
     assert config["plugins"]["io.containerd.nri.v1.nri"]["disable"] is True
+    images = config["plugins"]["io.containerd.cri.v1.images"]
+    assert images["registry"]["config_path"] == "/etc/containerd/certs.d:/etc/docker/certs.d"
+    assert images["use_local_image_pull"] is True  # the only pull that reads every directory of config_path
     machine = own.masters[0]
     registration = kubeadm_module._registration(own, machine, kubeadm_module.Adaptations()).to_dict()
     assert registration["criSocket"] == "unix:///run/openi-containerd/containerd.sock"

@@ -123,6 +123,16 @@ def test_nothing_on_the_testbed_reaches_past_this_machine(testbed):
     assert out.strip().splitlines()[-1] == "connected", out
 
 
+def test_apt_on_a_node_asks_only_the_testbeds_mirror(testbed):
+    """apt-get update reads the mirror and nothing else, at once (a source out of reach made every
+    deploy's install of kubelet's prerequisites wait 87 s for it)."""
+    started = time.monotonic()
+    code, out = testbed.node("worker1").exec("apt-get update 2>&1")
+    assert code == 0 and "Failed to fetch" not in out and "deb.debian.org" not in out, out
+    assert testbed.state.mirror.split("//")[1] in out, out
+    assert time.monotonic() - started < 30, out
+
+
 def test_an_image_pushed_to_the_registry_is_pulled_by_every_node(testbed):
     client = docker.from_env()
     registry = testbed.state.registry

@@ -114,6 +114,9 @@ class BundleBuilder:
             if k.containerd_from_bundle:
                 activity.step(f"containerd {k.containerd_version} and runc {k.runc_version}, kubelet's runtime")
                 containerd = self._go(go, recipes.containerd(k.containerd_version), activity)
+                if shutil.which("gcc") is None or not Path("/usr/include/seccomp.h").is_file():
+                    raise BuildFailed("building runc needs a C compiler and libseccomp's headers "
+                                      "(apt-get install gcc libseccomp-dev)")
                 runc = self._go(go, recipes.runc(k.runc_version), activity)
                 manifest.binaries += self._copy_into_bundle(
                     [(f"containerd/{name}", path, f"github.com/containerd/containerd/v2@{k.containerd_version}")

@@ -386,6 +386,10 @@ class Testbed:
                     "etc/openi-testbed/password": (f"{SUDO_USER}:{password}\n".encode(), 0o600, 0),
                     registry_ca: (ca_pem, 0o644, 0),
                     "usr/local/share/ca-certificates/openi-testbed.crt": (ca_pem, 0o644, 0),
+                    # Only the testbed's mirror: the base image's Debian source is out of reach (the
+                    # network is internal), and apt waited 87 s for it at every deploy.
+                    "etc/apt/sources.list": (b"# The testbed's apt mirror only: sources.list.d/debian.sources\n",
+                                             0o644, 0),
                     "etc/apt/sources.list.d/debian.sources": (_apt_source(state.mirror), 0o644, 0),
                     **(_gpu_stand_ins(node.gpus) if node.gpus else {}),
                 }
