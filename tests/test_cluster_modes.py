@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import tomllib
 
 import pytest
 import yaml
@@ -39,9 +40,18 @@ def deploy_and_check(config_dir, expected_nodes: list[str]) -> None:
 
 
 STAND_IN_LOG = "/var/log/nvidia-container-runtime-stand-in.log"
-NVIDIA_RUNTIME = ('runtimes.nvidia.options]', 'BinaryName = "/usr/bin/nvidia-container-runtime"')
 # The live configuration of kubelet's runtime, openi-tasks' own containerd (containerd-source: bundle).
 CONFIG_DUMP = f"{BIN_DIR}/containerd --config {OWN.config} config dump"
+
+
+def live_runtimes(node) -> dict:
+    """The CRI runtimes containerd runs with, as it parsed its configuration (not as written)."""
+    code, dump = node.exec(f"{CONFIG_DUMP} 2>/dev/null")
+    assert code == 0, dump
+    # Nothing we wrote is ignored: a key containerd does not know is a setting that is not in force.
+    warnings = node.exec(f"{CONFIG_DUMP} 2>&1 >/dev/null")[1]
+    assert "unknown key" not in warnings, warnings
+    return tomllib.loads(dump)["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"]
 
 
 def test_a_single_master_cluster_with_a_stand_in_gpu_worker(single_master):
@@ -68,10 +78,11 @@ def check_gpu_worker(bed, cluster) -> None:
 
     gpu, cpu = bed.node("worker1"), bed.node("worker2")
     # containerd's live configuration has the nvidia runtime on the GPU worker only.
-    live = gpu.exec(CONFIG_DUMP)[1]
-    assert all(line in live for line in NVIDIA_RUNTIME), live
-    other = cpu.exec(CONFIG_DUMP)[1]
-    assert "runtimes.runc" in other and "runtimes.nvidia" not in other, other
+    live = live_runtimes(gpu)
+    assert live["nvidia"]["options"]["BinaryName"] == "/usr/bin/nvidia-container-runtime", live
+    assert live["nvidia"]["options"]["SystemdCgroup"] is True, live
+    other = live_runtimes(cpu)
+    assert "runc" in other and "nvidia" not in other, other
     kube = Kube(StateDir.of(cluster).admin_conf)
     assert kube.nodes()["worker1"]["labels"]["openi-gpu-count"] == "2"
     # The (stand-in) device plugin advertises the two stand-in GPUs of worker1, and only there.
@@ -105,7 +116,7 @@ def check_gpu_worker(bed, cluster) -> None:
     # A second deploy keeps the runtime (containerd's configuration is not rewritten).
     again = deployed(cluster)
     assert "everything is already as configured: no changes" in again, again[-3000:]
-    assert all(line in gpu.exec(CONFIG_DUMP)[1] for line in NVIDIA_RUNTIME)
+    assert live_runtimes(gpu)["nvidia"] == live["nvidia"]
     # k8s.status: 2 expected, 2 found, 2 allocatable.
     report, out = reporter()
     healthy = show_status(cluster, report)

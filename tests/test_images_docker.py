@@ -239,6 +239,19 @@ def release_like_upstream(testbed, site: Path, registry: str) -> dict[str, str]:
             tar.add(plugin, arcname=f"./{plugin.name}")
     archive.with_name(archive_name + ".sha256").write_text(f"{hashlib.sha256(archive.read_bytes()).hexdigest()}  "
                                                            f"{archive_name}\n")
+    # containerd's release archive (bin/...) with its .sha256sum, runc's binary with runc.sha256sum.
+    containerd = site / "containerd" / k.containerd_version
+    containerd.mkdir(parents=True)
+    archive_name = f"containerd-{k.containerd_version.lstrip('v')}-linux-amd64.tar.gz"
+    with tarfile.open(containerd / archive_name, "w:gz") as tar:
+        for binary in ("containerd", "containerd-shim-runc-v2", "ctr"):
+            tar.add(source / "containerd" / binary, arcname=f"bin/{binary}")
+    (containerd / f"{archive_name}.sha256sum").write_text(
+        f"{hashlib.sha256((containerd / archive_name).read_bytes()).hexdigest()}  {archive_name}\n")
+    runc = site / "runc" / k.runc_version
+    runc.mkdir(parents=True)
+    shutil.copyfile(source / "containerd" / "runc", runc / "runc.amd64")
+    (runc / "runc.sha256sum").write_text(f"{hashlib.sha256((runc / 'runc.amd64').read_bytes()).hexdigest()}  runc.amd64\n")
     upstream_repository = {
         "kube-apiserver": "registry.k8s.io/kube-apiserver", "kube-controller-manager": "registry.k8s.io/kube-controller-manager",
         "kube-scheduler": "registry.k8s.io/kube-scheduler", "kube-proxy": "registry.k8s.io/kube-proxy",
@@ -293,7 +306,8 @@ def test_a_bundle_from_upstream_releases_is_checked_pulled_from_a_mirror_and_pus
 
         def bundle(config: Path) -> subprocess.CompletedProcess:
             return inv("k8s.bundle", "-p", str(config), "--release-url", f"{url}/release", "--cni-url",
-                       f"{url}/cni", "--mirror", mirror, "--push",
+                       f"{url}/cni", "--containerd-url", f"{url}/containerd", "--runc-url", f"{url}/runc",
+                       "--mirror", mirror, "--push",
                        env={"OPENI_CACHE": str(tmp_path / "cache"), "COLUMNS": "300"})
 
         config = configuration(flannel_tag)

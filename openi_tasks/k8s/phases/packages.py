@@ -11,6 +11,7 @@ On a host whose machine type has GPUs, NVIDIA's runtime is one of containerd's r
 
 from __future__ import annotations
 
+import re
 import shlex
 
 from ...operations import ensure_file, ensure_files
@@ -134,11 +135,12 @@ def containerd_config(run: Run, host: Host, facts: HostFacts, pause: str) -> Ren
     format of its version)."""
     runtime = runtime_of(run.cluster)
     version = run.cluster.kubernetes.containerd_version if runtime.own else facts.containerd
-    major = int(version.lstrip("v").split(".")[0]) if version.lstrip("v")[:1].isdigit() else 1
+    numbers = re.match(r"v?(\d+)\.(\d+)", version or "")
+    release = (int(numbers[1]), int(numbers[2])) if numbers else (1, 6)
     nvidia = {"binary": NVIDIA_RUNTIME, "default": run.cluster.kubernetes.gpu_default_runtime} \
         if host.machine.gpu_count else None
     own = {"root": OWN_ROOT, "state": OWN_STATE, "address": runtime.address} if runtime.own else None
-    text = render("k8s/containerd/config.toml.j2", sandbox_image=pause, containerd_major=major,
+    text = render("k8s/containerd/config.toml.j2", sandbox_image=pause, containerd=release,
                   restrict_oom_score_adj=not facts.cap_sys_resource, nvidia=nvidia, own=own)
     return RenderedFile(runtime.config, text)
 
