@@ -5,6 +5,9 @@
 #
 # kubectl: put the binary at dist/kubectl for an air-gapped build; otherwise it is downloaded from
 # KUBECTL_URL and checked against its published sha256.
+# With --build-arg MAVEN=1: a JRE and Maven, for hadoop.prepare with hadoop.hadoop-maven-repository
+# (bench/README.md says what they add to the image's size).
+# Keep the cache between runs: -v openi-cache:/var/cache/openi-tasks.
 # Behind a TLS-inspecting proxy: put its CA certificate(s) in dist/ca-certificates/*.crt; they are
 # trusted for the downloads (pip, kubectl) and in the image.
 ARG BASE_IMAGE=docker.io/library/debian:bookworm-slim
@@ -12,12 +15,17 @@ FROM ${BASE_IMAGE}
 
 ARG KUBECTL_VERSION=v1.37.2
 ARG KUBECTL_URL=https://dl.k8s.io/release
+ARG MAVEN=
 
+# The cache (bundles, downloads, Maven's repository) is writable by whichever uid the entrypoint
+# runs as: the operator's own, not root.
 ENV DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 PATH=/opt/venv/bin:$PATH PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1 OPENI_CACHE=/var/cache/openi-tasks
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv openssh-client ca-certificates curl \
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/*
+        ${MAVEN:+default-jre-headless maven} \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/* \
+ && mkdir -m 1777 /var/cache/openi-tasks
 
 COPY dist/ /tmp/dist/
 RUN set -e; \

@@ -395,6 +395,20 @@ def test_reserved_virtual_cluster_name(example_dir):
     assert one(problems(example_dir), "reserved").startswith(f"{example_dir / SERVICES}:{line}: hadoop.virtualClusters.root:")
 
 
+def test_maven_credentials_come_in_pairs_and_with_a_repository(example_dir):
+    line = replace(example_dir, SERVICES, "hadoop:\n", "hadoop:\n  hadoop-maven-username: reader\n")
+    assert problems(example_dir) == [
+        f"{example_dir / SERVICES}:{line + 1}: hadoop.hadoop-maven-username: is set but hadoop.hadoop-maven-password "
+        "is not: give both, or neither",
+        f"{example_dir / SERVICES}:{line + 1}: hadoop.hadoop-maven-username: is set but "
+        "hadoop.hadoop-maven-repository is not"]
+    replace(example_dir, SERVICES, "hadoop:\n", "hadoop:\n  hadoop-maven-password: pw-2718\n"
+            "  hadoop-maven-repository: https://mirror.example/maven2\n")
+    cluster = load_cluster(example_dir)
+    assert cluster.services.hadoop.hadoop_maven_password.get_secret_value() == "pw-2718"
+    assert "pw-2718" in cluster.services.secret_values()
+
+
 def test_default_virtual_cluster_may_be_named(example_dir):
     """The original's example named `default` with a capacity of its own."""
     replace(example_dir, SERVICES, "    vc3:", "    default:")

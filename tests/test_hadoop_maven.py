@@ -4,8 +4,11 @@ Central, with HDFS, YARN and a MapReduce job running from it, is in test_service
 
 from __future__ import annotations
 
+import base64
+import http.server
 import subprocess
 import tarfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -27,7 +30,9 @@ def resolved(monkeypatch):
     calls = []
 
     def copy_dependencies(mvn, work, lib, version, repository):
-        calls.append((version, repository, (work / "pom.xml").read_text()))
+        settings = work / "settings.xml"
+        calls.append((version, repository, (work / "pom.xml").read_text(),
+                      (settings.read_text(), settings.stat().st_mode & 0o777)))
         jars(lib, ["hadoop-common-3.5.0.jar", "guava-27.0-jre.jar",
                    "hadoop-mapreduce-client-jobclient-3.5.0-tests.jar"])
 
@@ -58,7 +63,7 @@ def test_the_tarball_has_apaches_layout_and_one_script_for_every_command(tmp_pat
     assert "<value>$HADOOP_CONF_DIR,$HADOOP_HOME/share/hadoop/lib/*</value>" in \
         (tmp_path / "out" / top / "etc/hadoop/mapred-site.xml").read_text()
     assert (target.with_name(target.name + ".sha512")).is_file()
-    version, repository, pom = resolved[0]
+    version, repository, pom, _ = resolved[0]
     assert (version, repository) == ("3.5.0", "https://mirror.example/maven2")
     assert "<artifactId>hadoop-yarn-server-timelineservice</artifactId>" in pom and "<version>3.5.0</version>" in pom
 
@@ -109,3 +114,58 @@ def test_a_repository_without_the_artifacts_fails_with_mavens_error_and_keeps_no
     assert message.startswith(f"Maven could not resolve Hadoop 3.5.0's artifacts from {empty.as_uri()}:"), message
     assert "[ERROR]" in message and "maven-dependency-plugin" in message, message
     assert not target.exists() and not target.with_name(target.name + ".partial").exists()
+
+
+def test_credentials_go_into_a_0600_settings_file_and_not_into_the_inputs_stamp(tmp_path, resolved):
+    target = tmp_path / "state" / "hadoop-3.5.0.tar.gz"
+    password = "s3cret-<&>-value"
+    maven.assemble("3.5.0", "https://mirror.example/maven2", target,
+                   credentials=maven.Credentials("reader", password))
+    settings, mode = resolved[0][3]
+    assert mode == 0o600
+    assert "<username>reader</username>" in settings and "<password>s3cret-&lt;&amp;&gt;-value</password>" in settings
+    assert "<id>hadoop-maven-repository</id>" in settings.split("<mirrors>")[1]  # the server is the mirror's
+    stamp = target.with_name(target.name + ".inputs").read_text()
+    # Other credentials, same inputs: nothing is assembled again.
+    assert maven.assemble("3.5.0", "https://mirror.example/maven2", target,
+                          credentials=maven.Credentials("reader", "another")) is False
+    assert target.with_name(target.name + ".inputs").read_text() == stamp
+    assert password not in repr(maven.Credentials("reader", password))
+
+
+class AuthenticatingRepository(http.server.BaseHTTPRequestHandler):
+    """A Maven repository that holds nothing and asks for Basic credentials, recording what it got."""
+    seen: list[str | None] = []
+
+    def do_GET(self):
+        authorization = self.headers.get("Authorization")
+        self.seen.append(authorization)
+        if authorization is None:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="mirror"')
+        else:
+            self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_HEAD = do_GET
+
+    def log_message(self, *args):
+        pass
+
+
+def test_real_maven_sends_the_configured_credentials_and_the_error_does_not_show_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENI_CACHE", str(tmp_path / "cache"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), AuthenticatingRepository)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/maven2"
+    password = "mirror-password-3141"
+    try:
+        with pytest.raises(OpenIError) as info:
+            maven.assemble("3.5.0", url, tmp_path / "hadoop-3.5.0.tar.gz",
+                           credentials=maven.Credentials("reader", password))
+    finally:
+        server.shutdown()
+    expected = "Basic " + base64.b64encode(f"reader:{password}".encode()).decode()
+    assert expected in AuthenticatingRepository.seen, AuthenticatingRepository.seen[:5]
+    assert password not in str(info.value) and str(info.value).startswith("Maven could not resolve")

@@ -8,9 +8,14 @@ proxy, so its CA certificates go in dist/ca-certificates/, as the Dockerfile doc
 
 from __future__ import annotations
 
+import base64
+import http.server
 import re
 import shutil
 import subprocess
+import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import docker
@@ -22,19 +27,24 @@ from openi_tasks.bundle.gobuild import Go
 from openi_tasks.config.files import KubernetesSettings
 from openi_tasks.config.generate import write_configuration
 from openi_tasks.testbed import images as testbed_images
+from openi_tasks.testbed.testbed import HADOOP_VERSION, MAVEN_CENTRAL
 
 from .conftest import EXAMPLE, ROOT
 
 pytestmark = pytest.mark.testbed
 
 TAG = "openi-tasks:test"
+MAVEN_TAG = "openi-tasks:test-maven"
 UID = 1234
 
 
+def build_image(client, context: Path, tag: str, base: str, **args: str) -> None:
+    client.images.build(path=str(context), tag=tag, buildargs={"BASE_IMAGE": base, **args}, rm=True, pull=False)
+
+
 @pytest.fixture(scope="module")
-def image(tmp_path_factory):
-    client = docker.from_env()
-    base = testbed_images.ImageBuilder(client, lambda message: None).base()
+def context(tmp_path_factory) -> Path:
+    """The checkout's files (tracked or not ignored), with a real kubectl in dist/ (air-gapped)."""
     context = tmp_path_factory.mktemp("context")
     tracked = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
                              capture_output=True, text=True, check=True).stdout.split()
@@ -48,9 +58,25 @@ def image(tmp_path_factory):
         (context / "dist" / "ca-certificates").mkdir()
         for cert in proxies:
             shutil.copy(cert, context / "dist" / "ca-certificates" / cert.name)
-    client.images.build(path=str(context), tag=TAG, buildargs={"BASE_IMAGE": base}, rm=True, pull=False)
+    return context
+
+
+@pytest.fixture(scope="module")
+def image(context):
+    client = docker.from_env()
+    base = testbed_images.ImageBuilder(client, lambda message: None).base()
+    build_image(client, context, TAG, base)
     yield client, base
     client.images.remove(TAG, force=True)
+
+
+@pytest.fixture(scope="module")
+def maven_image(context, image):
+    """The variant with a JRE and Maven (--build-arg MAVEN=1)."""
+    client, base = image
+    build_image(client, context, MAVEN_TAG, base, MAVEN="1")
+    yield client
+    client.images.remove(MAVEN_TAG, force=True)
 
 
 def real_kubectl() -> Path:
@@ -65,8 +91,8 @@ def real_kubectl() -> Path:
                     cache_dir() / "operator-image-kubectl")["kubectl"]
 
 
-def run(client, command: str, volumes: dict | None = None) -> tuple[int, str]:
-    container = client.containers.run(TAG, ["sh", "-c", command], volumes=volumes or {}, detach=True)
+def run(client, command: str, volumes: dict | None = None, tag: str = TAG, **options) -> tuple[int, str]:
+    container = client.containers.run(tag, ["sh", "-c", command], volumes=volumes or {}, detach=True, **options)
     code = container.wait()["StatusCode"]
     output = container.logs().decode()
     container.remove()
@@ -130,10 +156,79 @@ def test_images_build_through_the_mounted_socket_lands_on_the_hosts_docker(image
     client.images.remove(reference, force=True)
 
 
-def test_image_size_is_reported(image, capsys):
+def test_image_size_is_reported(image, maven_image, capsys):
     client, base = image
     size = client.images.get(TAG).attrs["Size"]
     base_size = client.images.get(base).attrs["Size"]
+    maven_size = client.images.get(MAVEN_TAG).attrs["Size"]
     with capsys.disabled():
-        print(f"\noperator image: {size / 2**20:.0f} MiB ({(size - base_size) / 2**20:.0f} MiB above its base)")
+        print(f"\noperator image: {size / 2**20:.0f} MiB ({(size - base_size) / 2**20:.0f} MiB above its base); "
+              f"with MAVEN=1: {maven_size / 2**20:.0f} MiB (+{(maven_size - size) / 2**20:.0f} MiB)")
     assert size - base_size < 400 * 2**20, "keep the image lean: no compilers, no caches"
+    assert maven_size - size < 300 * 2**20, "a JRE and Maven, nothing more"
+
+
+class CredentialCheckingMirror(http.server.BaseHTTPRequestHandler):
+    """A Maven mirror on loopback that asks for Basic credentials and, given the right ones, serves
+    from this machine's Maven cache or else from Maven Central; it records what it was sent."""
+    expected = ""
+    seen: list[tuple[str, str | None]] = []
+
+    def do_GET(self):
+        authorization = self.headers.get("Authorization")
+        self.seen.append((self.path, authorization))
+        if authorization != self.expected:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="mirror"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        relative = self.path.split("?")[0].removeprefix("/maven2/")
+        cached = cache_dir() / "maven" / relative
+        try:
+            body = cached.read_bytes() if ".." not in relative and cached.is_file() else \
+                urllib.request.urlopen(f"{MAVEN_CENTRAL}/{relative}", timeout=60).read()
+        except urllib.error.HTTPError as error:
+            self.send_response(error.code)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_hadoop_prepare_from_a_mirror_that_needs_credentials_runs_in_the_maven_variant(maven_image, tmp_path):
+    client = maven_image
+    password = "mirror-password-2718"
+    CredentialCheckingMirror.expected = "Basic " + base64.b64encode(f"reader:{password}".encode()).decode()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), CredentialCheckingMirror)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    mirror = f"http://127.0.0.1:{server.server_address[1]}/maven2"
+    machines = [{"hostname": "m1", "hostip": "10.1.0.1", "machine-type": "standard", "k8s-role": "master", "etcdid": "e1"}]
+    config = write_configuration(tmp_path / "config", machines, services={"hadoop": {
+        "hadoop-version": HADOOP_VERSION, "hadoop-maven-repository": mirror,
+        "hadoop-maven-username": "reader", "hadoop-maven-password": password}})
+    state, cache = tmp_path / "state", tmp_path / "cache"
+    state.mkdir()
+    cache.mkdir()
+    subprocess.run(["chown", "-R", f"{UID}:{UID}", str(tmp_path)], check=True)
+    volumes = {str(config): {"bind": "/cluster-configuration", "mode": "ro"},
+               str(state): {"bind": "/root/.openi", "mode": "rw"},
+               str(cache): {"bind": "/var/cache/openi-tasks", "mode": "rw"}}
+    try:
+        code, output = run(client, "id -u && inv hadoop.prepare -p /cluster-configuration", volumes,
+                           tag=MAVEN_TAG, network_mode="host")
+    finally:
+        server.shutdown()
+    assert code == 0, output
+    assert output.splitlines()[0] == str(UID)
+    tarballs = list(state.rglob(f"hadoop-{HADOOP_VERSION}.tar.gz"))
+    assert len(tarballs) == 1 and tarballs[0].stat().st_uid == UID, (sorted(state.rglob("*")), output)
+    answered = [path for path, authorization in CredentialCheckingMirror.seen if authorization == CredentialCheckingMirror.expected]
+    assert any(path.endswith(f"hadoop-common-{HADOOP_VERSION}.jar") for path in answered), CredentialCheckingMirror.seen[:10]
+    assert password not in output

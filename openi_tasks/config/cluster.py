@@ -349,7 +349,14 @@ class _CrossChecks:
                 ("hadoop", "virtualClusters"),
                 f"capacities add up to {total:g}%; each will be scaled down proportionally",
             )
-        custom = _mapping(self.files.raw(SERVICES_FILE).get("hadoop")).get("custom-hadoop-binary-path")
+        hadoop = _mapping(self.files.raw(SERVICES_FILE).get("hadoop"))
+        given = [key for key in ("hadoop-maven-username", "hadoop-maven-password") if hadoop.get(key) is not None]
+        if len(given) == 1:
+            other = ({"hadoop-maven-username", "hadoop-maven-password"} - set(given)).pop()
+            self.error(self.sdoc, ("hadoop", given[0]), f"is set but hadoop.{other} is not: give both, or neither")
+        if given and not hadoop.get("hadoop-maven-repository"):
+            self.error(self.sdoc, ("hadoop", given[0]), "is set but hadoop.hadoop-maven-repository is not")
+        custom = hadoop.get("custom-hadoop-binary-path")
         if isinstance(custom, str) and custom not in ("None", "none", "") and not custom.startswith(("/", "~")):
             self.warn(self.sdoc, ("hadoop", "custom-hadoop-binary-path"),
                       f"is relative: read from {Path(self.sdoc.path).parent.resolve() / custom} (the original read it from "

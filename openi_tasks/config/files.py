@@ -425,6 +425,10 @@ class HadoopSection(OpenSection):
     # Set: Hadoop's runtime is assembled from its artifacts in this Maven repository (a mirror of
     # Maven Central) instead of downloaded from hadoop-download-url.
     hadoop_maven_repository: Optional[Url] = None
+    # A repository that asks for credentials: they go into the Maven settings file (0600, removed
+    # after the run), never onto Maven's command line.
+    hadoop_maven_username: Optional[Text] = None
+    hadoop_maven_password: Optional[Secret] = None
     virtual_clusters: dict[DnsLabel, VirtualCluster] = Field({}, alias="virtualClusters")
 
 
@@ -479,7 +483,7 @@ class ServicesFile(OpenSection):
         """Every secret this file holds, in clear (for scrubbing logs; never printed)."""
         info = self.cluster.docker_registry_info
         candidates = [self.restserver.jwt_secret, self.restserver.default_pai_admin_password,
-                      info.docker_password if info is not None else None]
+                      info.docker_password if info is not None else None, self.hadoop.hadoop_maven_password]
         return [c.get_secret_value() for c in candidates if c is not None]
 
 

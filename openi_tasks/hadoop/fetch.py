@@ -17,7 +17,7 @@ from ..config import Cluster
 from ..errors import OpenIError
 from ..localfiles import file_digest
 from ..state import StateDir
-from .maven import assemble
+from .maven import Credentials, assemble
 
 
 def tarball_path(cluster: Cluster) -> Path:
@@ -58,7 +58,9 @@ def fetch(cluster: Cluster) -> Path:
             shutil.copyfile(source, target)
         return target
     if hadoop.hadoop_maven_repository:
-        assemble(hadoop.hadoop_version, hadoop.hadoop_maven_repository, target)
+        credentials = Credentials(hadoop.hadoop_maven_username, hadoop.hadoop_maven_password.get_secret_value()) \
+            if hadoop.hadoop_maven_password is not None else None
+        assemble(hadoop.hadoop_version, hadoop.hadoop_maven_repository, target, credentials=credentials)
         return target
     checksum = Path(f"{target}.sha512")
     assembled = Path(f"{target}.inputs")  # what maven.py assembled is not Apache's tarball

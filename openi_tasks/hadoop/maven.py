@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..bundle.cache import cache_dir
@@ -53,12 +53,20 @@ ARTIFACTS = (
 )
 
 
-def assemble(version: str, repository: str, target: Path, mvn: str = "mvn") -> bool:
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str = field(repr=False)
+
+
+def assemble(version: str, repository: str, target: Path, mvn: str = "mvn",
+             credentials: Credentials | None = None) -> bool:
     """`target` (hadoop-<version>.tar.gz) assembled from `repository`, unless the one there was
     assembled from the same inputs and is intact; whether it was assembled now."""
     pom = render("hadoop/runtime/pom.xml.j2", version=version, artifacts=ARTIFACTS)
-    settings = render("hadoop/runtime/settings.xml.j2", repository=repository)
-    inputs = _inputs_digest(pom, settings)
+    # The credentials change how the artifacts are fetched, not what is assembled: the digest of
+    # the inputs (kept beside the tarball) is taken without them.
+    inputs = _inputs_digest(pom, render("hadoop/runtime/settings.xml.j2", repository=repository, credentials=None))
     stamp, checksum = Path(f"{target}.inputs"), Path(f"{target}.sha512")
     if (target.is_file() and stamp.is_file() and checksum.is_file() and stamp.read_text().strip() == inputs
             and file_digest(target, "sha512") == checksum.read_text().strip()):
@@ -71,7 +79,9 @@ def assemble(version: str, repository: str, target: Path, mvn: str = "mvn") -> b
     with tempfile.TemporaryDirectory(prefix="openi-hadoop-maven-") as tmp:
         work = Path(tmp)
         (work / "pom.xml").write_text(pom)
-        (work / "settings.xml").write_text(settings)
+        settings = work / "settings.xml"
+        settings.touch(mode=0o600)
+        settings.write_text(render("hadoop/runtime/settings.xml.j2", repository=repository, credentials=credentials))
         lib = work / "lib"
         _copy_dependencies(program, work, lib, version, repository)
         partial = target.with_name(target.name + ".partial")
