@@ -128,6 +128,26 @@ def test_preparing_twice_gives_the_same_files(tmp_path):
     assert {p: p.read_bytes() for p in again["resourcemanager"].rglob("*") if p.is_file()} == snapshot
 
 
+def test_a_tarball_member_that_points_outside_etc_hadoop_is_refused(tmp_path):
+    """Hadoop's defaults are read from the tarball file by file (no extraction filter on Debian 12's
+    Python 3.11.2, the operator image's): a name that climbs out of etc/hadoop is refused."""
+    tarball = hadoop_tarball(tmp_path / "hadoop-3.3.6.tar.gz", "3.3.6")
+    with tarfile.open(tarball) as original:
+        members = [(m, original.extractfile(m).read() if m.isfile() else b"") for m in original.getmembers()]
+    evil = tmp_path / "evil" / "hadoop-3.3.6.tar.gz"
+    evil.parent.mkdir()
+    with tarfile.open(evil, "w:gz") as archive:
+        for member, data in members:
+            archive.addfile(member, io.BytesIO(data))
+        info = tarfile.TarInfo("hadoop-3.3.6/etc/hadoop/../../../../escaped")
+        info.size = 1
+        archive.addfile(info, io.BytesIO(b"x"))
+    cluster = cluster_with(tmp_path, "3.3.6", **{"custom-hadoop-binary-path": str(evil)})
+    with pytest.raises(OpenIError, match=r"etc/hadoop/\.\./\.\./\.\./\.\./escaped points outside"):
+        prepare(cluster)
+    assert not list(tmp_path.parent.glob("escaped")) and not list(tmp_path.rglob("escaped"))
+
+
 def test_without_a_master_flag_hadoop_cannot_be_placed(tmp_path):
     machines = [dict(m) for m in MACHINES]
     del machines[0]["pai-master"]

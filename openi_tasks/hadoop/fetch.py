@@ -11,7 +11,7 @@ import re
 import shutil
 import tarfile
 import urllib.request
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ..config import Cluster
 from ..errors import OpenIError
@@ -91,6 +91,13 @@ def extract_defaults(tarball: Path, into: Path, version: str) -> Path:
         if not members:
             raise OpenIError(f"{tarball} has no {prefix} (is it hadoop-{version}?)")
         for member in members:
-            member.name = member.name[len(prefix):]
-            archive.extract(member, into, filter="data")
+            # Read and written by hand rather than TarFile.extract(filter="data"): Debian 12's Python
+            # 3.11.2 (the operator image's) has no extraction filters.
+            relative = PurePosixPath(member.name[len(prefix):])
+            if relative.is_absolute() or ".." in relative.parts:
+                raise OpenIError(f"{tarball}: {member.name} points outside {prefix}: not extracted")
+            target = into.joinpath(*relative.parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with archive.extractfile(member) as source, open(target, "wb") as written:
+                shutil.copyfileobj(source, written)
     return into
