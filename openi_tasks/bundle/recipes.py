@@ -39,6 +39,9 @@ def semver(tag: str, what: str) -> tuple[int, int, int]:
 
 
 STAMPED = ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+# Upstream's build tags (hack/lib/golang.sh), for its binaries and e2e.test alike: `notest` drops
+# apimachinery's fuzz files, so a build without it compiles nearly every Kubernetes package again.
+KUBERNETES_TAGS = ("selinux", "notest", "grpcnotrace")
 
 
 def kubernetes(version: str, released: str) -> GoBuild:
@@ -56,7 +59,7 @@ def kubernetes(version: str, released: str) -> GoBuild:
         requires={"k8s.io/kubernetes": version},
         binaries={name: f"k8s.io/kubernetes/cmd/{name}" for name in KUBERNETES},
         ldflags=tuple(ldflags),
-        tags=("selinux", "notest"),
+        tags=KUBERNETES_TAGS,
         stage_replaces_of="k8s.io/kubernetes",
         stage_version=f"v0.{minor}.{patch}" if major == 1 else "",
     )
@@ -80,6 +83,7 @@ def conformance(version: str, released: str) -> GoBuild:
         binaries=CONFORMANCE_PROGRAMS,
         tests={"e2e.test": "k8s.io/kubernetes/test/e2e"},
         ldflags=stamped.ldflags,
+        tags=stamped.tags,  # the same tags: the packages e2e.test shares with the cluster's binaries compile once
         stage_replaces_of=stamped.stage_replaces_of,
         stage_version=stamped.stage_version,
     )
