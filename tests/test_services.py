@@ -510,30 +510,37 @@ def test_a_number_as_a_service_name_and_bytes_that_are_not_utf8(tmp_path):
         load_services(service_yaml, root)
 
 
-def _pod(reason: str, age: float, now: float = 10_000.0):
+UNAVAILABLE = "rpc error: code = Unavailable desc = dial tcp 10.0.0.2:5000: connect: connection refused"
+NOT_FOUND = ('rpc error: code = NotFound desc = failed to pull and unpack image "reg/x:bad": failed to resolve '
+             'reference "reg/x:bad": reg/x:bad: not found')
+
+
+def _pod(reason: str, age: float, message: str, now: float = 10_000.0):
     from datetime import datetime, timezone
     from types import SimpleNamespace as NS
 
-    waiting = NS(reason=reason, message="rpc error: not found")
+    waiting = NS(reason=reason, message=message)
     return NS(metadata=NS(name="p1", creation_timestamp=datetime.fromtimestamp(now - age, timezone.utc)),
               spec=NS(node_name="worker1"),
               status=NS(init_container_statuses=None,
                         container_statuses=[NS(image="reg/x:bad", state=NS(waiting=waiting))]))
 
 
-@pytest.mark.parametrize("reason, age, fails", [
-    ("ErrImagePull", 10, False),        # the kubelet retries: a registry may be restarting
-    ("ImagePullBackOff", 200, True),    # still failing after PULL_PATIENCE: a wrong name or tag
-    ("InvalidImageName", 1, True),      # never pullable
-    ("ContainerCreating", 500, False),  # not a pull failure
+@pytest.mark.parametrize("reason, age, message, fails", [
+    ("ErrImagePull", 10, UNAVAILABLE, False),         # the kubelet retries: a registry may be restarting
+    ("ImagePullBackOff", 200, UNAVAILABLE, True),     # still failing after PULL_PATIENCE
+    ("ErrImagePull", 5, NOT_FOUND, True),             # the registry said the tag is not there: at once
+    ("ImagePullBackOff", 5, f"Back-off pulling image \"reg/x:bad\": ErrImagePull: {NOT_FOUND}", True),
+    ("InvalidImageName", 1, "invalid reference format", True),  # never pullable
+    ("ContainerCreating", 500, "", False),            # not a pull failure
 ])
-def test_an_image_that_cannot_be_pulled_fails_the_service_early(reason, age, fails):
+def test_an_image_that_cannot_be_pulled_fails_the_service_early(reason, age, message, fails):
     from openi_tasks.services.api import _unpullable
 
-    why = _unpullable([_pod(reason, age)], now=10_000.0)
+    why = _unpullable([_pod(reason, age, message)], now=10_000.0)
     assert bool(why) is fails
     if fails:
-        assert why.startswith(f"pod p1 on worker1: {reason} for reg/x:bad (rpc error: not found)")
+        assert why.startswith(f"pod p1 on worker1: {reason} for reg/x:bad ({message[:40]}")
 
 
 def test_a_nodes_labels_are_compared_with_what_openi_tasks_applied_before():

@@ -152,10 +152,12 @@ class KubernetesApi:
 
 
 # How long a pod may fail to pull its image before the service is failed: the kubelet retries with
-# backoff, and a registry that is restarting comes back; a wrong name or tag does not.
+# backoff, and a registry that is restarting comes back. A registry that answered that the image
+# is not there (the runtime's gRPC NotFound) has said what a retry would say: that fails at once.
 PULL_PATIENCE = 90.0
 NEVER_PULLABLE = ("InvalidImageName", "ErrImageNeverPull")
 PULL_ERRORS = ("ErrImagePull", "ImagePullBackOff") + NEVER_PULLABLE
+NOT_IN_REGISTRY = "code = NotFound"
 
 
 def _unpullable(pods: list, now: float | None = None) -> str:
@@ -170,7 +172,7 @@ def _unpullable(pods: list, now: float | None = None) -> str:
             if waiting is None or waiting.reason not in PULL_ERRORS:
                 continue
             age = now - pod.metadata.creation_timestamp.timestamp() if pod.metadata.creation_timestamp else 0
-            if waiting.reason in NEVER_PULLABLE or age > PULL_PATIENCE:
+            if waiting.reason in NEVER_PULLABLE or NOT_IN_REGISTRY in (waiting.message or "") or age > PULL_PATIENCE:
                 return (f"pod {pod.metadata.name} on {pod.spec.node_name}: {waiting.reason} for {container.image} "
                         f"({(waiting.message or '').strip()[:300]})")
     return ""
