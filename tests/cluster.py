@@ -4,6 +4,9 @@ openi-tasks wrote and the API endpoint, with the kubernetes client (no kubectl).
 from __future__ import annotations
 
 import io
+import os
+import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Callable
@@ -16,6 +19,20 @@ from rich.console import Console
 from openi_tasks.errors import RunFailed
 from openi_tasks.k8s.deploy import deploy
 from openi_tasks.report import Reporter
+
+
+def run_command(args: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """`args` run to completion, output captured. The command gets a process group of its own, and
+    the whole group is killed if the test stops it (its timeout, pytest-timeout, Ctrl-C): a task's
+    own children (go build, ginkgo, mvn) must not live on and load the machine under later tests."""
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except BaseException:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
 
 
 def reporter() -> tuple[Reporter, io.StringIO]:

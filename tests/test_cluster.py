@@ -40,7 +40,7 @@ from openi_tasks.k8s.runtime import OWN
 from openi_tasks.k8s.status import show_status
 from openi_tasks.state import StateDir
 
-from .cluster import Kube, deployed, reporter, wait_for
+from .cluster import Kube, deployed, reporter, run_command, wait_for
 
 pytestmark = pytest.mark.testbed
 
@@ -686,8 +686,7 @@ def openi(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     """The installed command's entry point, as an operator runs it."""
     import sys
 
-    return subprocess.run([sys.executable, "-m", "openi_tasks.main", *args], capture_output=True, text=True,
-                          timeout=timeout)
+    return run_command([sys.executable, "-m", "openi_tasks.main", *args], timeout)
 
 
 def workload_on(cluster, name: str, node: str, replicas: int = 2) -> None:
