@@ -6,6 +6,8 @@ import io
 import os
 import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,12 +25,33 @@ ORIGINAL = Path(__file__).resolve().parent / "data" / "original-config"
 # modules when the cache (/var/cache/openi-tasks) is empty: 13 minutes on a new 2-core machine, on
 # top of the test. Every other test keeps pyproject's 900 s.
 FIRST_TESTBED_TIMEOUT = 2400
+PREBUILD = pytest.StashKey[subprocess.Popen]()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     first = next((item for item in session.items if item.get_closest_marker("testbed")), None)
     if first is not None and first.get_closest_marker("timeout") is None:
         first.add_marker(pytest.mark.timeout(FIRST_TESTBED_TIMEOUT))
+    if first is not None and shutil.which("go") and not session.config.option.collectonly:
+        _start_prebuild(session)
+
+
+def _start_prebuild(session: pytest.Session) -> None:
+    """tests/prebuild.py in the background, at the idle scheduling priority (inherited by go and
+    its compilers), logging to the session's temporary directory; stopped with the session."""
+    log = session.config._tmp_path_factory.getbasetemp() / "prebuild.log"  # type: ignore[attr-defined]
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, "-m", "tests.prebuild"], cwd=ROOT, stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True,
+                                   preexec_fn=lambda: os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0)))
+    session.config.stash[PREBUILD] = process
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    process = session.config.stash.get(PREBUILD, None)
+    if process is not None and process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 @pytest.fixture

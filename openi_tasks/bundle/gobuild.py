@@ -10,6 +10,7 @@ the cache directory, so a second build of the same inputs is a link or nothing a
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -106,12 +107,24 @@ class Go:
         return re.sub(r"\.\d+", "", self.module_info(module, version)["Time"]).replace("+00:00", "Z")
 
     def build(self, spec: GoBuild, out: Path) -> dict[str, Path]:
-        """Build `spec` into `out`; nothing is done when `out` already holds this build."""
+        """Build `spec` into `out`; nothing is done when `out` already holds this build. Two
+        processes building into the same `out` take turns (a lock beside it): the second finds
+        the first one's build."""
         key = spec.key(self.version)
         stamp = out / ".openi-build"
         wanted = {name: out / name for name in [*spec.binaries, *spec.tests]}
-        if stamp.is_file() and stamp.read_text().strip() == key and all(p.is_file() for p in wanted.values()):
-            return wanted
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out.parent / f".{out.name}.lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self.progress(f"{spec.name}: another process is building it; waiting for that build")
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            if stamp.is_file() and stamp.read_text().strip() == key and all(p.is_file() for p in wanted.values()):
+                return wanted
+            return self._build(spec, key, out, stamp, wanted)
+
+    def _build(self, spec: GoBuild, key: str, out: Path, stamp: Path, wanted: dict[str, Path]) -> dict[str, Path]:
         work = self.root / "src" / f"{spec.name}-{key}"
         work.mkdir(parents=True, exist_ok=True)
         (work / "go.mod").write_text(self._go_mod(spec, work))
