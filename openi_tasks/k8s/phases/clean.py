@@ -85,8 +85,9 @@ class Clean(Phase):
         self.forget_cluster = forget_cluster
 
     def plan(self, run: Run, host: Host) -> list[Change]:
-        changes = ensure_absent(host, FILES + (run.cluster.kubernetes.etcd_data_path,))
-        changes += _var_lib_openi(host)
+        etcd_data = run.cluster.kubernetes.etcd_data_path
+        changes = ensure_absent(host, FILES + (etcd_data,))
+        changes += _var_lib_openi(host, etcd_data)
         containerd = ensure_absent(host, [CONTAINERD_CONFIG])
         if containerd:
             changes += containerd + [Change("restart containerd with its default configuration",
@@ -104,13 +105,14 @@ class Clean(Phase):
                 stale.unlink(missing_ok=True)
 
 
-def _var_lib_openi(host: Host) -> list[Change]:
-    """Everything in /var/lib/openi but the cluster lock, which unlock removes last. The names are
-    read NUL-separated and removed by `find` itself, so no name is ever split into words."""
-    keep = shlex.quote(LOCK.rsplit("/", 1)[1])
-    listing = host.sh(f"find {VAR_LIB_OPENI} -mindepth 1 -maxdepth 1 ! -name {keep} -print0 2>/dev/null")
+def _var_lib_openi(host: Host, etcd_data: str) -> list[Change]:
+    """Everything in /var/lib/openi but the cluster lock, which unlock removes last, and etcd's data
+    directory, whose removal is a change of its own. The names are read NUL-separated and removed
+    by `find` itself, so no name is ever split into words."""
+    keep = f"! -name {shlex.quote(LOCK.rsplit('/', 1)[1])} ! -path {shlex.quote(etcd_data.rstrip('/'))}"
+    listing = host.sh(f"find {VAR_LIB_OPENI} -mindepth 1 -maxdepth 1 {keep} -print0 2>/dev/null")
     names = [name for name in listing.stdout.split("\0") if name]
     if not names:
         return []
-    remove = f"find {VAR_LIB_OPENI} -mindepth 1 -maxdepth 1 ! -name {keep} -exec rm -rf -- {{}} +"
+    remove = f"find {VAR_LIB_OPENI} -mindepth 1 -maxdepth 1 {keep} -exec rm -rf -- {{}} +"
     return [Change(f"remove {', '.join(repr(n) if n != n.strip() or ' ' in n else n for n in names)}", remove)]
