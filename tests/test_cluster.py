@@ -12,6 +12,7 @@ deploy that completes it. The dashboard runs as a STAND-IN (its source is not se
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
 import subprocess
@@ -28,15 +29,18 @@ from kubernetes import client as kclient
 from openi_tasks.config import load_cluster
 from openi_tasks.config.nodes import load_nodes
 from openi_tasks.errors import ConfigError, OpenIError, RunFailed, UsageError
-from openi_tasks.k8s.backup import backup, verify
+from openi_tasks.k8s.backup import backup, schedule_backups, verify
 from openi_tasks.k8s.deploy import deploy
 from openi_tasks.k8s.etcd_client import client, member_health, members
 from openi_tasks.k8s.etcdfix import EtcdfixRefused, etcdfix
 from openi_tasks.k8s.kubectl import install_kubectl
+from openi_tasks.k8s.phases.backup_schedule import JOB_DIR, SNAPSHOTS, UNIT, UNIT_FILES
 from openi_tasks.k8s.phases.lock import LOCK
 from openi_tasks.k8s.pki import ClusterPki
 from openi_tasks.k8s.restore import restore
 from openi_tasks.k8s.runtime import OWN
+from openi_tasks.k8s.schedule import parse_schedule
+from openi_tasks.k8s.snapshot_drill import drill
 from openi_tasks.k8s.status import show_status
 from openi_tasks.state import StateDir
 
@@ -656,6 +660,71 @@ def test_restore_refuses_a_snapshot_that_does_not_match_its_checksum(cluster, tm
     Path(f"{snapshot}.sha256").write_text("0" * 64 + "  x\n")
     with pytest.raises(OpenIError, match="does not match its checksum"):
         restore(cluster, reporter()[0], snapshot)
+
+
+def scheduled_on(testbed, node: str, directory: str = SNAPSHOTS) -> list[str]:
+    """The scheduled snapshots in a master's directory, oldest first; each checked against its .sha256."""
+    code, out = testbed.node(node).exec(f"cd {directory} 2>/dev/null && ls -1 | grep -E '^etcd-.*[.]db$' | sort")
+    names = out.split()
+    if names:
+        code, check = testbed.node(node).exec(f"cd {directory} && " + " && ".join(f"sha256sum -c {n}.sha256" for n in names))
+        assert code == 0, check
+    return names
+
+
+def test_scheduled_snapshots_fire_keep_the_newest_and_bring_back_what_was_before_them(testbed, cluster, tmp_path):
+    core = kube(cluster).core
+    core.create_namespaced_config_map("default", kclient.V1ConfigMap(metadata=kclient.V1ObjectMeta(name="before-schedule")))
+    to_dir = "/mnt/etcd-backups"
+    outcomes = schedule_backups(cluster, reporter()[0], parse_schedule("10s"), keep=2, to_dir=to_dir)
+    assert {h.status for o in outcomes if o.phase.name == "backup-schedule" for h in o.hosts} == {"changed"}
+    seen: set[str] = set()
+
+    def pruned() -> bool:
+        names = scheduled_on(testbed, "master1")
+        seen.update(names)
+        return len(seen) >= 3 and names == sorted(seen)[-2:]  # the oldest went, the newest two stayed
+
+    wait_for("three snapshots on master1, the newest two kept", pruned, timeout=120, interval=1)
+    for master in ("master1", "master2", "master3"):
+        kept = scheduled_on(testbed, master)
+        member = next(m.name for m in cluster.etcd_members if m.machine.hostname == master)
+        assert 1 <= len(kept) <= 2 and all(f"-{member}-" in n for n in kept), kept
+        assert 1 <= len(scheduled_on(testbed, master, to_dir)) <= 2
+    again = schedule_backups(cluster, reporter()[0], parse_schedule("10s"), keep=2, to_dir=to_dir)
+    assert {h.status for o in again if o.phase.name == "backup-schedule" for h in o.hosts} == {"unchanged"}
+
+    report, out = reporter()
+    assert show_status(cluster, report) is True, out.getvalue()[-3000:]
+    assert re.search(r"master1\s.*10s\s.*etcd-\S+\.db\s.*\sok", out.getvalue()), out.getvalue()[-3000:]
+    testbed.node("master2").exec(f"systemctl stop {UNIT}.timer")
+    report, out = reporter()
+    assert show_status(cluster, report) is False
+    assert re.search(r"master2\s.*the timer is inactive", out.getvalue()), out.getvalue()[-3000:]
+
+    # The newest snapshot, taken after before-schedule existed, restores into a throwaway etcd and
+    # into the cluster; what came after it is gone again.
+    newest = scheduled_on(testbed, "master1")[-1]
+    core.create_namespaced_config_map("default", kclient.V1ConfigMap(metadata=kclient.V1ObjectMeta(name="after-snapshot")))
+    schedule_backups(cluster, reporter()[0], None, 0, "")
+    for master in ("master1", "master2", "master3"):
+        code, out = testbed.node(master).exec(f"systemctl is-active {UNIT}.timer; ls {JOB_DIR} {' '.join(UNIT_FILES)}")
+        assert "No such file" in out and out.split()[0] != "active", out
+    code, data = testbed.node("master1").exec(f"base64 -w0 {SNAPSHOTS}/{newest}; echo; cat {SNAPSHOTS}/{newest}.sha256")
+    assert code == 0
+    encoded, checksum = data.split("\n", 1)
+    snapshot = tmp_path / newest
+    snapshot.write_bytes(base64.b64decode(encoded))
+    Path(f"{snapshot}.sha256").write_text(checksum)
+    drilled = drill(cluster, snapshot)
+    assert "/registry/configmaps/default/before-schedule" in drilled.keys
+    assert "/registry/configmaps/default/after-snapshot" not in drilled.keys
+    assert drilled.revision > 0 and drilled.resources["pods"] > 0
+    restore(cluster, reporter()[0], snapshot)
+    names = {c.metadata.name for c in kube(cluster).core.list_namespaced_config_map("default").items}
+    assert "before-schedule" in names and "after-snapshot" not in names
+    kube(cluster).wait_ready(NODES, cluster.kubernetes.kubernetes_version)
+    kube(cluster).wait_running("kube-system")
 
 
 # --- repair, remove, add ------------------------------------------------------------------

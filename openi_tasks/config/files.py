@@ -25,6 +25,7 @@ from pydantic import (
     StrictBool,
 )
 
+from ..errors import UsageError
 from .yamlfile import YamlFloat
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -97,6 +98,14 @@ def _absolute(value: str) -> str:
     if normal.startswith(PSEUDO_FILESYSTEMS):
         raise ValueError(f"must not be under {normal.split('/')[1] and '/' + normal.split('/')[1]}: not a place for data")
     return normal
+
+
+def host_directory(value: str, flag: str) -> str:
+    """A directory on the hosts given on the command line, held to the configuration's rule."""
+    try:
+        return _absolute(value)
+    except ValueError as exc:
+        raise UsageError(f"{flag} {value!r} {exc}") from None
 
 
 def _operator_path(value: str) -> str:

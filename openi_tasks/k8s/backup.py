@@ -1,8 +1,9 @@
-"""`inv k8s.backup`: etcd snapshots, checksummed.
+"""`inv k8s.backup`: etcd snapshots, checksummed; now, or on a schedule on the masters.
 
 A backup streams a snapshot from a healthy member (the leader when it answers) through the v3
 API into `<state>/snapshots/etcd-<clusterid>-<UTC time>.db` (0600), with its sha256 beside it.
-`k8s.restore` (restore.py) checks that checksum with `verify`.
+`k8s.restore` (restore.py) checks that checksum with `verify`. `schedule_backups` puts a timer
+on the masters instead (phases/backup_schedule.py).
 """
 
 from __future__ import annotations
@@ -13,9 +14,16 @@ from pathlib import Path
 from ..config import Cluster
 from ..errors import OpenIError
 from ..localfiles import file_digest
+from ..phase import PhaseOutcome, PhaseRunner
+from ..report import Reporter
+from ..run import open_run
 from ..state import StateDir, write_private
 from .etcd_client import member_health, save_snapshot
+from .phases.backup_schedule import BackupSchedule
+from .phases.connect import Connect
+from .phases.lock import Lock, Unlock
 from .pki import ClusterPki
+from .schedule import Schedule
 
 
 def operator_pki(cluster: Cluster) -> ClusterPki:
@@ -41,6 +49,13 @@ def backup(cluster: Cluster, out: Path | None = None, label: str = "") -> Path:
         shutil.copyfile(target, destination)
         Path(f"{destination}.sha256").write_text(f"{file_digest(target)}  {destination.name}\n")
     return target
+
+
+def schedule_backups(cluster: Cluster, reporter: Reporter, schedule: Schedule | None, keep: int, to_dir: str,
+                     dry_run: bool = False) -> list[PhaseOutcome]:
+    """Install (or, with no schedule, remove) the snapshot timer on every master."""
+    with open_run(cluster, reporter, "backup-schedule", dry_run=dry_run, machines=cluster.masters) as run:
+        return PhaseRunner([Connect(), Lock(), BackupSchedule(schedule, keep, to_dir), Unlock()]).run(run)
 
 
 def verify(snapshot: Path) -> str:

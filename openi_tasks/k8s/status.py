@@ -21,6 +21,7 @@ from .certs import COLLECT, WARN_WITHIN_DAYS, CertificateInfo, parse_collected
 from .etcd_client import member_health
 from .gpufacts import GpuFacts
 from .hostfacts import key_values
+from .phases.backup_schedule import FACTS as BACKUP_FACTS, ScheduledSnapshots, duration
 from .pki import ClusterPki
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -34,18 +35,20 @@ class HostState:
     row: tuple
     gpus: GpuFacts | None = None
     certificates: list[CertificateInfo] = field(default_factory=list)
+    snapshots: ScheduledSnapshots | None = None
 
 
 def host_states(inventory: Inventory) -> list[HostState]:
     """One session per host (a host that does not answer is a row saying why)."""
     def one(host: Host) -> HostState:
-        docker, containers, gpus, certificates = host.sh_all([
+        docker, containers, gpus, certificates, snapshots = host.sh_all([
             "docker version --format '{{.Server.Version}}' 2>/dev/null",
             "docker ps -a --filter label=openi.managed=true --format '{{.Names}}: {{.Status}}' 2>/dev/null",
-            gpufacts.SCRIPT, COLLECT])
+            gpufacts.SCRIPT, COLLECT, BACKUP_FACTS])
         row = (host.name, host.machine.role, "yes", docker.stdout.strip() if docker.exited == 0 else "missing",
                "; ".join(containers.stdout.strip().splitlines()) or "-")
-        return HostState(row, gpufacts.parse(key_values(gpus.stdout)), parse_collected(host.name, certificates.stdout)[0])
+        return HostState(row, gpufacts.parse(key_values(gpus.stdout)), parse_collected(host.name, certificates.stdout)[0],
+                         ScheduledSnapshots.parse(key_values(snapshots.stdout)))
 
     hosts = inventory.hosts()
     done = inventory.map(hosts, one)
@@ -125,6 +128,24 @@ def show_earliest_certificate(certificates: list[CertificateInfo], reporter: Rep
         reporter.info(f"certificates: the first to expire is {line}")
 
 
+def show_scheduled_snapshots(states: list[HostState], reporter: Reporter) -> bool:
+    """The masters' scheduled etcd snapshots (k8s.backup --schedule), if any; False when one is
+    late, missing or failed, each said in a warning."""
+    rows = []
+    for state in states:
+        found = state.snapshots
+        if found is None:
+            continue
+        rows.append((state.row[0], found.schedule, found.name or "-", duration(found.age) if found.name else "-",
+                     found.size if found.name else "-", found.sha256[:16] or "-", found.problem or "ok"))
+        if found.problem:
+            reporter.warn(f"{state.row[0]}: scheduled etcd snapshots: {found.problem}")
+    if rows:
+        reporter.table("scheduled etcd snapshots", ("master", "schedule", "last snapshot", "age", "bytes", "sha256",
+                                                    "problem"), rows)
+    return all(row[-1] == "ok" for row in rows)
+
+
 def show_status(cluster: Cluster, reporter: Reporter) -> bool:
     healthy = True
     with open_run(cluster, reporter, "status", record=False) as run:
@@ -142,6 +163,7 @@ def show_status(cluster: Cluster, reporter: Reporter) -> bool:
         else:
             reporter.info(f"etcd: no client certificate in {pki.etcd_dir} (etcd has not been deployed from here)")
         show_earliest_certificate([c for s in states for c in s.certificates], reporter)
+        healthy &= show_scheduled_snapshots(states, reporter)
         endpoint = endpoint_rows(cluster, inventory)
         reporter.info(f"API endpoint: {cluster.endpoint.mode}, {cluster.endpoint.url}")
         reporter.table("API endpoint backends", ("backend", "status"), endpoint)

@@ -251,13 +251,54 @@ def bundle(c: Context, reporter: Reporter, path=None, from_source=False, release
     reporter.info(f"manifest: {directory / 'manifest.json'}")
 
 
-@task(help={"path": PATH_HELP, "out": "also copy the snapshot (and its .sha256) to this file or directory"})
-def backup(c: Context, reporter: Reporter, path=None, out=None):
-    """Write a timestamped, checksummed etcd snapshot to the state directory."""
-    from .backup import backup as run_backup
-    snapshot = run_backup(load(c, path, reporter), Path(out).expanduser() if out else None)
-    reporter.info(f"etcd snapshot written ({snapshot.stat().st_size} bytes, sha256 in {snapshot.name}.sha256):")
-    print(snapshot)
+@task(
+    help={
+        "path": PATH_HELP,
+        "out": "also copy the snapshot (and its .sha256) to this file or directory",
+        "schedule": "instead of a snapshot now, a timer on every master that takes one of its own member: a cron "
+                    "expression ('0 */12 * * *') or an interval (30s, 15min, 12h, 1d); 'off' removes the timer",
+        "keep": "with --schedule: how many of each master's scheduled snapshots to keep in each place (default 5)",
+        "to": "with --schedule: also copy each snapshot to this directory on the master (a mounted share)",
+        "dry-run": "with --schedule: show what would change on each master; change nothing",
+        "verify": "instead of a snapshot: restore this snapshot file into a throwaway etcd on this machine's Docker "
+                  "and report its revision, key count and resources; the cluster is not touched",
+    }
+)
+def backup(c: Context, reporter: Reporter, path=None, out=None, schedule=None, keep=None, to=None, dry_run=False,
+           verify=None):
+    """Write a timestamped, checksummed etcd snapshot to the state directory, or schedule them on the masters."""
+    from .backup import backup as run_backup, schedule_backups
+    if verify is not None:
+        if any(v is not None for v in (out, schedule, keep, to)) or dry_run:
+            raise UsageError("--verify checks a snapshot file: it takes no other option but --path")
+        from .snapshot_drill import drill
+        file = Path(verify).expanduser()
+        result = drill(load(c, path, reporter), file)
+        kinds = ", ".join(f"{name} {count}" for name, count in result.resources.most_common(8))
+        reporter.table(f"restored {file.name} into a throwaway etcd", ("sha256", "revision", "keys", "most keys"),
+                       [(result.sha256[:16], result.revision, len(result.keys), kinds or "-")])
+        print(f"snapshot verified: revision {result.revision}, {len(result.keys)} keys")
+        return
+    if schedule is None:
+        if keep is not None or to is not None or dry_run:
+            raise UsageError("--keep, --to and --dry-run go with --schedule")
+        snapshot = run_backup(load(c, path, reporter), Path(out).expanduser() if out else None)
+        reporter.info(f"etcd snapshot written ({snapshot.stat().st_size} bytes, sha256 in {snapshot.name}.sha256):")
+        print(snapshot)
+        return
+    from ..config.files import host_directory
+    from .schedule import parse_schedule
+    if out is not None:
+        raise UsageError("--out takes a snapshot now; with --schedule, --to copies each scheduled one")
+    off = schedule.strip().lower() == "off"
+    if off and (keep is not None or to is not None):
+        raise UsageError("--schedule off removes the timer: --keep and --to do not go with it")
+    plan = None if off else parse_schedule(schedule)
+    kept = whole_number(keep, "--keep", 5)
+    if kept < 1:
+        raise UsageError("--keep must be at least 1")
+    to_dir = host_directory(to, "--to") if to else ""
+    schedule_backups(load(c, path, reporter), reporter, plan, kept, to_dir, dry_run=dry_run)
 
 
 @task(

@@ -18,12 +18,13 @@ from ..containers import managed_containers
 from ..files import MODULES_LOAD, SYSCTL_CONF
 from ..kubeadm import reset_command
 from ..runtime import KUBELET_RUNTIME, OWN, Runtime, runtime_at
+from .backup_schedule import STOP_TIMER, UNIT, UNIT_FILES
 from .lock import LOCK
 from .packages import CONTAINERD_CONFIG
 from .reset import NETWORK
 
 FILES = ("/etc/openi", "/etc/kubernetes", "/var/lib/kubelet", "/etc/cni/net.d/10-flannel.conflist",
-         MODULES_LOAD, SYSCTL_CONF)
+         MODULES_LOAD, SYSCTL_CONF, *UNIT_FILES)
 VAR_LIB_OPENI = "/var/lib/openi"
 KUBELET_RUNS = "systemctl is-active --quiet kubelet"
 
@@ -58,9 +59,12 @@ class StopKubernetes(Phase):
     def plan(self, run: Run, host: Host) -> list[Change]:
         changes = []
         runtime = runtime_at(host.sh(KUBELET_RUNTIME).stdout, run.cluster)  # the one the kubelet used
-        kubeadm, kubelet, pods, own = host.sh_all([
+        kubeadm, kubelet, pods, own, timer = host.sh_all([
             "command -v kubeadm && test -e /etc/kubernetes/kubelet.conf -o -e /etc/kubernetes/manifests",
-            KUBELET_RUNS, runtime.pods_run, f"systemctl is-active --quiet {OWN.service}"])
+            KUBELET_RUNS, runtime.pods_run, f"systemctl is-active --quiet {OWN.service}",
+            f"systemctl is-enabled --quiet {UNIT}.timer || systemctl is-active --quiet {UNIT}.timer"])
+        if timer.exited == 0:  # a scheduled snapshot must not start while etcd goes
+            changes.append(Change(f"stop and disable {UNIT}.timer", STOP_TIMER))
         if kubeadm.exited == 0:
             reset = reset_command(run.cluster, runtime.socket)
             changes.append(Change(f"reset kubeadm's state ({reset})", reset))

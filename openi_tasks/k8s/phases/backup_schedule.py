@@ -1,0 +1,132 @@
+"""backup-schedule: a systemd timer on every master that snapshots its own etcd member
+(`inv k8s.backup --schedule`), or, given no schedule, no such timer.
+
+Each master's job saves a snapshot through its member's local client port with the member's own
+certificate, checksums it into /var/lib/openi/etcd-snapshots, copies it to `--to` when given, and
+keeps the newest `--keep` in each place. Every master takes its own, as RKE2's servers do: a
+snapshot survives the loss of any one master.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from ...operations import ensure_absent, ensure_files
+from ...phase import Change, Phase
+from ...render import RenderedFile, render
+from ...run import Run
+from ...ssh import Host
+from ..files import ETCD_PKI, member_of
+from ..schedule import Schedule
+
+JOB_DIR = "/etc/openi/etcd-backup"
+JOB_ENV = f"{JOB_DIR}/job.env"
+JOB_SCRIPT = f"{JOB_DIR}/snapshot.sh"
+SNAPSHOTS = "/var/lib/openi/etcd-snapshots"
+UNIT = "openi-etcd-backup"
+UNIT_FILES = (f"/etc/systemd/system/{UNIT}.service", f"/etc/systemd/system/{UNIT}.timer")
+STOP_TIMER = f"systemctl disable --now {UNIT}.timer 2>/dev/null; systemctl stop {UNIT}.service 2>/dev/null; true"
+
+
+def job_files(run: Run, host: Host, schedule: Schedule, keep: int, to_dir: str) -> list[RenderedFile]:
+    context = {"cluster": run.cluster, "k8s": run.cluster.kubernetes, "member": member_of(run.cluster, host.machine),
+               "schedule": schedule, "keep": keep, "to_dir": to_dir, "pki": ETCD_PKI, "snapshots": SNAPSHOTS,
+               "env_file": JOB_ENV, "script": JOB_SCRIPT}
+    return [
+        RenderedFile(JOB_ENV, render("k8s/backup/job.env.j2", **context), 0o600),
+        RenderedFile(JOB_SCRIPT, render("k8s/backup/snapshot.sh.j2", **context), 0o700),
+        RenderedFile(UNIT_FILES[0], render("k8s/backup/openi-etcd-backup.service.j2", **context)),
+        RenderedFile(UNIT_FILES[1], render("k8s/backup/openi-etcd-backup.timer.j2", **context)),
+    ]
+
+
+class BackupSchedule(Phase):
+    """`schedule` None removes the timer and its job (the snapshots already taken stay)."""
+
+    name = "backup-schedule"
+    title = "Scheduled etcd snapshots on the masters"
+
+    def __init__(self, schedule: Schedule | None, keep: int = 5, to_dir: str = "") -> None:
+        self.schedule = schedule
+        self.keep = keep
+        self.to_dir = to_dir
+
+    def hosts(self, run: Run) -> list[Host]:
+        return run.hosts("master")
+
+    def plan(self, run: Run, host: Host) -> list[Change]:
+        active = host.sh(f"systemctl is-enabled --quiet {UNIT}.timer && systemctl is-active --quiet {UNIT}.timer")
+        if self.schedule is None:
+            changes = [Change(f"stop and disable {UNIT}.timer", STOP_TIMER)] if active.exited == 0 else []
+            removed = ensure_absent(host, [JOB_DIR, *UNIT_FILES])
+            return changes + removed + ([Change("reload systemd", "systemctl daemon-reload")] if removed else [])
+        changes = ensure_files(host, job_files(run, host, self.schedule, self.keep, self.to_dir))
+        if changes or active.exited != 0:
+            changes.append(Change(f"start {UNIT}.timer ({self.schedule.text}; the newest {self.keep} kept"
+                                  f"{f', copied to {self.to_dir}' if self.to_dir else ''})",
+                                  f"systemctl daemon-reload && systemctl enable {UNIT}.timer && "
+                                  f"systemctl restart {shlex.quote(UNIT + '.timer')}"))
+        return changes
+
+
+# What `k8s.status` asks a master about its scheduled snapshots (nothing when it has no timer);
+# ages are taken on the host's own clock.
+FACTS = (
+    f"if test -f {JOB_ENV}; then ( . {JOB_ENV}; echo \"schedule=$SCHEDULE\"; echo \"gap=$LONGEST_GAP\"; "
+    f"echo \"since=$(( $(date +%s) - $(stat -c %Y {JOB_ENV}) ))\"; "
+    f"echo \"timer=$(systemctl is-active {UNIT}.timer)\"; "
+    f"echo \"result=$(systemctl show -p Result --value {UNIT}.service)\"; "
+    "latest=$(ls -1 \"$SNAPSHOTS\" 2>/dev/null | grep -E \"^etcd-$CLUSTER-$MEMBER-[0-9TZ]+[.]db\\$\" | sort | tail -n 1); "
+    "if [ -n \"$latest\" ]; then echo \"name=$latest\"; "
+    "echo \"age=$(( $(date +%s) - $(stat -c %Y \"$SNAPSHOTS/$latest\") ))\"; "
+    "echo \"size=$(stat -c %s \"$SNAPSHOTS/$latest\")\"; "
+    "echo \"sha256=$(cut -d' ' -f1 \"$SNAPSHOTS/$latest.sha256\" 2>/dev/null)\"; fi ); fi")
+
+
+@dataclass(frozen=True)
+class ScheduledSnapshots:
+    """A master's timer and its newest scheduled snapshot, from FACTS."""
+
+    schedule: str
+    longest_gap: int
+    installed_ago: int
+    timer: str
+    last_result: str
+    name: str = ""
+    age: int = 0
+    size: int = 0
+    sha256: str = ""
+
+    @classmethod
+    def parse(cls, facts: dict[str, str]) -> "ScheduledSnapshots | None":
+        if "schedule" not in facts:
+            return None
+        number = lambda key: int(facts.get(key) or 0)  # noqa: E731
+        return cls(facts["schedule"], number("gap"), number("since"), facts.get("timer", ""),
+                   facts.get("result", ""), facts.get("name", ""), number("age"), number("size"),
+                   facts.get("sha256", ""))
+
+    @property
+    def problem(self) -> str:
+        """What is wrong, or "" : a late snapshot is one older than twice the longest wait."""
+        due = 2 * self.longest_gap
+        if self.timer != "active":
+            return f"the timer is {self.timer or 'missing'}"
+        if self.last_result not in ("", "success"):
+            return f"the last run failed ({self.last_result}; journalctl -u {UNIT})"
+        if not self.name:
+            return f"no snapshot {duration(self.installed_ago)} after the timer was set" if self.installed_ago > due else ""
+        if self.age > due:
+            return f"late: the last is {duration(self.age)} old, more than twice the schedule's {duration(self.longest_gap)}"
+        if not self.sha256:
+            return "the last snapshot has no checksum"
+        return ""
+
+
+def duration(seconds: int) -> str:
+    """4d, 2.5h, 12min, 40s."""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}".replace(".0", "")
+    return f"{seconds}s"
