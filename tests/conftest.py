@@ -47,6 +47,26 @@ def _start_prebuild(session: pytest.Session) -> None:
     session.config.stash[PREBUILD] = process
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Last in the output, each failure's own message: CI keeps only the tail of a long log, and
+    pytest's summary lists failures before errors (a failed demo's errors hid its reason)."""
+    terminalreporter = config.pluginmanager.get_plugin("terminalreporter")
+    if terminalreporter is None:
+        return
+    failed = [r for key in ("failed", "error") for r in terminalreporter.stats.get(key, [])
+              if getattr(r, "longrepr", None) is not None]
+    if not failed:
+        return
+    terminalreporter.section("why each failed (the last lines of its error)")
+    for report in failed:
+        crash = getattr(report.longrepr, "reprcrash", None)
+        text = crash.message if crash is not None else str(report.longrepr)
+        lines = [line for line in text.strip().splitlines() if line.strip()]
+        terminalreporter.write_line(f"{report.nodeid} ({report.when}):")
+        for line in lines[-6:]:
+            terminalreporter.write_line(f"    {line[:300]}")
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     process = session.config.stash.get(PREBUILD, None)
     if process is not None and process.poll() is None:

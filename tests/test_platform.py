@@ -98,7 +98,7 @@ def bed(platform):
     """The testbed after the demo (run here if the first test did not run it)."""
     if not platform.outputs:
         if platform.tried:
-            pytest.fail("the demo failed (see the first test of this module): nothing to test on")
+            pytest.fail("the demo failed (see the first test of this module): nothing to test on", pytrace=False)
         platform.demo()
     return platform.testbed, platform.config, platform.kube
 
