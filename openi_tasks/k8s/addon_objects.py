@@ -14,10 +14,8 @@ from .hostfacts import HostFacts
 
 def addon_objects(cluster: Cluster) -> list[dict[str, Any]]:
     """Every object to apply, in order (namespaces first, as the manifests list them)."""
-    objects: list[dict[str, Any]] = []
+    objects = pod_network_objects(cluster)
     context = {"cluster": cluster, "k8s": cluster.kubernetes}
-    if cluster.kubernetes.network_plugin == "flannel":
-        objects += _documents(render("k8s/addons/flannel.yaml.j2", **context))
     if any(m.labels.get("dashboard") == "true" for m in cluster.machines):
         objects += _documents(render("k8s/addons/dashboard.yaml.j2", **context))
     if any(m.gpu_count for m in cluster.machines):
@@ -25,6 +23,13 @@ def addon_objects(cluster: Cluster) -> list[dict[str, Any]]:
         objects += _documents(render("k8s/addons/nvidia-device-plugin.yaml.j2", **context))
     objects += node_labels(cluster)
     return objects
+
+
+def pod_network_objects(cluster: Cluster) -> list[dict[str, Any]]:
+    """The pod network's objects (flannel's), namespaces first."""
+    if cluster.kubernetes.network_plugin != "flannel":
+        return []
+    return _documents(render("k8s/addons/flannel.yaml.j2", cluster=cluster, k8s=cluster.kubernetes))
 
 
 # Pods that ask for it run with containerd's runtime `nvidia` (phases/gpu.py), on GPU nodes only.

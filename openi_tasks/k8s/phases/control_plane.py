@@ -13,6 +13,7 @@ from ...run import Run
 from ...ssh import FileWrite, Host
 from ...state import write_private
 from .. import kubeadm
+from ..addon_objects import pod_network_objects
 from ..admin_conf import ADMIN_CONF, for_operator
 from .facts import facts_of
 
@@ -52,6 +53,26 @@ def kubeadm_config(run: Run, host: Host) -> RenderedFile:
     return RenderedFile(path, text, 0o600)
 
 
+def fetch_admin_conf(run: Run) -> None:
+    """The first master's admin.conf, pointed at the endpoint, into the state directory (0600)."""
+    admin = run.first_master.read_file(ADMIN_CONF)
+    if admin is not None:
+        write_private(run.state.admin_conf, for_operator(run.cluster, admin))
+
+
+def pod_network_now(run: Run) -> Change:
+    """Right after `kubeadm init`: the pod network, so that each node's flannel starts as the node
+    joins, while the other masters join, instead of after all of them (the add-ons phase then
+    finds it applied)."""
+    def apply() -> None:
+        fetch_admin_conf(run)
+        api = run.api()
+        for obj in pod_network_objects(run.cluster):
+            api.apply(obj)
+
+    return Change("apply the pod network now, so that each node's flannel starts as it joins", apply)
+
+
 class ControlPlane(Phase):
     name = "control-plane"
     title = "Control plane with kubeadm (external etcd), one master at a time"
@@ -73,6 +94,8 @@ class ControlPlane(Phase):
             # A session of its own: minutes long, and its duration is the run log's kubeadm floor.
             changes.append(Change(f"{what}: kubeadm {verb} --config {config.path}",
                                   lambda: host.sh(command, check=True)))
+            if first and pod_network_objects(run.cluster):
+                changes.append(pod_network_now(run))
         elif first and any(not f.kubelet_joined for f in run.facts.values()):
             token_id = run.join.token.split(".")[0]
             # The token comes from the configuration file (0600), never from the command line.
@@ -82,6 +105,4 @@ class ControlPlane(Phase):
         return changes
 
     def after(self, run: Run) -> None:
-        admin = run.first_master.read_file(ADMIN_CONF)
-        if admin is not None:
-            write_private(run.state.admin_conf, for_operator(run.cluster, admin))
+        fetch_admin_conf(run)

@@ -63,16 +63,19 @@ class Endpoint(Phase):
         changes = []
         states = file_states(host, [config.path, definition.path])
         config_changes = ensure_file(host, config, states[config.path])
-        if config_changes:
+        spec = ContainerSpec.from_yaml(definition.content, "haproxy")
+        current = inspect(host, spec.name)
+        # A running endpoint is kept from a broken configuration by a check first (a container of
+        # its own, about 10 s on a busy host). Nothing serves yet on a first start: haproxy checks
+        # the file as it starts, and `after` reports its own words if it does not keep running.
+        if config_changes and current is not None and current.running:
             changes.append(Change(f"check the new haproxy.cfg with haproxy -c ({image})",
                                   lambda: check_haproxy_config(host, config, image)))
-            changes += config_changes
+        changes += config_changes
         changes += ensure_file(host, definition, states[definition.path])
         # The configuration is not part of the container's definition: a new one is loaded by the
         # running haproxy (master-worker mode reloads on SIGUSR2, keeping open connections), so the
         # API endpoint never goes away while masters are added or removed.
-        spec = ContainerSpec.from_yaml(definition.content, "haproxy")
-        current = inspect(host, spec.name)
         container = ensure_container(spec, current)
         if config_changes and not container and current is not None and current.running:
             changes.append(Change(f"reload haproxy with the new configuration (docker kill -s USR2 {spec.name}: "
