@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import subprocess
 import time
@@ -33,6 +34,14 @@ def run_command(args: list[str], timeout: float) -> subprocess.CompletedProcess:
         process.communicate()
         raise
     return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
+
+
+def failure(result: subprocess.CompletedProcess) -> str:
+    """What a failed command said, its error lines first, for a test's failure message."""
+    said = (result.stdout + "\n" + result.stderr).splitlines()
+    errors = [line.strip() for line in said if re.search(r"\berror\b|failed|refus", line, re.I)]
+    return "\n".join([f"exit {result.returncode}: {' '.join(map(str, result.args))[:300]}", *errors[-15:],
+                      "--- stdout (tail) ---", result.stdout[-4000:], "--- stderr (tail) ---", result.stderr[-3000:]])
 
 
 def reporter() -> tuple[Reporter, io.StringIO]:

@@ -209,7 +209,8 @@ def test_hadoop_prepare_from_a_mirror_that_needs_credentials_runs_in_the_maven_v
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), CredentialCheckingMirror)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     mirror = f"http://127.0.0.1:{server.server_address[1]}/maven2"
-    machines = [{"hostname": "m1", "hostip": "10.1.0.1", "machine-type": "standard", "k8s-role": "master", "etcdid": "e1"}]
+    machines = [{"hostname": "m1", "hostip": "10.1.0.1", "machine-type": "standard", "k8s-role": "master", "etcdid": "e1",
+                 "pai-master": "true", "pai-worker": "true"}]  # hadoop.prepare configures its roles there
     config = write_configuration(tmp_path / "config", machines, services={"hadoop": {
         "hadoop-version": HADOOP_VERSION, "hadoop-maven-repository": mirror,
         "hadoop-maven-username": "reader", "hadoop-maven-password": password}})

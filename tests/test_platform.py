@@ -32,7 +32,7 @@ from openi_tasks.config import load_cluster
 from openi_tasks.services.api import PULL_PATIENCE
 from openi_tasks.state import StateDir
 
-from .cluster import Kube, run_command, wait_for
+from .cluster import failure, Kube, run_command, wait_for
 from .conftest import ROOT
 
 pytestmark = pytest.mark.testbed
@@ -50,7 +50,8 @@ def openi(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
 
 
 def ok(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, (result.args, result.stdout[-4000:], result.stderr[-4000:])
+    if result.returncode != 0:  # raised, not asserted: pytest shortens an assertion's message
+        raise AssertionError(failure(result))
     return result.stdout
 
 
