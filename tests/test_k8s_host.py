@@ -78,6 +78,22 @@ def test_host_problems(cluster, change, fragment):
     assert len(found) == 1 and fragment in found[0]
 
 
+def test_a_disk_below_kubelets_eviction_threshold_is_refused_before_the_node_is_under_disk_pressure(cluster):
+    # CI's machine: a 252 GiB volume with 38 GiB free, shared by the testbed's nodes. kubelet's
+    # default imagefs.available<15% is 37.8 GiB: every node was under DiskPressure, Ready, and
+    # evicted the services' pods.
+    shared = dataclasses.replace(GOOD, free_bytes=38 * 2**30, disk_bytes=252 * 2**30)
+    (found,) = problems(cluster, cluster.masters[0], shared)
+    assert "38.0 GiB free of 252.0 GiB (15%)" in found and "imagefs.available<15% (kubelet's default" in found
+    assert "DiskPressure" in found
+    assert problems(cluster, cluster.masters[0], dataclasses.replace(shared, free_bytes=50 * 2**30)) == []
+    in_bytes = dataclasses.replace(cluster, kubernetes=cluster.kubernetes.model_copy(
+        update={"kubelet_eviction_hard": {"nodefs.available": "2Gi", "imagefs.available": "2Gi"}}))
+    assert problems(in_bytes, cluster.masters[0], shared) == []
+    (found,) = problems(in_bytes, cluster.masters[0], dataclasses.replace(shared, free_bytes=3 * 2**30))
+    assert "nodefs.available<2Gi (kubernetes.kubelet-eviction-hard)" in found
+
+
 def test_only_loopback_resolvers_are_refused_without_cluster_dns(cluster):
     without = dataclasses.replace(cluster, kubernetes=cluster.kubernetes.model_copy(update={"cluster_dns": None}))
     docker_dns = dataclasses.replace(GOOD, resolvers=("127.0.0.11",))

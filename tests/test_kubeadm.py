@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 
@@ -103,6 +104,11 @@ def test_config_files_per_role(cluster, join):
     assert kubelet == {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
                        "cgroupDriver": "systemd", "failSwapOn": True,
                        "resolvConf": "/etc/openi/kubelet/resolv.conf"}  # the example sets cluster-dns
+    thresholds = {"imagefs.available": "2Gi", "nodefs.available": "1Gi"}
+    evicting = dataclasses.replace(cluster, kubernetes=cluster.kubernetes.model_copy(
+        update={"kubelet_eviction_hard": thresholds}))
+    kubelet = list(yaml.safe_load_all(kubeadm.config_file(evicting, evicting.masters[0], secrets)[1]))[2]
+    assert kubelet["evictionHard"] == thresholds
 
 
 def test_host_facts_adapt_kubeadm_s_configuration(cluster, join):

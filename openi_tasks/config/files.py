@@ -23,6 +23,7 @@ from pydantic import (
     IPvAnyAddress,
     SecretStr,
     StrictBool,
+    StringConstraints,
 )
 
 from ..errors import UsageError
@@ -271,6 +272,12 @@ ETCD_VERSION = "3.7.3-0"
 NODE_CIDR_MASK = 24  # kubeadm's (the controller manager's) default for IPv4
 
 
+EvictionSignal = Literal["memory.available", "nodefs.available", "nodefs.inodesFree", "imagefs.available",
+                         "imagefs.inodesFree", "containerfs.available", "containerfs.inodesFree", "pid.available"]
+# A percentage of the resource, or a quantity (100Mi, 2Gi), as kubelet reads them.
+EvictionThreshold = Annotated[str, StringConstraints(pattern=r"^(\d{1,2}(\.\d+)?%|\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?)$")]
+
+
 class KubernetesSettings(FileModel):
     """The `kubernetes` block. Keys marked legacy are read and ignored (see README)."""
 
@@ -281,6 +288,8 @@ class KubernetesSettings(FileModel):
     # Each node's share of pod-network-cidr (the controller manager's --node-cidr-mask-size):
     # /24 is 254 pod addresses a node, 256 nodes in a /16.
     node_cidr_mask_size: Annotated[int, Field(ge=8, le=30)] = NODE_CIDR_MASK
+    # kubelet's hard eviction thresholds (its evictionHard); none given: kubelet's defaults.
+    kubelet_eviction_hard: Optional[dict[EvictionSignal, EvictionThreshold]] = None
     storage_backend: Literal["etcd3"] = "etcd3"
     docker_registry: Registry = "registry.k8s.io"
     kubernetes_version: KubernetesVersion = "v1.37.2"

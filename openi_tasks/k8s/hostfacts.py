@@ -8,6 +8,7 @@ are not problems: the prepare and docker phases make them so.
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 
@@ -37,6 +38,7 @@ echo "br_netfilter=$(test -d /proc/sys/net/bridge && echo yes || (modprobe -n br
 for key in __SYSCTLS__; do echo "sysctl.$key=$(sysctl -n "$key" 2>/dev/null)"; done
 disk=__DISK__; while [ ! -e "$disk" ]; do disk=$(dirname "$disk"); done
 echo "free_bytes=$(df -PB1 "$disk" 2>/dev/null | awk 'NR==2 {print $4}')"
+echo "disk_bytes=$(df -PB1 "$disk" 2>/dev/null | awk 'NR==2 {print $2}')"
 if command -v ss >/dev/null; then
   echo "listening=$(ss -Htln | awk '{print $4}' | sed 's/.*://' | sort -un | tr '\n' ' ')"
 else
@@ -100,6 +102,7 @@ class HostFacts:
     conntrack_writable: bool = True
     resolvers: tuple[str, ...] = ()
     resolved_conf: bool = False
+    disk_bytes: int | None = None  # the size of the filesystem free_bytes is of
     gpus: gpufacts.GpuFacts = gpufacts.GpuFacts("pci")
     control_plane: dict[str, str] = field(default_factory=dict)  # static pod -> image, on a master
     raw: dict[str, str] = field(default_factory=dict, repr=False)
@@ -141,6 +144,7 @@ def gather(host: Host, disk_path: str = "/var/lib") -> HostFacts:
         conntrack_writable=raw.get("conntrack_writable", "yes").strip() != "no",
         resolvers=tuple(raw.get("resolvers", "").split()),
         resolved_conf=raw.get("resolved_conf", "").strip() == "yes",
+        disk_bytes=int(raw["disk_bytes"]) if raw.get("disk_bytes", "").isdigit() else None,
         gpus=gpufacts.parse(raw),
         control_plane={k[len("image."):]: v.strip() for k, v in raw.items() if k.startswith("image.") and v.strip()},
         raw=raw,
@@ -162,6 +166,42 @@ def required_ports(cluster: Cluster, machine: Machine) -> dict[int, str]:
     if machine.role == "proxy" and cluster.endpoint.mode == "proxy":
         ports[k.api_port] = "haproxy (API endpoint)"
     return ports
+
+
+# kubelet's own hard eviction thresholds for the disk, when kubernetes.kubelet-eviction-hard sets none
+KUBELET_DISK_EVICTION = {"nodefs.available": "10%", "imagefs.available": "15%"}
+UNITS = {"": 1, "k": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3,
+         "Ti": 1024**4}
+
+
+def disk_pressure(cluster: Cluster, facts: HostFacts) -> list[str]:
+    """The host's disk (of /var/lib, where the kubelet and the images live) below a threshold of
+    kubelet's hard eviction, with MIN_FREE_BYTES to spare for the images the node is about to pull:
+    the node would be under DiskPressure, its pods evicted or never started, while it looks Ready.
+    A percentage of a large disk with little free space (a shared or thin volume) is where this bites."""
+    if facts.free_bytes is None or not facts.disk_bytes:
+        return []
+    configured = cluster.kubernetes.kubelet_eviction_hard
+    thresholds = configured if configured is not None else KUBELET_DISK_EVICTION
+    found = []
+    for signal in ("nodefs.available", "imagefs.available"):
+        text = thresholds.get(signal)
+        if not text:
+            continue
+        if text.endswith("%"):
+            needed = facts.disk_bytes * float(text[:-1]) / 100
+        else:
+            number, unit = re.fullmatch(r"([\d.]+)([A-Za-z]*)", text).groups()  # type: ignore[union-attr]
+            needed = float(number) * UNITS[unit]
+        if facts.free_bytes - MIN_FREE_BYTES < needed:
+            source = ("kubernetes.kubelet-eviction-hard" if configured is not None else
+                      "kubelet's default; kubernetes.kubelet-eviction-hard sets another")
+            found.append(f"{facts.free_bytes / 2**30:.1f} GiB free of {facts.disk_bytes / 2**30:.1f} GiB "
+                         f"({100 * facts.free_bytes / facts.disk_bytes:.0f}%): kubelet evicts pods below {signal}<{text} "
+                         f"({source}), and the node's images need about {MIN_FREE_BYTES / 2**30:.0f} GiB more: "
+                         f"it would be under DiskPressure. Free disk space or set the threshold")
+            break
+    return found
 
 
 def problems(cluster: Cluster, machine: Machine, facts: HostFacts, upgrading: bool = False,
@@ -198,6 +238,8 @@ def problems(cluster: Cluster, machine: Machine, facts: HostFacts, upgrading: bo
         found.append("cannot read free disk space")
     elif facts.free_bytes < MIN_FREE_BYTES:
         found.append(f"only {facts.free_bytes / 2**30:.1f} GiB free (at least {MIN_FREE_BYTES / 2**30:.0f} GiB needed)")
+    else:
+        found += disk_pressure(cluster, facts)
     if cluster.kubernetes.cluster_dns is None and facts.resolvers and all(_loopback(r) for r in facts.resolvers) \
             and not (facts.resolved_conf and "127.0.0.53" in facts.resolvers):
         found.append(f"/etc/resolv.conf names only resolvers on loopback ({', '.join(facts.resolvers)}): cluster DNS "

@@ -204,12 +204,15 @@ class KubeletConfiguration:
     fail_swap_on: bool = True
     fail_cgroup_v1: bool = True
     resolv_conf: str = ""  # pods' upstream resolvers (kubernetes.cluster-dns), else the host's own
+    eviction_hard: tuple[tuple[str, str], ...] = ()  # kubernetes.kubelet-eviction-hard, else kubelet's defaults
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
                                 "cgroupDriver": self.cgroup_driver, "failSwapOn": self.fail_swap_on}
         if self.resolv_conf:
             data["resolvConf"] = self.resolv_conf
+        if self.eviction_hard:
+            data["evictionHard"] = dict(self.eviction_hard)
         if not self.fail_cgroup_v1:
             data["failCgroupV1"] = False
         return data
@@ -325,7 +328,8 @@ def config_file(cluster: Cluster, machine: Machine, join: JoinSecrets,
     The first master's also carries the cluster's kubelet and kube-proxy settings (kubeadm
     uploads them at init; joining nodes read them from the cluster)."""
     kubelet = KubeletConfiguration(fail_cgroup_v1=not adapt.any_cgroup_v1,
-                                   resolv_conf=KUBELET_RESOLV_CONF if cluster.kubernetes.cluster_dns else "")
+                                   resolv_conf=KUBELET_RESOLV_CONF if cluster.kubernetes.cluster_dns else "",
+                                   eviction_hard=tuple(sorted((cluster.kubernetes.kubelet_eviction_hard or {}).items())))
     if machine is cluster.masters[0]:
         documents = [init_configuration(cluster, machine, join, adapt), cluster_configuration(cluster), kubelet]
         if adapt.conntrack_fixed:

@@ -669,10 +669,19 @@ def sshd_answers(address: str, port: int = 22, timeout: float = 1.0) -> bool:
         return False
 
 
-def kubernetes_settings(registry: str, base_image: str, version: str | None, dns: str) -> dict[str, str]:
+# The nodes' disk is this machine's, shared by every node, the caches and Docker: kubelet's default
+# thresholds are shares of it (15% free for images), which on a large volume with little free space
+# (as CI's is: 38 of 252 GiB free) put every node under DiskPressure while it looks Ready. The
+# testbed asks for room in bytes instead; every threshold kubelet has by default is named.
+TESTBED_EVICTION = {"memory.available": "100Mi", "nodefs.available": "2Gi", "nodefs.inodesFree": "5%",
+                    "imagefs.available": "2Gi", "imagefs.inodesFree": "5%"}
+
+
+def kubernetes_settings(registry: str, base_image: str, version: str | None, dns: str) -> dict[str, object]:
     """The testbed's kubernetes-configuration: every image from its registry, built from source
     by the bundle (the dashboard as a stand-in: its source is not served here), binaries from the
-    bundle's directory in the cache, and the testbed's own DNS server as the cluster's upstream."""
+    bundle's directory in the cache, the testbed's own DNS server as the cluster's upstream, and
+    eviction thresholds in bytes (TESTBED_EVICTION)."""
     defaults = KubernetesSettings()
     version = version or defaults.kubernetes_version
     flannel_tag = defaults.flannel_image.rsplit(":", 1)[1]
@@ -689,6 +698,7 @@ def kubernetes_settings(registry: str, base_image: str, version: str | None, dns
         "binaries-dir": str(cache_dir() / "testbed" / f"bundle-{version}"),
         "bundle-base-image": base_image,
         "docker-install-source": "os-package",
+        "kubelet-eviction-hard": dict(TESTBED_EVICTION),
     }
 
 
