@@ -674,7 +674,8 @@ def scheduled_on(testbed, node: str, directory: str = SNAPSHOTS) -> list[str]:
 
 def test_scheduled_snapshots_fire_keep_the_newest_and_bring_back_what_was_before_them(testbed, cluster, tmp_path):
     core = kube(cluster).core
-    core.create_namespaced_config_map("default", kclient.V1ConfigMap(metadata=kclient.V1ObjectMeta(name="before-schedule")))
+    before, after = (f"{when}-{secrets.token_hex(3)}" for when in ("before-schedule", "after-snapshot"))
+    core.create_namespaced_config_map("default", kclient.V1ConfigMap(metadata=kclient.V1ObjectMeta(name=before)))
     to_dir = "/mnt/etcd-backups"
     outcomes = schedule_backups(cluster, reporter()[0], parse_schedule("10s"), keep=2, to_dir=to_dir)
     assert {h.status for o in outcomes if o.phase.name == "backup-schedule" for h in o.hosts} == {"changed"}
@@ -705,7 +706,7 @@ def test_scheduled_snapshots_fire_keep_the_newest_and_bring_back_what_was_before
     # The newest snapshot, taken after before-schedule existed, restores into a throwaway etcd and
     # into the cluster; what came after it is gone again.
     newest = scheduled_on(testbed, "master1")[-1]
-    core.create_namespaced_config_map("default", kclient.V1ConfigMap(metadata=kclient.V1ObjectMeta(name="after-snapshot")))
+    core.create_namespaced_config_map("default", kclient.V1ConfigMap(metadata=kclient.V1ObjectMeta(name=after)))
     schedule_backups(cluster, reporter()[0], None, 0, "")
     for master in ("master1", "master2", "master3"):
         code, out = testbed.node(master).exec(f"systemctl is-active {UNIT}.timer; ls {JOB_DIR} {' '.join(UNIT_FILES)}")
@@ -717,12 +718,12 @@ def test_scheduled_snapshots_fire_keep_the_newest_and_bring_back_what_was_before
     snapshot.write_bytes(base64.b64decode(encoded))
     Path(f"{snapshot}.sha256").write_text(checksum)
     drilled = drill(cluster, snapshot)
-    assert "/registry/configmaps/default/before-schedule" in drilled.keys
-    assert "/registry/configmaps/default/after-snapshot" not in drilled.keys
+    assert f"/registry/configmaps/default/{before}" in drilled.keys
+    assert f"/registry/configmaps/default/{after}" not in drilled.keys
     assert drilled.revision > 0 and drilled.resources["pods"] > 0
     restore(cluster, reporter()[0], snapshot)
     names = {c.metadata.name for c in kube(cluster).core.list_namespaced_config_map("default").items}
-    assert "before-schedule" in names and "after-snapshot" not in names
+    assert before in names and after not in names
     kube(cluster).wait_ready(NODES, cluster.kubernetes.kubernetes_version)
     kube(cluster).wait_running("kube-system")
 
