@@ -104,6 +104,8 @@ def test_the_masters_job_is_private_quoted_and_valid_shell(tmp_path):
     (["--schedule", "off", "--keep", "3"], "--schedule off removes the timer"),
     (["--keep", "3"], "go with --schedule"),
     (["--verify", "x.db", "--schedule", "1h"], "--verify checks a snapshot file"),
+    (["--schedule", "61 * * * *", "--keep", "x", "--to", "/usr"],  # every problem at once
+     "minute '61': 61 is not within 0-59; --keep must be a whole number, not 'x'; --to '/usr' must not be"),
 ])
 def test_bad_backup_options_exit_2_before_any_host_is_touched(args, fragment):
     # The example configuration's hosts are private addresses no test may reach: a refusal

@@ -30,6 +30,40 @@ SHORTEST_INTERVAL = 10  # seconds: a snapshot of a large etcd takes longer than 
 HORIZON_DAYS = 4 * 366  # a cron expression that fires in none of them never fires (Feb 30)
 
 
+def schedule_options(schedule: str, keep: str | None, to: str | None) -> tuple["Schedule | None", int, str]:
+    """`k8s.backup --schedule/--keep/--to` as (the schedule or None for `off`, how many to keep, the
+    copy directory or ""): every problem of the three in one UsageError."""
+    from ..cli import whole_number
+    from ..config.files import host_directory
+
+    problems: list[str] = []
+    off = schedule.strip().lower() == "off"
+    if off and (keep is not None or to is not None):
+        problems.append("--schedule off removes the timer: --keep and --to do not go with it")
+    plan = None
+    if not off:
+        try:
+            plan = parse_schedule(schedule)
+        except UsageError as exc:
+            problems.append(str(exc))
+    kept = 5
+    try:
+        kept = whole_number(keep, "--keep", 5)
+        if kept < 1:
+            problems.append("--keep must be at least 1")
+    except UsageError as exc:
+        problems.append(str(exc))
+    to_dir = ""
+    if to:
+        try:
+            to_dir = host_directory(to, "--to")
+        except UsageError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise UsageError("; ".join(problems))
+    return plan, kept, to_dir
+
+
 @dataclass(frozen=True)
 class Schedule:
     """The operator's text, the timer's [Timer] lines, and the longest wait between two runs."""

@@ -286,18 +286,10 @@ def backup(c: Context, reporter: Reporter, path=None, out=None, schedule=None, k
         reporter.info(f"etcd snapshot written ({snapshot.stat().st_size} bytes, sha256 in {snapshot.name}.sha256):")
         print(snapshot)
         return
-    from ..config.files import host_directory
-    from .schedule import parse_schedule
+    from .schedule import schedule_options
     if out is not None:
         raise UsageError("--out takes a snapshot now; with --schedule, --to copies each scheduled one")
-    off = schedule.strip().lower() == "off"
-    if off and (keep is not None or to is not None):
-        raise UsageError("--schedule off removes the timer: --keep and --to do not go with it")
-    plan = None if off else parse_schedule(schedule)
-    kept = whole_number(keep, "--keep", 5)
-    if kept < 1:
-        raise UsageError("--keep must be at least 1")
-    to_dir = host_directory(to, "--to") if to else ""
+    plan, kept, to_dir = schedule_options(schedule, keep, to)
     schedule_backups(load(c, path, reporter), reporter, plan, kept, to_dir, dry_run=dry_run)
 
 
