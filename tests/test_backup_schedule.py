@@ -91,6 +91,13 @@ def test_the_masters_job_is_private_quoted_and_valid_shell(tmp_path):
     shown = subprocess.run(["sh", "-c", f". {env}; printf '%s|%s|%s' \"$TO_DIR\" \"$KEEP\" \"$SCHEDULE\""],
                            capture_output=True, text=True, check=True).stdout
     assert shown == f"{odd}|3|0 */6 * * *"
+    # The job prunes, and k8s.status finds, only this member's scheduled snapshots.
+    member = next(m.name for m in cluster.etcd_members if m.machine is master)
+    names = [f"etcd-{cluster.id}-{member}-20261207T000000Z.db", f"etcd-{cluster.id}-{member}-20261207T000000Z.db.sha256",
+             f"etcd-{cluster.id}-other-20261207T000000Z.db", f"etcd-{cluster.id}-20261207T000000Z-before-clean.db"]
+    own = subprocess.run(["sh", "-c", f'. {env}; printf "%s\\n" "$@" | grep -E "$OWN_SNAPSHOTS"', "sh", *names],
+                         capture_output=True, text=True).stdout.split()
+    assert own == names[:1]
     script = tmp_path / "snapshot.sh"
     script.write_text(files[JOB_SCRIPT].content)
     assert subprocess.run(["sh", "-n", str(script)]).returncode == 0

@@ -8,7 +8,6 @@ are not problems: the prepare and docker phases make them so.
 
 from __future__ import annotations
 
-import re
 import shlex
 from dataclasses import dataclass, field
 
@@ -37,8 +36,7 @@ echo "overlay=$(grep -qw overlay /proc/filesystems && echo yes || (modprobe -n o
 echo "br_netfilter=$(test -d /proc/sys/net/bridge && echo yes || (modprobe -n br_netfilter 2>/dev/null && echo loadable) || echo no)"
 for key in __SYSCTLS__; do echo "sysctl.$key=$(sysctl -n "$key" 2>/dev/null)"; done
 disk=__DISK__; while [ ! -e "$disk" ]; do disk=$(dirname "$disk"); done
-echo "free_bytes=$(df -PB1 "$disk" 2>/dev/null | awk 'NR==2 {print $4}')"
-echo "disk_bytes=$(df -PB1 "$disk" 2>/dev/null | awk 'NR==2 {print $2}')"
+df -PB1 "$disk" 2>/dev/null | awk 'NR==2 {print "free_bytes=" $4; print "disk_bytes=" $2}'
 if command -v ss >/dev/null; then
   echo "listening=$(ss -Htln | awk '{print $4}' | sed 's/.*://' | sort -un | tr '\n' ' ')"
 else
@@ -170,8 +168,6 @@ def required_ports(cluster: Cluster, machine: Machine) -> dict[int, str]:
 
 # kubelet's own hard eviction thresholds for the disk, when kubernetes.kubelet-eviction-hard sets none
 KUBELET_DISK_EVICTION = {"nodefs.available": "10%", "imagefs.available": "15%"}
-UNITS = {"": 1, "k": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3,
-         "Ti": 1024**4}
 
 
 def disk_pressure(cluster: Cluster, facts: HostFacts) -> list[str]:
@@ -181,6 +177,8 @@ def disk_pressure(cluster: Cluster, facts: HostFacts) -> list[str]:
     A percentage of a large disk with little free space (a shared or thin volume) is where this bites."""
     if facts.free_bytes is None or not facts.disk_bytes:
         return []
+    from kubernetes.utils import parse_quantity  # here: the kubernetes client is slow to import
+
     configured = cluster.kubernetes.kubelet_eviction_hard
     thresholds = configured if configured is not None else KUBELET_DISK_EVICTION
     found = []
@@ -191,8 +189,7 @@ def disk_pressure(cluster: Cluster, facts: HostFacts) -> list[str]:
         if text.endswith("%"):
             needed = facts.disk_bytes * float(text[:-1]) / 100
         else:
-            number, unit = re.fullmatch(r"([\d.]+)([A-Za-z]*)", text).groups()  # type: ignore[union-attr]
-            needed = float(number) * UNITS[unit]
+            needed = float(parse_quantity(text))
         if facts.free_bytes - MIN_FREE_BYTES < needed:
             source = ("kubernetes.kubelet-eviction-hard" if configured is not None else
                       "kubelet's default; kubernetes.kubelet-eviction-hard sets another")

@@ -76,8 +76,9 @@ class Schedule:
 def parse_schedule(text: str) -> Schedule:
     """A cron expression or an interval; a clear UsageError for anything else."""
     words = text.split()
-    if len(words) == 1 and INTERVAL.fullmatch(words[0].lower()):
-        number, unit = INTERVAL.fullmatch(words[0].lower()).groups()  # type: ignore[union-attr]
+    interval = INTERVAL.fullmatch(words[0].lower()) if len(words) == 1 else None
+    if interval:
+        number, unit = interval.groups()
         seconds = int(number) * UNITS[unit]
         if seconds < SHORTEST_INTERVAL:
             raise UsageError(f"--schedule {text!r}: at least {SHORTEST_INTERVAL}s between snapshots")
