@@ -99,7 +99,10 @@ class EtcdLeave(Phase):
 
     def plan(self, run: Run, host: Host) -> list[Change]:
         member = member_of(run.cluster, host.machine)
-        via = healthy_url(run.cluster, run.pki, excluding=run.targets or ())
+        # Never through a leaving member: it stops as it applies its own removal, and the answer
+        # may not get out first (then asking again finds nobody at that address).
+        leaving = [member_of(run.cluster, h.machine).name for h in self.hosts(run)]
+        via = healthy_url(run.cluster, run.pki, excluding=leaving)
         current = next((m for m in members(run.pki, via) if m.name == member.name or member.peer_url in m.peer_urls), None)
         if current is None:
             return []
