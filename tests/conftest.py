@@ -28,6 +28,12 @@ FIRST_TESTBED_TIMEOUT = 2400
 PREBUILD = pytest.StashKey[subprocess.Popen]()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that need no testbed first (the order is otherwise kept): on a new machine they
+    run while tests/prebuild.py builds Kubernetes, instead of after the first testbed waited for it."""
+    items.sort(key=lambda item: item.get_closest_marker("testbed") is not None)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     first = next((item for item in session.items if item.get_closest_marker("testbed")), None)
     if first is not None and first.get_closest_marker("timeout") is None:

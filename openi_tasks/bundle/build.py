@@ -102,32 +102,40 @@ class BundleBuilder:
         with self.reporter.activity(f"bundle for Kubernetes {version} from Go modules") as activity:
             go = Go(progress=activity.event)
             base_id = self._base_image_id()
-            activity.step(f"Kubernetes {version}: kubeadm, kubelet, kubectl and the control plane")
-            k8s = self._go(go, recipes.kubernetes(version, go.release_time("k8s.io/kubernetes", version)), activity)
             module_dir = go.module_dir("k8s.io/kubernetes", version)
             coredns_tag, pause_tag = kubeadm_image_tags(module_dir / CONSTANTS)
             needs = image_needs(self.cluster, coredns_tag, pause_tag)
-            builds = [self._plan_image(go, need, k8s, module_dir, activity) for need in needs]
+            # Everything else before Kubernetes' binaries: when another process is building those
+            # (tests/prebuild.py on a new machine, a second k8s.bundle), these builds use the wait.
+            planned = {need: self._plan_image(go, need, {}, module_dir, activity) for need in needs
+                       if need.role not in recipes.CONTROL_PLANE_IMAGES}
             activity.step(f"CNI plugins {k.cni_plugins_version}: {', '.join(CNI_BINARIES)}")
             cni = self._go(go, recipes.cni_plugins(k.cni_plugins_version), activity)
+            runtime = self._runtime(go, activity) if k.containerd_from_bundle else []
+            activity.step(f"Kubernetes {version}: kubeadm, kubelet, kubectl and the control plane")
+            k8s = self._go(go, recipes.kubernetes(version, go.release_time("k8s.io/kubernetes", version)), activity)
+            builds = [planned.get(need) or self._plan_image(go, need, k8s, module_dir, activity) for need in needs]
             manifest.binaries += self._install_binaries(k8s, cni, version, k.cni_plugins_version, activity)
-            if k.containerd_from_bundle:
-                activity.step(f"containerd {k.containerd_version} and runc {k.runc_version}, kubelet's runtime")
-                containerd = self._go(go, recipes.containerd(k.containerd_version), activity)
-                if shutil.which("gcc") is None or not Path("/usr/include/seccomp.h").is_file():
-                    raise BuildFailed("building runc needs a C compiler and libseccomp's headers "
-                                      "(apt-get install gcc libseccomp-dev)")
-                runc = self._go(go, recipes.runc(k.runc_version), activity)
-                manifest.binaries += self._copy_into_bundle(
-                    [(f"containerd/{name}", path, f"github.com/containerd/containerd/v2@{k.containerd_version}")
-                     for name, path in containerd.items()] +
-                    [("containerd/runc", runc["runc"], f"github.com/opencontainers/runc@{k.runc_version}")], activity)
+            manifest.binaries += self._copy_into_bundle(runtime, activity) if runtime else []
             for build in builds:
                 manifest.images.append(self._build_image(build, base_id, activity))
             if conformance:
                 self._conformance(go, manifest, module_dir, coredns_tag, base_id, activity)
         manifest.write(self.out)
         return manifest
+
+    def _runtime(self, go: Go, activity: Activity) -> list[tuple[str, Path, str]]:
+        """containerd and runc built: (where in the bundle, built file, source) of each binary."""
+        k = self.cluster.kubernetes
+        activity.step(f"containerd {k.containerd_version} and runc {k.runc_version}, kubelet's runtime")
+        containerd = self._go(go, recipes.containerd(k.containerd_version), activity)
+        if shutil.which("gcc") is None or not Path("/usr/include/seccomp.h").is_file():
+            raise BuildFailed("building runc needs a C compiler and libseccomp's headers "
+                              "(apt-get install gcc libseccomp-dev)")
+        runc = self._go(go, recipes.runc(k.runc_version), activity)
+        return ([(f"containerd/{name}", path, f"github.com/containerd/containerd/v2@{k.containerd_version}")
+                 for name, path in containerd.items()] +
+                [("containerd/runc", runc["runc"], f"github.com/opencontainers/runc@{k.runc_version}")])
 
     def _conformance(self, go: Go, manifest: Manifest, module_dir: Path, coredns_tag: str, base_id: str,
                      activity: Activity) -> None:
