@@ -1,6 +1,7 @@
 """The slowest Go builds a test session needs, started in the background when it starts (see
 conftest.py): the cluster's Kubernetes binaries, then the conformance suite (e2e.test, ginkgo and
-the test images' programs) for the project's default Kubernetes version.
+the test images' programs) for the project's default Kubernetes version, then KWOK (the last
+platform test simulates nodes with it).
 
 On a machine with warm caches it finds both built and ends in seconds. On a new one it runs at the
 idle scheduling priority, so it takes only CPU time that nothing else wants: the unit tests' spare
@@ -16,6 +17,7 @@ from openi_tasks.bundle import recipes
 from openi_tasks.bundle.cache import cache_dir
 from openi_tasks.bundle.gobuild import Go
 from openi_tasks.config.files import KubernetesSettings
+from openi_tasks.testbed import kwok
 
 
 def main() -> None:
@@ -24,6 +26,7 @@ def main() -> None:
     released = go.release_time("k8s.io/kubernetes", version)
     for spec in (recipes.kubernetes(version, released), recipes.conformance(version, released)):
         go.build(spec, cache_dir() / "build" / spec.name)
+    kwok.build()
 
 
 if __name__ == "__main__":
