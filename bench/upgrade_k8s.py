@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""`inv k8s.upgrade` of a minor version, under load, on a fresh testbed: the failed requests and
-the time of each phase.
+"""`inv k8s.upgrade` of a minor version (of Kubernetes, of etcd, or both), under load, on a fresh
+testbed: the failed requests, the writes lost, and the time of each phase.
 
 A testbed at FROM (3 masters behind the proxy node's endpoint, 2 workers) is deployed; a
 Deployment of 2 replicas (a plain HTTP server: the bundle's stand-in server image, used here only
@@ -9,9 +9,14 @@ one, is asked continuously from this machine through every node's NodePort; Conf
 created continuously through the API endpoint. Then, as an operator would: the configuration is
 set to TO (kubernetes-version and the bundle), `inv k8s.bundle --from-source --push` loads the
 target's images (the bundle is cached), and `inv k8s.upgrade --to TO` runs. Afterwards every node
-must be Ready at TO, and a second upgrade must change nothing.
+must be Ready at TO, every etcd member must run the configured etcd, every acknowledged ConfigMap
+must be there, and a second upgrade must change nothing.
+
+With --etcd-from TAG the cluster is deployed with that etcd (its own bundle beside the testbed's,
+etcd built from its Go module) and the upgrade also moves etcd to the testbed's etcd-version.
 
     python bench/upgrade_k8s.py                          # v1.36.3 -> v1.37.2
+    python bench/upgrade_k8s.py --from v1.37.2 --etcd-from 3.6.16-0   # etcd 3.6 -> 3.7 alone
     python bench/upgrade_k8s.py --keep /tmp/tb-upgrade   # leave the testbed up
 """
 
@@ -77,7 +82,7 @@ class ApiWriter(threading.Thread):
         from kubernetes import client, config
 
         self.core = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
-        self.ok, self.failed = 0, []
+        self.ok, self.failed, self.acknowledged = 0, [], []
         self.done = threading.Event()
 
     def run(self) -> None:
@@ -89,6 +94,7 @@ class ApiWriter(threading.Thread):
             try:
                 self.core.create_namespaced_config_map("default", body, _request_timeout=10)
                 self.ok += 1
+                self.acknowledged.append(body.metadata.name)
             except Exception as exc:
                 self.failed.append((time.strftime("%H:%M:%S"), str(exc).splitlines()[0][:160]))
             n += 1
@@ -130,14 +136,31 @@ def workload(kubeconfig: Path, image: str) -> None:
         time.sleep(2)
 
 
+def edit(path: Path, **settings: str | None) -> None:
+    """Set (or, given None, remove) keys of the configuration's `kubernetes` section, as an operator's edit."""
+    import yaml
+
+    document = yaml.safe_load(path.read_text())
+    for key, value in settings.items():
+        if value is None:
+            document["kubernetes"].pop(key, None)
+        else:
+            document["kubernetes"][key] = value
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--from", dest="old", default="v1.36.3")
     parser.add_argument("--to", dest="new", default="v1.37.2")
+    parser.add_argument("--etcd-from", help="deploy with this etcd-version (an image tag, 3.6.16-0), upgrade to "
+                                            "the testbed's")
     parser.add_argument("--batch", default="1")
     parser.add_argument("--keep", help="testbed directory to use and leave up (reused if it is up)")
     args = parser.parse_args()
     from openi_tasks.config import load_cluster
+    from openi_tasks.k8s.etcd_client import member_health
+    from openi_tasks.k8s.pki import ClusterPki
     from openi_tasks.kube import KubeApi
     from openi_tasks.state import StateDir
     from openi_tasks.testbed.testbed import Testbed, kubernetes_settings
@@ -148,6 +171,12 @@ def main() -> int:
         start = time.perf_counter()
         config = bed.up(masters=3, workers=2, proxy=True, kubernetes_version=args.old)
         print(f"testbed up at {args.old}: {time.perf_counter() - start:.0f} s")
+        path = Path(config) / "kubernetes-configuration.yaml"
+        if args.etcd_from:  # the older etcd: its own bundle, so that the testbed's stays as it is
+            edit(path, **{"etcd-version": args.etcd_from, "binaries-dir": str(workdir / "bundle-etcd")})
+            seconds, done = inv("k8s.bundle", "-p", str(config), "--from-source", "--push")
+            assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+            print(f"k8s.bundle --from-source --push with etcd {args.etcd_from}: {seconds:.0f} s")
         seconds, done = inv("k8s.deploy", "-p", str(config))
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         print(f"k8s.deploy {args.old}: {seconds:.0f} s")
@@ -160,11 +189,7 @@ def main() -> int:
         # The operator's edit: the target version and its bundle.
         settings = kubernetes_settings(bed.state.registry, cluster.kubernetes.bundle_base_image, args.new,
                                        cluster.kubernetes.cluster_dns or "")
-        path = Path(config) / "kubernetes-configuration.yaml"
-        text = path.read_text()
-        text = re.sub(r"kubernetes-version: \S+", f"kubernetes-version: {args.new}", text)
-        text = re.sub(r"binaries-dir: \S+", f"binaries-dir: {settings['binaries-dir']}", text)
-        path.write_text(text)
+        edit(path, **{"kubernetes-version": args.new, "binaries-dir": settings["binaries-dir"], "etcd-version": None})
         seconds, done = inv("k8s.bundle", "-p", str(config), "--from-source", "--push")
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         print(f"k8s.bundle --from-source --push {args.new}: {seconds:.0f} s")
@@ -188,6 +213,13 @@ def main() -> int:
             print(f"  {name:24} {phase_seconds:7.1f} s")
         print(f"HTTP through the NodePorts: {prober.ok} answered, {len(prober.failed)} failed {prober.failed[:5]}")
         print(f"API through the endpoint: {writer.ok} ConfigMaps created, {len(writer.failed)} failed {writer.failed[:5]}")
+        present = {c.metadata.name for c in writer.core.list_namespaced_config_map("default").items}
+        missing = [name for name in writer.acknowledged if name not in present]
+        print(f"acknowledged ConfigMaps missing afterwards: {len(missing)} {missing[:5]}")
+        members = member_health(load_cluster(config), ClusterPki(load_cluster(config), StateDir.of(cluster)))
+        print("etcd members:", {m.name: (m.healthy, m.version) for m in members})
+        wanted = load_cluster(config).kubernetes.etcd_version.split("-")[0]
+        assert not missing and all(m.healthy and m.version == wanted for m in members), (missing, members)
         nodes = KubeApi(admin).nodes()
         print("nodes:", {n.name: (n.ready, n.kubelet_version, n.cordoned) for n in nodes.values()})
         assert all(n.ready and n.kubelet_version == args.new and not n.cordoned for n in nodes.values())

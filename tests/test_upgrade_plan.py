@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from openi_tasks.errors import UsageError
-from openi_tasks.k8s.versions import NodeVersions, UpgradePlan, Version, refusals, target_version
+from openi_tasks.k8s.versions import (NodeVersions, UpgradePlan, Version, etcd_refusals, etcd_version, refusals,
+                                       target_version)
 
 V = Version.parse
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
@@ -88,3 +89,36 @@ def test_a_bundle_for_another_version_and_no_api_server_are_refused():
     found = refusals(cluster("v1.37.2", worker("w1", "v1.36.3"), bundle_problem="the bundle is for v1.36.3"))
     assert found[0].startswith("no master runs an API server")
     assert found[-1] == "the bundle is for v1.36.3"
+
+
+# etcd: to the configured version, one minor version at a time (etcd's rolling upgrade).
+E = etcd_version
+
+
+def test_etcd_versions_are_read_from_answers_and_image_tags():
+    assert E("3.7.3") == E("3.7.3-0") == E("v3.7.3") == V("v3.7.3")
+    assert E("latest") is None and E("") is None and E("3.7") is None
+
+
+def test_etcd_to_the_next_minor_or_another_patch_is_allowed_and_not_done_until_every_member_runs_it():
+    at_k8s = (master("m1", "v1.37.2"), worker("w1", "v1.37.2"))
+    plan = cluster("v1.37.2", *at_k8s, etcd={"etcd1": E("3.6.16"), "etcd2": E("3.7.3")}, etcd_target=E("3.7.3"))
+    assert refusals(plan) == [] and plan.done and not plan.etcd_done
+    for running in ("3.7.0", "3.7.9"):
+        assert refusals(cluster("v1.37.2", *at_k8s, etcd={"etcd1": E(running)}, etcd_target=E("3.7.3"))) == []
+    done = cluster("v1.37.2", *at_k8s, etcd={"etcd1": E("3.7.3"), "etcd2": E("3.7.3")}, etcd_target=E("3.7.3"))
+    assert done.etcd_done
+    # An image whose tag names no version: replaced as configured, with no version rule to apply.
+    assert cluster("v1.37.2", *at_k8s, etcd={"etcd1": E("3.7.3")}, etcd_target=None).etcd_done
+
+
+def test_etcd_skipping_a_minor_or_going_back_one_is_refused_per_member_with_the_way_forward():
+    found = refusals(cluster("v1.37.2", master("m1", "v1.37.2"), etcd_target=E("3.7.3"),
+                             etcd={"etcd1": E("3.5.21"), "etcd2": E("3.6.16"), "etcd3": E("3.8.0")}))
+    assert found == [
+        "etcd member etcd1 runs etcd 3.5.21; etcd-version asks for 3.7.3: that skips a minor version; etcd upgrades "
+        "one minor version at a time, so to 3.6.x first",
+        "etcd member etcd3 runs etcd 3.8.0; etcd-version asks for 3.7.3: an older minor (or another major) version is "
+        "etcd's downgrade procedure, which k8s.upgrade does not do",
+    ]
+    assert len(etcd_refusals({"etcd1": E("3.7.3")}, E("4.0.0"))) == 1

@@ -115,10 +115,12 @@ def ensure_container(spec: ContainerSpec, current: RunningContainer | None) -> l
     run = spec.run_command()
     if current is None:
         return [Change(f"run container {spec.name}: {run}", run)]
-    # Stopped with SIGTERM first: etcd then answers the requests it holds and tells its clients to
-    # go elsewhere (`docker rm -f` kills it, and an API server's write in flight fails with a 500).
-    name = shlex.quote(spec.name)
-    replace = f"docker stop --time {STOP_TIMEOUT} {name} >/dev/null 2>&1; docker rm -f {name} && {run}"
+    # The image is there before the old container stops: an image that cannot be pulled leaves it
+    # running. Stopped with SIGTERM first: etcd then answers the requests it holds and tells its
+    # clients to go elsewhere (`docker rm -f` kills it, and an API server's write in flight fails).
+    name, image = shlex.quote(spec.name), shlex.quote(spec.image)
+    replace = (f"{{ docker image inspect {image} >/dev/null 2>&1 || docker pull -q {image} >/dev/null; }} && "
+               f"{{ docker stop --time {STOP_TIMEOUT} {name} >/dev/null 2>&1; docker rm -f {name} && {run}; }}")
     return [Change(f"replace container {spec.name} (its definition changed): {run}", replace)]
 
 

@@ -3,8 +3,8 @@
 The configuration says what the cluster should run: the operator first sets
 `kubernetes.kubernetes-version` to the target (and points `binaries-dir` at the target's bundle);
 `--to` repeats the version, so that an edit by mistake upgrades nothing. Then, under the cluster
-lock: the plan (refusals before any change), an etcd snapshot, etcd one member at a time, the
-target's kubeadm and images on the masters, the first master (`kubeadm upgrade apply`), the other
+lock: the plan (refusals before any change), an etcd snapshot, the target's kubeadm and images
+(etcd's too) on the masters, etcd one member at a time, the first master (`kubeadm upgrade apply`), the other
 masters one at a time (`kubeadm upgrade node`), the workers in batches of `--batch`, and the
 operator's admin.conf (kubeadm renewed its certificate). Phases: phases/upgrade.py.
 """
@@ -42,7 +42,7 @@ def upgrade(cluster: Cluster, reporter: Reporter, to: str, batch: int = 1, dry_r
     workers = [m.hostname for m in cluster.machines if not m.is_master]
     phases = [
         Connect(), Facts(upgrading=True), Lock(break_lock=break_lock), PlanUpgrade(state), UpgradeSnapshot(state),
-        UpgradeEtcd(), UpgradePreflight(state),
+        UpgradePreflight(state), UpgradeEtcd(),
         UpgradeNodes(state, "upgrade-first-master", f"Upgrade the first master {masters[0]}: kubeadm upgrade apply",
                      masters[:1], parallel=False),
         *([UpgradeNodes(state, "upgrade-masters", "Upgrade the other masters, one at a time: kubeadm upgrade node",

@@ -8,7 +8,11 @@ before anything changes and can be tested without a cluster:
 - no kubelet newer than the API servers will be, and none more than three minor versions older
   (Kubernetes' version skew policy);
 - etcd healthy, every member; every node Ready and every master's API server answering (an
-  upgrade drains nodes and restarts API servers: it needs the redundancy it starts from).
+  upgrade drains nodes and restarts API servers: it needs the redundancy it starts from);
+- etcd to the configured version one minor version at a time, never to an older minor version
+  (etcd's rolling upgrade: a member of the next minor version joins a cluster of the one before,
+  and the cluster's version moves once every member runs it; going back is etcd's separate
+  downgrade procedure).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 from ..errors import UsageError
 
 VERSION = re.compile(r"v(\d+)\.(\d+)\.(\d+)")
+ETCD_VERSION = re.compile(r"v?(\d+)\.(\d+)\.(\d+)(?:-\d+)?")  # 3.7.3, v3.7.3, and image tags: 3.7.3-0
 KUBELET_MAX_MINORS_OLDER = 3
 
 
@@ -45,6 +50,12 @@ class Version:
 
     def __str__(self) -> str:
         return f"v{self.major}.{self.minor}.{self.patch}"
+
+
+def etcd_version(text: str) -> Version | None:
+    """etcd's version in a server's answer (3.7.3) or an image's tag (3.7.3-0); None when it is neither."""
+    found = ETCD_VERSION.fullmatch(text.strip())
+    return Version(*(int(part) for part in found.groups())) if found else None
 
 
 def target_version(text: str) -> Version:
@@ -83,10 +94,17 @@ class UpgradePlan:
     nodes: list[NodeVersions]
     etcd_unhealthy: list[str] = field(default_factory=list)  # member: why
     bundle_problem: str = ""
+    etcd: dict[str, Version | None] = field(default_factory=dict)  # member -> the version it runs (None: unknown)
+    etcd_target: Version | None = None  # None: the configured image's tag names no version
 
     @property
     def done(self) -> bool:
+        """Every node runs the target Kubernetes (etcd: `etcd_done`)."""
         return all(node.at(self.target) for node in self.nodes)
+
+    @property
+    def etcd_done(self) -> bool:
+        return self.etcd_target is None or all(v == self.etcd_target for v in self.etcd.values())
 
     @property
     def api_servers(self) -> list[Version]:
@@ -122,6 +140,23 @@ def refusals(plan: UpgradePlan) -> list[str]:
         if node.apiserver_answers is False:
             found.append(f"{node.name}: its API server does not answer /readyz: the control plane is not ready")
     found += [f"etcd member {member}" for member in plan.etcd_unhealthy]
+    found += etcd_refusals(plan.etcd, plan.etcd_target)
     if plan.bundle_problem:
         found.append(plan.bundle_problem)
+    return found
+
+
+def etcd_refusals(running: dict[str, Version | None], target: Version | None) -> list[str]:
+    """Why members running these versions cannot be rolled to `target` one at a time."""
+    found = []
+    for member, version in running.items():
+        if version is None or target is None or version == target:
+            continue
+        named = f"etcd member {member} runs etcd {str(version)[1:]}; etcd-version asks for {str(target)[1:]}"
+        if (target.major, target.minor) < (version.major, version.minor) or target.major != version.major:
+            found.append(f"{named}: an older minor (or another major) version is etcd's downgrade procedure, "
+                         f"which k8s.upgrade does not do")
+        elif target.minor > version.minor + 1:
+            found.append(f"{named}: that skips a minor version; etcd upgrades one minor version at a time, so "
+                         f"to {version.major}.{version.minor + 1}.x first")
     return found

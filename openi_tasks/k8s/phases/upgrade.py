@@ -3,10 +3,13 @@
 - upgrade-plan: every node's versions (kubelet, kubeadm, the control plane's static pods), the
   API's view of each Node, etcd's health and the bundle, as a table; the run stops there with
   every reason to refuse (versions.refusals), before anything changes.
-- upgrade-etcd: members whose container differs from the configuration (another etcd image) are
-  replaced one at a time, each waited for until etcd is healthy (as renew-etcd does).
 - upgrade-preflight: on every master, the target's kubeadm, and the target's images pulled from
-  the cluster's registry: a missing image stops the run while nothing that runs has changed.
+  the cluster's registry (etcd's too, when its version changes): a missing image stops the run
+  while nothing that runs has changed.
+- upgrade-etcd: members whose container differs from the configuration (another etcd image) are
+  replaced one at a time: leadership handed to another member first, then the member replaced,
+  then every member waited for until healthy (as renew-etcd does). The plan refused a jump etcd
+  cannot make (versions.etcd_refusals) before anything changed.
 - upgrade-first-master, upgrade-masters: `kubeadm upgrade apply` on the first master, then
   `kubeadm upgrade node` on the others one at a time; then its kubelet, and its control plane
   restarted under the new kubelet (which may restart the static pods by itself, their hash
@@ -36,7 +39,7 @@ from ...ssh import Host, describe_error
 from ..etcd_client import member_health
 from ..kubeadm import LOCAL_CONFIG, local_config_file
 from ..static_pods import COMPONENTS, restart_command
-from ..versions import NodeVersions, UpgradePlan, Version, refusals
+from ..versions import NodeVersions, UpgradePlan, Version, etcd_version, refusals
 from .base import OnFirstMaster
 from .control_plane import adaptations, apiserver_ready
 from .endpoint import out_of_endpoint, route_without
@@ -62,7 +65,8 @@ class Upgrade:
 
     @property
     def needed(self) -> bool:
-        return self.plan is not None and not self.plan.done
+        """Kubernetes or etcd is not at the configured version yet."""
+        return self.plan is not None and not (self.plan.done and self.plan.etcd_done)
 
     def node(self, host: Host) -> NodeVersions:
         assert self.plan is not None, "the upgrade-plan phase runs first"
@@ -84,14 +88,20 @@ class PlanUpgrade(OnFirstMaster):
              " ".join(sorted({str(v) for v in n.control_plane.values() if v})) or "-",
              {True: "yes", False: "NO", None: "no Node"}[n.ready], "none" if n.at(target) else f"to {target}")
             for n in plan.nodes])
+        if plan.etcd:
+            target_etcd = str(plan.etcd_target)[1:] if plan.etcd_target else run.cluster.etcd_image
+            run.reporter.table(f"etcd to {target_etcd}", ("member", "runs", "action"), [
+                (member, str(version)[1:] if version else "?",
+                 "none" if plan.etcd_target in (None, version) else f"to {target_etcd}, one member at a time")
+                for member, version in plan.etcd.items()])
         refused = refusals(plan)
         if refused:
             for reason in refused:
                 run.reporter.warn(f"refused: {reason}")
             raise UpgradeRefused(f"the upgrade to {target} is refused, nothing was changed: " + "; ".join(refused))
         self.upgrade.plan = plan
-        if plan.done:
-            run.reporter.info(f"every node runs {target} already: nothing to upgrade")
+        if plan.done and plan.etcd_done:
+            run.reporter.info(f"every node runs {target} already, and etcd its configured version: nothing to upgrade")
         return []
 
     def _gather(self, run: Run) -> UpgradePlan:
@@ -120,8 +130,11 @@ class PlanUpgrade(OnFirstMaster):
             if newest is not None and newest != kubelet and newest > target:
                 node.kubelet = newest  # refused below as newer than the target
             rows.append(node)
-        etcd = [f"{h.name} is unhealthy: {h.error}" for h in member_health(run.cluster, run.pki) if not h.healthy]
-        return UpgradePlan(target, rows, etcd, _bundle_problem(run, target))
+        health = member_health(run.cluster, run.pki)
+        unhealthy = [f"{h.name} is unhealthy: {h.error}" for h in health if not h.healthy]
+        return UpgradePlan(target, rows, unhealthy, _bundle_problem(run, target),
+                           etcd={h.name: etcd_version(h.version) for h in health},
+                           etcd_target=etcd_version(run.cluster.etcd_image.rsplit("/", 1)[-1].partition(":")[2]))
 
 
 def _answers(address: str, port: int, ca_file) -> bool:
@@ -182,12 +195,17 @@ class UpgradePreflight(Phase):
         return run.hosts("master")
 
     def plan(self, run: Run, host: Host) -> list[Change]:
+        assert self.upgrade.plan is not None, "the upgrade-plan phase runs first"
+        etcd = []
+        if not self.upgrade.plan.etcd_done:
+            image = shlex.quote(run.cluster.etcd_image)
+            etcd = [Change(f"pull etcd's image {run.cluster.etcd_image}", f"docker pull -q {image} >/dev/null")]
         node = self.upgrade.node(host)
         if all(v == self.upgrade.target for v in node.control_plane.values()):
-            return []
+            return etcd
         config = RenderedFile(LOCAL_CONFIG, local_config_file(run.cluster, host.machine), 0o600)
         pull = f"kubeadm config images pull --config {shlex.quote(LOCAL_CONFIG)}"
-        return [*install_changes(run, host, ("kubeadm",)), *ensure_file(host, config),
+        return [*etcd, *install_changes(run, host, ("kubeadm",)), *ensure_file(host, config),
                 Change(f"pull the images of Kubernetes {self.upgrade.target} from "
                        f"{run.cluster.kubernetes.docker_registry}: {pull}", pull)]
 
