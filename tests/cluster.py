@@ -60,6 +60,13 @@ def deployed(cluster, **options) -> str:
     return out.getvalue()
 
 
+class NotYet(str):
+    """What a `wait_for` check saw when it is not there yet: false, but shown if time runs out."""
+
+    def __bool__(self) -> bool:
+        return False
+
+
 def wait_for(what: str, check: Callable[[], object], timeout: float = 180, interval: float = 2):
     """Poll `check` until it returns something true; fail the test with the last value otherwise."""
     deadline = time.monotonic() + timeout

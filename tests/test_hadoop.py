@@ -112,6 +112,9 @@ def test_every_role_gets_its_properties_in_hadoops_own_files(tmp_path, version):
     nodemanager = properties(written["nodemanager"] / "yarn-site.xml")
     assert nodemanager["yarn.nodemanager.resource.memory-mb"] == str(int(64 * 1024 * 0.8))
     assert nodemanager["yarn.nodemanager.resource.cpu-vcores"] == "24"
+    # YARN's own disk-check defaults, written out (the testbed writes bytes instead: test_testbed.py).
+    assert nodemanager["yarn.nodemanager.disk-health-checker.max-disk-utilization-per-disk-percentage"] == "90.0"
+    assert nodemanager["yarn.nodemanager.disk-health-checker.min-free-space-per-disk-mb"] == "0"
     scheduler = properties(written["resourcemanager"] / "capacity-scheduler.xml")
     assert scheduler["yarn.scheduler.capacity.root.queues"] == "default,vc1,vc2"
     assert [scheduler[f"yarn.scheduler.capacity.root.{q}.capacity"] for q in ("default", "vc1", "vc2")] == \

@@ -32,7 +32,7 @@ from openi_tasks.config import load_cluster
 from openi_tasks.services.api import PULL_PATIENCE
 from openi_tasks.state import StateDir
 
-from .cluster import failure, Kube, run_command, wait_for
+from .cluster import NotYet, failure, Kube, run_command, wait_for
 from .conftest import ROOT
 
 pytestmark = pytest.mark.testbed
@@ -251,9 +251,10 @@ def test_hadoop_assembled_from_maven_runs_hdfs_yarn_and_a_job_in_a_virtual_clust
     wait_for("the NameNode out of safe mode with a live DataNode on each worker", namenode, timeout=180)
 
     def node_managers():
-        nodes = requests.get(f"http://{master}:8088/ws/v1/cluster/nodes", timeout=5).json()["nodes"]
-        running = sorted(n["nodeHostName"] for n in (nodes or {}).get("node", []) if n["state"] == "RUNNING")
-        return running if running == workers else None
+        nodes = (requests.get(f"http://{master}:8088/ws/v1/cluster/nodes", timeout=5).json()["nodes"] or {}).get("node", [])
+        running = sorted(n["nodeHostName"] for n in nodes if n["state"] == "RUNNING")
+        seen = "; ".join(f"{n['nodeHostName']} {n['state']} {n.get('healthReport', '')}" for n in nodes)
+        return running if running == workers else NotYet(seen or "no NodeManager registered")
 
     wait_for("a running NodeManager on each worker", node_managers, timeout=180)
     pod = kube.core.list_namespaced_pod(NAMESPACE, label_selector="app=hadoop-resourcemanager").items[0]

@@ -447,6 +447,11 @@ class HadoopSection(OpenSection):
     # after the run), never onto Maven's command line.
     hadoop_maven_username: Optional[Text] = None
     hadoop_maven_password: Optional[Secret] = None
+    # The NodeManagers' disk health check: a disk fuller than this share of its file system, or with
+    # less free than this, is bad, and a node whose every disk is bad is UNHEALTHY (no containers).
+    # YARN's defaults: 90% and 0. On a thin or shared volume whose size says little, use bytes.
+    nodemanager_max_disk_utilization_percent: Annotated[float, Field(gt=0, le=100)] = 90.0
+    nodemanager_min_free_disk_mb: Annotated[int, Field(ge=0)] = 0
     virtual_clusters: dict[DnsLabel, VirtualCluster] = Field({}, alias="virtualClusters")
 
 

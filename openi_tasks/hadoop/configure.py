@@ -95,6 +95,10 @@ def role_settings(cluster: Cluster, hadoop: HadoopLayout) -> dict[str, dict[str,
             "yarn.nodemanager.log-dirs": f"{data}/yarn/logs",
             "yarn.nodemanager.resource.memory-mb": str(memory_mb),
             "yarn.nodemanager.resource.cpu-vcores": str(vcores),
+            "yarn.nodemanager.disk-health-checker.max-disk-utilization-per-disk-percentage":
+                str(cluster.services.hadoop.nodemanager_max_disk_utilization_percent),
+            "yarn.nodemanager.disk-health-checker.min-free-space-per-disk-mb":
+                str(cluster.services.hadoop.nodemanager_min_free_disk_mb),
         }},
         "jobhistory": {"mapred-site.xml": {"mapreduce.jobhistory.done-dir": "/mr-history/done",
                                            "mapreduce.jobhistory.intermediate-done-dir": "/mr-history/tmp"}},

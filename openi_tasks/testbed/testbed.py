@@ -490,7 +490,11 @@ class Testbed:
                 # the service stand-in.
                 # Hadoop's runtime is assembled from its artifacts on Maven Central, which this
                 # machine reaches (Apache's release archive it does not): HDFS and YARN really run.
+                # YARN's disk check in bytes too (TESTBED_EVICTION): its default, 90% of the
+                # volume, made the NodeManagers UNHEALTHY on CI's 252 GiB volume once less than
+                # 25 GiB was free.
                 "hadoop": {"hadoop-version": HADOOP_VERSION, "hadoop-maven-repository": MAVEN_CENTRAL,
+                           "nodemanager-max-disk-utilization-percent": 100.0, "nodemanager-min-free-disk-mb": 2048,
                            "virtualClusters": {"vc1": {"description": "the testbed's virtual cluster",
                                                        "capacity": 50}}},
                 "images": {"base-os-image": base_image,
