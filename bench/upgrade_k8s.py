@@ -18,6 +18,8 @@ etcd built from its Go module) and the upgrade also moves etcd to the testbed's 
     python bench/upgrade_k8s.py                          # v1.36.3 -> v1.37.2
     python bench/upgrade_k8s.py --from v1.37.2 --etcd-from 3.6.16-0   # etcd 3.6 -> 3.7 alone
     python bench/upgrade_k8s.py --keep /tmp/tb-upgrade   # leave the testbed up
+
+With --conformance, Kubernetes' conformance suite (quick) runs on the upgraded cluster afterwards.
 """
 
 from __future__ import annotations
@@ -156,6 +158,7 @@ def main() -> int:
     parser.add_argument("--etcd-from", help="deploy with this etcd-version (an image tag, 3.6.16-0), upgrade to "
                                             "the testbed's")
     parser.add_argument("--batch", default="1")
+    parser.add_argument("--conformance", action="store_true", help="run k8s.conformance --mode quick afterwards")
     parser.add_argument("--keep", help="testbed directory to use and leave up (reused if it is up)")
     args = parser.parse_args()
     from openi_tasks.config import load_cluster
@@ -226,6 +229,15 @@ def main() -> int:
         seconds, again = inv("k8s.upgrade", "-p", str(config), "--to", args.new)
         assert again.returncode == 0 and "nothing to upgrade" in again.stdout, again.stdout[-3000:]
         print(f"second k8s.upgrade: {seconds:.0f} s, {'no changes' if 'no changes' in again.stdout else 'CHANGES'}")
+        if args.conformance:
+            seconds, done = inv("k8s.bundle", "-p", str(config), "--from-source", "--conformance", "--push")
+            assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+            print(f"k8s.bundle --conformance --push: {seconds:.0f} s")
+            seconds, done = inv("k8s.conformance", "-p", str(config), "--mode", "quick", "--out",
+                                str(workdir / "conformance"))
+            print(f"k8s.conformance --mode quick after the upgrade: {seconds:.0f} s, "
+                  f"{done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-2000:]}")
+            assert done.returncode == 0, done.stdout[-3000:]
     finally:
         if not args.keep:
             bed.down()

@@ -98,6 +98,8 @@ def secrets_of(cluster: Cluster) -> list[str]:
     values = [m.password.get_secret_value() for m in cluster.machines if m.password is not None]
     services = cluster.services
     values += [s for s in services.secret_values() if s]
+    s3_key = cluster.kubernetes.etcd_backup_s3_secret_key
+    values += [s3_key.get_secret_value()] if s3_key is not None and s3_key.get_secret_value() else []
     return values
 
 

@@ -7,11 +7,15 @@ import subprocess
 import types
 
 import pytest
+import yaml
 
 from openi_tasks.config import load_cluster
 from openi_tasks.errors import UsageError
-from openi_tasks.k8s.phases.backup_schedule import JOB_ENV, JOB_SCRIPT, UNIT_FILES, ScheduledSnapshots, job_files
+from openi_tasks.k8s.phases.backup_schedule import (JOB_ENV, JOB_SCRIPT, S3_CA, S3_CURL, UNIT_FILES,
+                                                    ScheduledSnapshots, job_files)
+from openi_tasks.k8s.s3 import S3Target, parse_s3_url
 from openi_tasks.k8s.schedule import parse_schedule
+from openi_tasks.run import secrets_of
 
 from .conftest import EXAMPLE
 from .test_cli import inv
@@ -113,6 +117,14 @@ def test_the_masters_job_is_private_quoted_and_valid_shell(tmp_path):
     (["--verify", "x.db", "--schedule", "1h"], "--verify checks a snapshot file"),
     (["--schedule", "61 * * * *", "--keep", "x", "--to", "/usr"],  # every problem at once
      "minute '61': 61 is not within 0-59; --keep must be a whole number, not 'x'; --to '/usr' must not be"),
+    (["--schedule", "1h", "--to-s3", "http://s3.example.com/bkt1/x"], "must be an https:// URL"),
+    (["--schedule", "1h", "--to-s3", "https://s3.example.com/"], "needs a bucket after the host"),
+    (["--schedule", "off", "--to-s3", "https://s3.example.com/bkt1"], "--keep, --to and --to-s3 do not go with it"),
+    (["--to-s3", "https://s3.example.com/bkt1"], "go with --schedule"),
+    # The example configuration has no keys: named before any host is touched.
+    (["--schedule", "1h", "--to-s3", "https://s3.example.com/bkt1"],
+     "kubernetes.etcd-backup-s3-access-key is not set (needed by --to-s3); "
+     "kubernetes.etcd-backup-s3-secret-key is not set"),
 ])
 def test_bad_backup_options_exit_2_before_any_host_is_touched(args, fragment):
     # The example configuration's hosts are private addresses no test may reach: a refusal
@@ -120,3 +132,52 @@ def test_bad_backup_options_exit_2_before_any_host_is_touched(args, fragment):
     result = inv("k8s.backup", "-p", str(EXAMPLE), *args)
     assert result.returncode == 2, result.stdout + result.stderr
     assert fragment in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("url, target", [
+    ("https://s3.example.com/etcd-backups", S3Target("https://s3.example.com", "etcd-backups", "")),
+    ("https://10.0.0.5:8333/b.1/cluster-a/", S3Target("https://10.0.0.5:8333", "b.1", "cluster-a/")),
+    ("https://s3.example.com/bkt/a/b_c", S3Target("https://s3.example.com", "bkt", "a/b_c/")),
+])
+def test_an_s3_url_names_the_endpoint_the_bucket_and_a_prefix(url, target):
+    assert parse_s3_url(url) == target
+    assert S3Target("https://h", "bkt", "a/b/").list_query == "list-type=2&prefix=a%2Fb%2F"
+
+
+def test_every_problem_of_an_s3_url_at_once():
+    with pytest.raises(UsageError) as refused:
+        parse_s3_url("ftp://user@/B?x=1")
+    for fragment in ("https://", "names no host", "no user, query or fragment", "'B' is not a bucket name"):
+        assert fragment in str(refused.value)
+
+
+def test_the_s3_keys_reach_the_masters_only_in_a_private_curl_configuration(example_dir, tmp_path):
+    secret = 'se"cret\\with/+and=='
+    ca = tmp_path / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    settings = example_dir / "kubernetes-configuration.yaml"
+    document = yaml.safe_load(settings.read_text())
+    document["kubernetes"].update({"etcd-backup-s3-access-key": "AKIDEXAMPLE", "etcd-backup-s3-secret-key": secret,
+                                   "etcd-backup-s3-ca-file": str(ca), "etcd-backup-s3-region": "eu-west-1"})
+    settings.write_text(yaml.safe_dump(document))
+    cluster = load_cluster(example_dir)
+    run = types.SimpleNamespace(cluster=cluster)
+    host = types.SimpleNamespace(machine=cluster.masters[0])
+    target = parse_s3_url("https://10.0.0.5:8333/etcd-backups/cluster-a")
+    files = {f.path: f for f in job_files(run, host, parse_schedule("1h"), 2, "", target)}
+    assert files[S3_CURL].mode == 0o600 and files[S3_CA].content == ca.read_text()
+    others = "".join(f.content for path, f in files.items() if path != S3_CURL)
+    assert "cret" not in others and "AKIDEXAMPLE" not in others
+    # curl reads the user back exactly as configured (its quoting of \\ and ").
+    config = tmp_path / "s3.curl"
+    config.write_text(files[S3_CURL].content)
+    traced = subprocess.run(["curl", "--config", str(config), "--cacert", "/dev/null", "--connect-timeout", "1",
+                             "-v", "http://127.0.0.1:9/"], capture_output=True, text=True)
+    assert "aws:amz:eu-west-1:s3" in files[S3_CURL].content and traced.returncode != 0
+    assert "Invalid" not in traced.stderr and "unknown" not in traced.stderr.lower(), traced.stderr
+    env = tmp_path / "job.env"
+    env.write_text(files[JOB_ENV].content)
+    shown = subprocess.run(["sh", "-c", f". {env}; printf '%s|%s|%s|%s' \"$S3_BUCKET_URL\" \"$S3_PREFIX\" \"$S3_LIST\" "
+                            f"\"$S3_CURL\""], capture_output=True, text=True, check=True).stdout
+    assert shown == f"https://10.0.0.5:8333/etcd-backups|cluster-a/|list-type=2&prefix=cluster-a%2F|{S3_CURL}"
+    assert secret in secrets_of(cluster)

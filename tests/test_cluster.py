@@ -442,14 +442,15 @@ def test_a_second_deploy_changes_nothing_and_is_quick(cluster):
     assert seconds < 0.2 * timings.get("deploy", 120), (seconds, timings)
 
 
-def other_version(testbed, tmp_path: Path, version: str) -> str:
-    """A copy of the testbed's configuration that says `version` (its bundle still the cluster's)."""
+def other_version(testbed, tmp_path: Path, version: str, etcd: str | None = None) -> str:
+    """A copy of the testbed's configuration that says `version` (and `etcd`'s version when given;
+    its bundle still the cluster's)."""
     config = tmp_path / "configuration"
     config.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["cp", "-r", str(testbed.config_dir), str(config)], check=True)
     settings = config / "kubernetes-configuration.yaml"
     text = re.sub(r"kubernetes-version: \S+", f"kubernetes-version: {version}", settings.read_text())
-    settings.write_text(text)
+    settings.write_text(text + (f"  etcd-version: {etcd}\n" if etcd else ""))
     return str(config)
 
 
@@ -458,8 +459,20 @@ def test_upgrade_at_the_target_changes_nothing_and_a_skipped_minor_is_refused_be
     version = cluster.kubernetes.kubernetes_version
     same = openi("k8s.upgrade", "-p", str(testbed.config_dir), "--to", version)
     assert same.returncode == 0, same.stdout[-4000:] + same.stderr[-2000:]
-    assert f"every node runs {version} already: nothing to upgrade" in same.stdout
+    assert f"every node runs {version} already, and etcd its configured version: nothing to upgrade" in same.stdout
     assert "no changes" in same.stdout and snapshots_before(cluster, "upgrade") == []
+    running = cluster.kubernetes.etcd_version.split("-")[0]  # what the members answer, in the plan's table
+    assert len(re.findall(rf"etcd\d\s+│ {re.escape(running)}\s+│ none", same.stdout)) == 3, same.stdout[-4000:]
+    # etcd two minor versions ahead, or one back: refused per member, before any change.
+    major, minor, _ = (int(part) for part in running.split("."))
+    before = fingerprints(testbed)
+    for etcd, reason in ((f"{major}.{minor + 2}.0-0", "skips a minor version"), (f"{major}.{minor - 1}.9-0",
+                                                                                "etcd's downgrade procedure")):
+        refused = openi("k8s.upgrade", "-p", other_version(testbed, tmp_path / etcd, version, etcd), "--to", version)
+        assert refused.returncode == 1 and "nothing was changed" in refused.stdout + refused.stderr, refused.stdout[-3000:]
+        assert len(re.findall(rf"etcd member etcd\d runs etcd {re.escape(running)}; etcd-version asks for "
+                              rf"{re.escape(etcd.split('-')[0])}: [^;]*{reason}", refused.stdout + refused.stderr)) >= 3
+    assert fingerprints(testbed) == before
     # Two minor versions ahead, with the bundle of the running version: refused, every reason named.
     major, minor, _ = (int(part) for part in version.lstrip("v").split("."))
     skip = f"v{major}.{minor + 2}.0"
@@ -864,6 +877,68 @@ def test_remove_refuses_to_leave_no_master(cluster):
 
     with pytest.raises(UsageError, match="without a master"):
         remove(cluster, reporter()[0], list(cluster.masters))
+
+
+# --- scheduled snapshots in S3 -----------------------------------------------------------
+
+
+def s3_keys(url: str, bucket: str, prefix: str, keys: tuple[str, str], ca: Path) -> list[str]:
+    """The bucket's keys under `prefix`, as the S3 server lists them to a signed request of this test's own."""
+    listing = subprocess.run(
+        ["curl", "-sS", "--fail", "--cacert", str(ca), "--aws-sigv4", "aws:amz:us-east-1:s3", "-u", ":".join(keys),
+         f"{url}/{bucket}?list-type=2&prefix={prefix.replace('/', '%2F')}"],
+        capture_output=True, text=True, timeout=60)
+    assert listing.returncode == 0, listing.stderr
+    return sorted(key[len(prefix):] for key in re.findall(r"<Key>([^<]*)</Key>", listing.stdout))
+
+
+def test_scheduled_snapshots_go_to_s3_signed_and_only_the_newest_stay_there(testbed, cluster, tmp_path):
+    """--to-s3 against a real S3 server (SeaweedFS on the testbed's network, TLS from the testbed's
+    CA, every request's signature checked): the keys come from the configuration and never show."""
+    keys = (f"openi{secrets.token_hex(4)}", secrets.token_urlsafe(24))
+    url, ca = testbed.start_s3(*keys, bucket="etcd-backups")
+    settings = testbed.config_dir / "kubernetes-configuration.yaml"
+    original = settings.read_text()
+    config = str(testbed.config_dir)
+    document = yaml.safe_load(original)
+    document["kubernetes"].update({"etcd-backup-s3-access-key": keys[0], "etcd-backup-s3-secret-key": keys[1],
+                                   "etcd-backup-s3-ca-file": str(ca)})
+    settings.write_text(yaml.safe_dump(document, sort_keys=False))
+    member = next(m.name for m in cluster.etcd_members if m.machine.hostname == "master1")
+    try:
+        scheduled = openi("k8s.backup", "-p", config, "--schedule", "10s", "--keep", "2",
+                          "--to-s3", f"{url}/etcd-backups/cluster-a")
+        assert scheduled.returncode == 0, scheduled.stdout + scheduled.stderr
+        code, out = testbed.node("master1").exec(f"stat -c %a {JOB_DIR}/s3.curl; ps -eo args")
+        assert out.split()[0] == "600" and keys[1] not in out
+        seen: set[str] = set()
+
+        def pruned() -> bool:
+            names = [n for n in s3_keys(url, "etcd-backups", "cluster-a/", keys, ca) if f"-{member}-" in n]
+            seen.update(n for n in names if n.endswith(".db"))
+            kept = [n for n in names if n.endswith(".db")]
+            return len(seen) >= 3 and kept == sorted(seen)[-2:] and len(names) == 2 * len(kept)
+
+        wait_for(f"three of {member}'s snapshots uploaded, the newest two kept with their checksums", pruned,
+                 timeout=150, interval=2)
+        everything = s3_keys(url, "etcd-backups", "cluster-a/", keys, ca)
+        for other in (m.name for m in cluster.etcd_members):
+            assert 1 <= len([n for n in everything if f"-{other}-" in n and n.endswith(".db")]) <= 2, everything
+        # The newest uploaded snapshot is whole: it matches its checksum and restores.
+        newest = sorted(seen)[-1]
+        for name in (newest, f"{newest}.sha256"):
+            got = subprocess.run(["curl", "-sS", "--fail", "--cacert", str(ca), "--aws-sigv4", "aws:amz:us-east-1:s3",
+                                  "-u", ":".join(keys), "-o", str(tmp_path / name), f"{url}/etcd-backups/cluster-a/{name}"],
+                                 capture_output=True, text=True, timeout=60)
+            assert got.returncode == 0, got.stderr
+        assert drill(cluster, tmp_path / newest).revision > 0
+        logs = "".join(p.read_text(errors="replace") for p in (StateDir.of(cluster).root / "logs").glob("*.log"))
+        assert keys[1] not in scheduled.stdout + scheduled.stderr + logs
+    finally:
+        off = openi("k8s.backup", "-p", config, "--schedule", "off")
+        settings.write_text(original)
+    assert off.returncode == 0, off.stdout + off.stderr
+    assert testbed.node("master1").exec(f"ls {JOB_DIR}")[0] != 0
 
 
 # --- clean, an interrupted deploy, and the deploy that completes it ------------------------

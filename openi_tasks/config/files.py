@@ -298,6 +298,12 @@ class KubernetesSettings(FileModel):
     etcd_data_path: HostPath = "/var/lib/openi/etcd"
     etcd_client_port: Port = 2379
     etcd_peer_port: Port = 2380
+    # Scheduled etcd snapshots copied to S3 (k8s.backup --to-s3): the keys, the region they sign
+    # for, and a CA (a file on this machine) for an endpoint whose certificate a private CA signed.
+    etcd_backup_s3_access_key: Optional[Text] = None
+    etcd_backup_s3_secret_key: Optional[Secret] = None
+    etcd_backup_s3_region: Annotated[Text, StringConstraints(pattern=r"^[a-z0-9-]{1,40}$")] = "us-east-1"
+    etcd_backup_s3_ca_file: Optional[OperatorPath] = None
     api_port: Port = 6443
     haproxy_image: Image = "docker.io/library/haproxy:2.8"
     network_plugin: Literal["flannel", "none"] = "flannel"

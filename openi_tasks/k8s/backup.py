@@ -23,6 +23,7 @@ from .phases.backup_schedule import BackupSchedule
 from .phases.connect import Connect
 from .phases.lock import Lock, Unlock
 from .pki import ClusterPki
+from .s3 import S3Target
 from .schedule import Schedule
 
 
@@ -52,10 +53,10 @@ def backup(cluster: Cluster, out: Path | None = None, label: str = "") -> Path:
 
 
 def schedule_backups(cluster: Cluster, reporter: Reporter, schedule: Schedule | None, keep: int, to_dir: str,
-                     dry_run: bool = False) -> list[PhaseOutcome]:
+                     s3: S3Target | None = None, dry_run: bool = False) -> list[PhaseOutcome]:
     """Install (or, with no schedule, remove) the snapshot timer on every master."""
     with open_run(cluster, reporter, "backup-schedule", dry_run=dry_run, machines=cluster.masters) as run:
-        return PhaseRunner([Connect(), Lock(), BackupSchedule(schedule, keep, to_dir), Unlock()]).run(run)
+        return PhaseRunner([Connect(), Lock(), BackupSchedule(schedule, keep, to_dir, s3), Unlock()]).run(run)
 
 
 def verify(snapshot: Path) -> str:

@@ -12,8 +12,12 @@ from __future__ import annotations
 import datetime
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from .s3 import S3Target
 
 # (name, lowest, highest, names of values) of cron's five fields
 FIELDS = (
@@ -30,16 +34,18 @@ SHORTEST_INTERVAL = 10  # seconds: a snapshot of a large etcd takes longer than 
 HORIZON_DAYS = 4 * 366  # a cron expression that fires in none of them never fires (Feb 30)
 
 
-def schedule_options(schedule: str, keep: str | None, to: str | None) -> tuple["Schedule | None", int, str]:
-    """`k8s.backup --schedule/--keep/--to` as (the schedule or None for `off`, how many to keep, the
-    copy directory or ""): every problem of the three in one UsageError."""
+def schedule_options(schedule: str, keep: str | None, to: str | None,
+                     to_s3: str | None = None) -> tuple["Schedule | None", int, str, "S3Target | None"]:
+    """`k8s.backup --schedule/--keep/--to/--to-s3` as (the schedule or None for `off`, how many to
+    keep, the copy directory or "", the S3 target or None): every problem of them in one UsageError."""
     from ..cli import whole_number
     from ..config.files import host_directory
+    from .s3 import parse_s3_url
 
     problems: list[str] = []
     off = schedule.strip().lower() == "off"
-    if off and (keep is not None or to is not None):
-        problems.append("--schedule off removes the timer: --keep and --to do not go with it")
+    if off and (keep is not None or to is not None or to_s3 is not None):
+        problems.append("--schedule off removes the timer: --keep, --to and --to-s3 do not go with it")
     plan = None
     if not off:
         try:
@@ -59,9 +65,15 @@ def schedule_options(schedule: str, keep: str | None, to: str | None) -> tuple["
             to_dir = host_directory(to, "--to")
         except UsageError as exc:
             problems.append(str(exc))
+    s3 = None
+    if to_s3:
+        try:
+            s3 = parse_s3_url(to_s3)
+        except UsageError as exc:
+            problems.append(str(exc))
     if problems:
         raise UsageError("; ".join(problems))
-    return plan, kept, to_dir
+    return plan, kept, to_dir, s3
 
 
 @dataclass(frozen=True)

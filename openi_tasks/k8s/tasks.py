@@ -259,17 +259,19 @@ def bundle(c: Context, reporter: Reporter, path=None, from_source=False, release
                     "expression ('0 */12 * * *') or an interval (30s, 15min, 12h, 1d); 'off' removes the timer",
         "keep": "with --schedule: how many of each master's scheduled snapshots to keep in each place (default 5)",
         "to": "with --schedule: also copy each snapshot to this directory on the master (a mounted share)",
+        "to-s3": "with --schedule: also upload each snapshot to S3, https://host[:port]/bucket[/prefix] (path style), "
+                 "signed with the keys in kubernetes-configuration.yaml (etcd-backup-s3-access-key and etcd-backup-s3-secret-key); as many kept there",
         "dry-run": "with --schedule: show what would change on each master; change nothing",
         "verify": "instead of a snapshot: restore this snapshot file into a throwaway etcd on this machine's Docker "
                   "and report its revision, key count and resources; the cluster is not touched",
     }
 )
-def backup(c: Context, reporter: Reporter, path=None, out=None, schedule=None, keep=None, to=None, dry_run=False,
-           verify=None):
+def backup(c: Context, reporter: Reporter, path=None, out=None, schedule=None, keep=None, to=None, to_s3=None,
+           dry_run=False, verify=None):
     """Write a timestamped, checksummed etcd snapshot to the state directory, or schedule them on the masters."""
     from .backup import backup as run_backup, schedule_backups
     if verify is not None:
-        if any(v is not None for v in (out, schedule, keep, to)) or dry_run:
+        if any(v is not None for v in (out, schedule, keep, to, to_s3)) or dry_run:
             raise UsageError("--verify checks a snapshot file: it takes no other option but --path")
         from .snapshot_drill import drill
         file = Path(verify).expanduser()
@@ -280,8 +282,8 @@ def backup(c: Context, reporter: Reporter, path=None, out=None, schedule=None, k
         print(f"snapshot verified: revision {result.revision}, {len(result.keys)} keys")
         return
     if schedule is None:
-        if keep is not None or to is not None or dry_run:
-            raise UsageError("--keep, --to and --dry-run go with --schedule")
+        if keep is not None or to is not None or to_s3 is not None or dry_run:
+            raise UsageError("--keep, --to, --to-s3 and --dry-run go with --schedule")
         snapshot = run_backup(load(c, path, reporter), Path(out).expanduser() if out else None)
         reporter.info(f"etcd snapshot written ({snapshot.stat().st_size} bytes, sha256 in {snapshot.name}.sha256):")
         print(snapshot)
@@ -289,8 +291,14 @@ def backup(c: Context, reporter: Reporter, path=None, out=None, schedule=None, k
     from .schedule import schedule_options
     if out is not None:
         raise UsageError("--out takes a snapshot now; with --schedule, --to copies each scheduled one")
-    plan, kept, to_dir = schedule_options(schedule, keep, to)
-    schedule_backups(load(c, path, reporter), reporter, plan, kept, to_dir, dry_run=dry_run)
+    plan, kept, to_dir, s3 = schedule_options(schedule, keep, to, to_s3)
+    cluster = load(c, path, reporter)
+    if s3 is not None:
+        from .s3 import credential_problems
+        problems = credential_problems(cluster.kubernetes)
+        if problems:
+            raise UsageError("; ".join(problems))
+    schedule_backups(cluster, reporter, plan, kept, to_dir, s3, dry_run=dry_run)
 
 
 @task(

@@ -48,6 +48,7 @@ from ..render import TEMPLATES
 from ..report import Reporter
 from ..state import write_private
 from ..k8s.runtime import ROOT as OWN_CONTAINERD_ROOT
+from . import s3_server
 from .images import ImageBuilder, TestbedImages
 
 LABEL = "openi.testbed"
@@ -533,6 +534,33 @@ class Testbed:
         self._save(state)
         return f"{state.load_balancer}:{port}"
 
+    def start_s3(self, access_key: str, secret_key: str, bucket: str) -> tuple[str, Path]:
+        """Run a real S3 server (SeaweedFS, see s3_server.py) on the testbed's network, at the
+        address after the load balancer's, over TLS with a certificate of the testbed's CA, for
+        one identity, with `bucket` made. Its https URL, and the CA's certificate to trust."""
+        state = self.state
+        address = str(list(ipaddress.ip_network(state.subnet).hosts())[4])
+        directory = self.workdir / "s3"
+        s3_server.write_files(directory, access_key, secret_key)
+        ca = CertificateAuthority.load_or_create(self.workdir / "secrets" / "ca", f"openi testbed {self.id} CA")
+        ca.issue("s3", addresses=[address]).write(directory / "tls", "s3")
+        ca_file = directory / "ca.crt"
+        ca_file.write_bytes(ca.cert_pem)
+        try:  # one from before, with other keys: replaced
+            self.client.containers.get(f"{self.prefix}-s3").remove(force=True)
+        except NotFound:
+            pass
+        name = self._service(
+            "s3", state.images["base"], address, state.network, command=s3_server.command(address, bucket),
+            volumes={str(s3_server.build()): {"bind": "/usr/local/bin/weed", "mode": "ro"},
+                     str(directory / "s3.json"): {"bind": "/etc/seaweedfs/s3.json", "mode": "ro"},
+                     str(directory / "tls"): {"bind": "/etc/seaweedfs/tls", "mode": "ro"}})
+        state.containers = [*dict.fromkeys([*state.containers, name])]
+        self._save(state)
+        url = f"https://{address}:{s3_server.PORT}"
+        s3_server.wait_answering(url, ca_file)
+        return url, ca_file
+
     # --- down -------------------------------------------------------------------------------
 
     def down(self) -> list[str]:
@@ -553,7 +581,7 @@ class Testbed:
                 if marker.read_text().strip() == self.id:
                     shutil.rmtree(marker.parent)
                     removed.append(f"directory {marker.parent}")
-        for name in ("testbed.json", "secrets", "registry-certs", "cluster-configuration", "state"):
+        for name in ("testbed.json", "secrets", "registry-certs", "cluster-configuration", "state", "s3"):
             path = self.workdir / name
             if path.is_dir():
                 shutil.rmtree(path)

@@ -2,8 +2,8 @@
 (`inv k8s.backup --schedule`), or, given no schedule, no such timer.
 
 Each master's job saves a snapshot through its member's local client port with the member's own
-certificate, checksums it into /var/lib/openi/etcd-snapshots, copies it to `--to` when given, and
-keeps the newest `--keep` in each place. Every master takes its own, as RKE2's servers do: a
+certificate, checksums it into /var/lib/openi/etcd-snapshots, copies it to `--to` and uploads it
+to `--to-s3` when given (k8s/s3.py), and keeps the newest `--keep` in each place. Every master takes its own, as RKE2's servers do: a
 snapshot survives the loss of any one master.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
 
 from ...operations import ensure_absent, ensure_files
 from ...phase import Change, Phase
@@ -18,6 +19,7 @@ from ...render import RenderedFile, render
 from ...run import Run
 from ...ssh import Host
 from ..files import ETCD_PKI, member_of
+from ..s3 import S3Target, curl_config
 from ..schedule import Schedule
 
 JOB_DIR = "/etc/openi/etcd-backup"
@@ -26,19 +28,28 @@ JOB_SCRIPT = f"{JOB_DIR}/snapshot.sh"
 SNAPSHOTS = "/var/lib/openi/etcd-snapshots"
 UNIT = "openi-etcd-backup"
 UNIT_FILES = (f"/etc/systemd/system/{UNIT}.service", f"/etc/systemd/system/{UNIT}.timer")
+S3_CURL = f"{JOB_DIR}/s3.curl"  # the keys: 0600
+S3_CA = f"{JOB_DIR}/s3-ca.crt"
 STOP_TIMER = f"systemctl disable --now {UNIT}.timer 2>/dev/null; systemctl stop {UNIT}.service 2>/dev/null; true"
 
 
-def job_files(run: Run, host: Host, schedule: Schedule, keep: int, to_dir: str) -> list[RenderedFile]:
-    context = {"cluster": run.cluster, "k8s": run.cluster.kubernetes, "member": member_of(run.cluster, host.machine),
+def job_files(run: Run, host: Host, schedule: Schedule, keep: int, to_dir: str,
+              s3: S3Target | None = None) -> list[RenderedFile]:
+    k = run.cluster.kubernetes
+    context = {"cluster": run.cluster, "k8s": k, "member": member_of(run.cluster, host.machine),
                "schedule": schedule, "keep": keep, "to_dir": to_dir, "pki": ETCD_PKI, "snapshots": SNAPSHOTS,
-               "env_file": JOB_ENV, "script": JOB_SCRIPT}
-    return [
+               "env_file": JOB_ENV, "script": JOB_SCRIPT, "s3": s3, "s3_curl": S3_CURL}
+    files = [
         RenderedFile(JOB_ENV, render("k8s/backup/job.env.j2", **context), 0o600),
         RenderedFile(JOB_SCRIPT, render("k8s/backup/snapshot.sh.j2", **context), 0o700),
         RenderedFile(UNIT_FILES[0], render("k8s/backup/openi-etcd-backup.service.j2", **context)),
         RenderedFile(UNIT_FILES[1], render("k8s/backup/openi-etcd-backup.timer.j2", **context)),
     ]
+    if s3 is not None:
+        ca = Path(k.etcd_backup_s3_ca_file).expanduser().read_text() if k.etcd_backup_s3_ca_file else None
+        files.append(RenderedFile(S3_CURL, curl_config(k, S3_CA if ca else None), 0o600))
+        files += [RenderedFile(S3_CA, ca)] if ca else []
+    return files
 
 
 class BackupSchedule(Phase):
@@ -47,10 +58,11 @@ class BackupSchedule(Phase):
     name = "backup-schedule"
     title = "Scheduled etcd snapshots on the masters"
 
-    def __init__(self, schedule: Schedule | None, keep: int = 5, to_dir: str = "") -> None:
+    def __init__(self, schedule: Schedule | None, keep: int = 5, to_dir: str = "", s3: S3Target | None = None) -> None:
         self.schedule = schedule
         self.keep = keep
         self.to_dir = to_dir
+        self.s3 = s3
 
     def hosts(self, run: Run) -> list[Host]:
         return run.hosts("master")
@@ -61,10 +73,13 @@ class BackupSchedule(Phase):
             changes = [Change(f"stop and disable {UNIT}.timer", STOP_TIMER)] if active.exited == 0 else []
             removed = ensure_absent(host, [JOB_DIR, *UNIT_FILES])
             return changes + removed + ([Change("reload systemd", "systemctl daemon-reload")] if removed else [])
-        changes = ensure_files(host, job_files(run, host, self.schedule, self.keep, self.to_dir))
+        files = job_files(run, host, self.schedule, self.keep, self.to_dir, self.s3)
+        wanted = {f.path for f in files}
+        changes = ensure_files(host, files) + ensure_absent(host, [p for p in (S3_CURL, S3_CA) if p not in wanted])
         if changes or active.exited != 0:
+            copies = " and ".join([self.to_dir] * bool(self.to_dir) + [str(self.s3)] * bool(self.s3))
             changes.append(Change(f"start {UNIT}.timer ({self.schedule.text}; the newest {self.keep} kept"
-                                  f"{f', copied to {self.to_dir}' if self.to_dir else ''})",
+                                  f"{f', copied to {copies}' if copies else ''})",
                                   f"systemctl daemon-reload && systemctl enable {UNIT}.timer && "
                                   f"systemctl restart {shlex.quote(UNIT + '.timer')}"))
         return changes
