@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from openi_tasks.config import load_cluster
-from openi_tasks.errors import UsageError
+from openi_tasks.errors import OpenIError, UsageError
 from openi_tasks.k8s.phases.backup_schedule import (JOB_ENV, JOB_SCRIPT, S3_CA, S3_CURL, UNIT_FILES,
-                                                    ScheduledSnapshots, job_files)
+                                                    ScheduledSnapshots, job_files, require_curl_with_sigv4)
 from openi_tasks.k8s.s3 import S3Target, parse_s3_url
 from openi_tasks.k8s.schedule import parse_schedule
 from openi_tasks.run import secrets_of
@@ -181,3 +181,18 @@ def test_the_s3_keys_reach_the_masters_only_in_a_private_curl_configuration(exam
                             f"\"$S3_CURL\""], capture_output=True, text=True, check=True).stdout
     assert shown == f"https://10.0.0.5:8333/etcd-backups|cluster-a/|list-type=2&prefix=cluster-a%2F|{S3_CURL}"
     assert secret in secrets_of(cluster)
+
+
+@pytest.mark.parametrize("version, refused", [
+    ("curl 7.88.1 (x86_64-pc-linux-gnu) libcurl/7.88.1", None),
+    ("curl 8.11.0 (x86_64-pc-linux-gnu)", None),
+    ("curl 7.74.0 (x86_64-pc-linux-gnu)", "master1 has curl 7.74: --to-s3 needs curl 7.75 or newer"),
+    ("", "master1 has no curl: --to-s3 needs curl 7.75 or newer"),
+])
+def test_a_master_whose_curl_cannot_sign_is_refused_by_name(version, refused):
+    host = types.SimpleNamespace(name="master1", sh=lambda command: types.SimpleNamespace(stdout=version))
+    if refused is None:
+        require_curl_with_sigv4(host)
+    else:
+        with pytest.raises(OpenIError, match=refused):
+            require_curl_with_sigv4(host)

@@ -227,7 +227,7 @@ def test_etcdfix_takes_exactly_one_node_and_repair_refuses_masters(cluster, tmp_
     two = load_nodes(nodes_file(tmp_path, entry(cluster, "master1"), entry(cluster, "master2")), cluster)
     with pytest.raises(UsageError, match="exactly one member per run; the nodes file names 2"):
         etcdfix(cluster, reporter()[0], two)
-    with pytest.raises(UsageError, match="repair is for workers only; master1 run etcd"):
+    with pytest.raises(UsageError, match="repair is for workers and the proxy node; master1 run etcd"):
         repair(cluster, reporter()[0], two[:1])
 
 

@@ -6,8 +6,9 @@
 - remove: refused when it would leave no master or etcd without quorum. Drains and deletes the
   Kubernetes Node (when the API answers), removes a master's etcd member, then resets the hosts
   with the clean phase. Removing a master takes an etcd snapshot first.
-- repair: workers only. Resets the node's Kubernetes state, then joins it again with the deploy's
-  prepare, docker and workers phases.
+- repair: workers and the proxy node (its kubelet; the endpoint's haproxy, a Docker container of
+  its own, keeps running). Resets the node's Kubernetes state, then joins it again with the
+  deploy's prepare, docker and workers phases.
 """
 
 from __future__ import annotations
@@ -93,10 +94,10 @@ def remove(cluster: Cluster, reporter: Reporter, nodes: list[Machine], *, dry_ru
 
 
 def repair(cluster: Cluster, reporter: Reporter, nodes: list[Machine], *, dry_run: bool = False) -> list[PhaseOutcome]:
-    refused = [n.hostname for n in nodes if n.role != "worker"]
+    refused = [n.hostname for n in nodes if n.is_master]
     if refused:
-        raise UsageError(f"repair is for workers only; {', '.join(refused)} run etcd or the endpoint "
-                         f"(use k8s.etcdfix for an etcd member)")
+        raise UsageError(f"repair is for workers and the proxy node; {', '.join(refused)} run etcd and the control "
+                         f"plane (k8s.etcdfix repairs an etcd member; k8s.remove, then k8s.add, a master)")
     cluster.require_supported_versions()
     with open_run(cluster, reporter, "repair", dry_run=dry_run, targets=[n.hostname for n in nodes]) as run:
         # The add-ons phase gives the rejoined Node its labels (the machine's flags) again.

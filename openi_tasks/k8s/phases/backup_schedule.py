@@ -9,10 +9,12 @@ snapshot survives the loss of any one master.
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...errors import OpenIError
 from ...operations import ensure_absent, ensure_files
 from ...phase import Change, Phase
 from ...render import RenderedFile, render
@@ -73,6 +75,8 @@ class BackupSchedule(Phase):
             changes = [Change(f"stop and disable {UNIT}.timer", STOP_TIMER)] if active.exited == 0 else []
             removed = ensure_absent(host, [JOB_DIR, *UNIT_FILES])
             return changes + removed + ([Change("reload systemd", "systemctl daemon-reload")] if removed else [])
+        if self.s3 is not None:
+            require_curl_with_sigv4(host)
         files = job_files(run, host, self.schedule, self.keep, self.to_dir, self.s3)
         wanted = {f.path for f in files}
         changes = ensure_files(host, files) + ensure_absent(host, [p for p in (S3_CURL, S3_CA) if p not in wanted])
@@ -83,6 +87,18 @@ class BackupSchedule(Phase):
                                   f"systemctl daemon-reload && systemctl enable {UNIT}.timer && "
                                   f"systemctl restart {shlex.quote(UNIT + '.timer')}"))
         return changes
+
+
+CURL_SIGV4 = (7, 75)  # the first curl with --aws-sigv4
+
+
+def require_curl_with_sigv4(host: Host) -> None:
+    """The job signs its S3 requests with curl: a master without a curl that can is refused, named."""
+    found = re.match(r"curl (\d+)\.(\d+)", host.sh("curl --version 2>/dev/null | head -n 1").stdout)
+    if found is None or (int(found[1]), int(found[2])) < CURL_SIGV4:
+        have = f"curl {found[1]}.{found[2]}" if found else "no curl"
+        raise OpenIError(f"{host.name} has {have}: --to-s3 needs curl {CURL_SIGV4[0]}.{CURL_SIGV4[1]} or newer "
+                         f"(its --aws-sigv4 signs the uploads; Debian 12 has 7.88)")
 
 
 # What `k8s.status` asks a master about its scheduled snapshots (nothing when it has no timer);

@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""A cluster on Docker's containerd (Debian's 1.6) moved to openi-tasks' containerd 2 from the
+bundle, node by node, as docs/operations.md "Moving to containerd 2" says, while a client writes
+through the API endpoint.
+
+On a fresh testbed (3 masters behind the proxy node's endpoint, the proxy node, 2 workers):
+
+1. `containerd-source: host`, `k8s.deploy`: every node's runtime is Docker's containerd 1.6.
+2. `containerd-source: bundle`: `k8s.deploy` refuses, naming the way, and changes nothing.
+3. The workers and the proxy node, one at a time: `k8s.repair`. The masters, one at a time:
+   `k8s.remove`, then `k8s.add`.
+4. Every node Ready on containerd 2; `k8s.deploy` changes nothing; every acknowledged write is
+   there; the failed writes are counted.
+
+    python bench/containerd_move.py [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+INV = [sys.executable, "-m", "invoke", "--search-root", str(ROOT)]
+
+
+def inv(*args: str) -> tuple[float, subprocess.CompletedProcess]:
+    start = time.perf_counter()
+    done = subprocess.run([*INV, *args], capture_output=True, text=True)
+    return time.perf_counter() - start, done
+
+
+def must(what: str, result: tuple[float, subprocess.CompletedProcess]) -> float:
+    seconds, done = result
+    assert done.returncode == 0, f"{what}:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
+    print(f"{what}: {seconds:.0f} s")
+    return seconds
+
+
+def runtimes(kubeconfig: Path) -> dict[str, tuple[bool, str]]:
+    """Each Node: Ready, and the runtime its kubelet reports (containerd://2.4.2)."""
+    from kubernetes import client, config
+
+    core = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
+    found = {}
+    for node in core.list_node().items:
+        ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+        found[node.metadata.name] = (ready, node.status.node_info.container_runtime_version)
+    return found
+
+
+class Writer(threading.Thread):
+    """Creates numbered ConfigMaps through the endpoint every 100 ms; remembers which were acknowledged."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        super().__init__(daemon=True)
+        from kubernetes import client, config
+
+        self.core = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
+        self.acknowledged: list[str] = []
+        self.failed: list[tuple[str, str]] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        from kubernetes import client
+
+        n = 0
+        while not self.done.is_set():
+            name = f"move-load-{n:05d}"
+            try:
+                self.core.create_namespaced_config_map(
+                    "default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name)), _request_timeout=10)
+                self.acknowledged.append(name)
+            except Exception as exc:  # counted, never hidden
+                self.failed.append((time.strftime("%H:%M:%S"), str(exc).splitlines()[0][:160]))
+            n += 1
+            time.sleep(0.1)
+
+
+def set_runtime(config: Path, source: str) -> None:
+    path = config / "kubernetes-configuration.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["kubernetes"]["containerd-source"] = source
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--keep", help="testbed directory to use and leave up")
+    args = parser.parse_args()
+    from openi_tasks.config import load_cluster
+    from openi_tasks.state import StateDir
+    from openi_tasks.testbed.testbed import Testbed
+
+    workdir = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="openi-containerd-move-"))
+    bed = Testbed(workdir, say=print)
+    try:
+        config = Path(bed.up(masters=3, workers=2, proxy=True))
+        set_runtime(config, "host")
+        must("k8s.deploy on Docker's containerd", inv("k8s.deploy", "-p", str(config)))
+        cluster = load_cluster(config)
+        admin = StateDir.of(cluster).admin_conf
+        print("before:", runtimes(admin))
+        set_runtime(config, "bundle")
+        seconds, refused = inv("k8s.deploy", "-p", str(config))
+        reason = [line for line in (refused.stdout + refused.stderr).splitlines() if "k8s.repair" in line][:1]
+        print(f"k8s.deploy with containerd-source: bundle: exit {refused.returncode} in {seconds:.0f} s, {reason}")
+        assert refused.returncode != 0 and reason
+
+        writer = Writer(admin)
+        writer.start()
+        started = time.perf_counter()
+        nodes_dir = workdir / "move-nodes"
+        nodes_dir.mkdir(exist_ok=True)
+        for machine in [m for m in cluster.machines if not m.is_master] + list(cluster.masters):
+            entry = {"hostname": machine.hostname, "hostip": machine.address, "machine-type": machine.sku_name,
+                     "k8s-role": machine.role, **({"etcdid": machine.etcdid} if machine.etcdid else {}),
+                     **machine.labels}
+            nodes = nodes_dir / f"{machine.hostname}.yaml"
+            nodes.write_text(yaml.safe_dump({"machine-list": [entry]}, sort_keys=False))
+            if machine.is_master:
+                must(f"k8s.remove {machine.hostname}", inv("k8s.remove", "-p", str(config), "--nodes", str(nodes),
+                                                           "--yes"))
+                must(f"k8s.add {machine.hostname}", inv("k8s.add", "-p", str(config), "--nodes", str(nodes)))
+            else:
+                must(f"k8s.repair {machine.hostname}", inv("k8s.repair", "-p", str(config), "--nodes", str(nodes)))
+        moved = time.perf_counter() - started
+        time.sleep(3)
+        writer.done.set()
+        writer.join(15)
+        after = runtimes(admin)
+        print("after:", after)
+        present = {c.metadata.name for c in writer.core.list_namespaced_config_map("default").items}
+        missing = [n for n in writer.acknowledged if n not in present]
+        print(f"moved every node in {moved:.0f} s; API through the endpoint: {len(writer.acknowledged)} ConfigMaps "
+              f"created, {len(writer.failed)} failed {writer.failed[:5]}; acknowledged and missing afterwards: "
+              f"{len(missing)}")
+        seconds, again = inv("k8s.deploy", "-p", str(config))
+        print(f"k8s.deploy afterwards: exit {again.returncode}, {seconds:.0f} s, "
+              f"{'no changes' if 'no changes' in again.stdout else 'CHANGES'}")
+        assert all(ready and runtime.startswith("containerd://2.") for ready, runtime in after.values()), after
+        assert not missing and again.returncode == 0 and "no changes" in again.stdout, again.stdout[-3000:]
+    finally:
+        if not args.keep:
+            bed.down()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
