@@ -21,21 +21,13 @@ import argparse
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-INV = [sys.executable, "-m", "invoke", "--search-root", str(ROOT)]
-
-
-def inv(*args: str) -> tuple[float, subprocess.CompletedProcess]:
-    start = time.perf_counter()
-    done = subprocess.run([*INV, *args], capture_output=True, text=True)
-    return time.perf_counter() - start, done
+# bench/ is the script's directory, first on sys.path; upgrade_k8s puts the checkout there too.
+from upgrade_k8s import ApiWriter, inv
 
 
 def must(what: str, result: tuple[float, subprocess.CompletedProcess]) -> float:
@@ -55,34 +47,6 @@ def runtimes(kubeconfig: Path) -> dict[str, tuple[bool, str]]:
         ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
         found[node.metadata.name] = (ready, node.status.node_info.container_runtime_version)
     return found
-
-
-class Writer(threading.Thread):
-    """Creates numbered ConfigMaps through the endpoint every 100 ms; remembers which were acknowledged."""
-
-    def __init__(self, kubeconfig: Path) -> None:
-        super().__init__(daemon=True)
-        from kubernetes import client, config
-
-        self.core = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
-        self.acknowledged: list[str] = []
-        self.failed: list[tuple[str, str]] = []
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        from kubernetes import client
-
-        n = 0
-        while not self.done.is_set():
-            name = f"move-load-{n:05d}"
-            try:
-                self.core.create_namespaced_config_map(
-                    "default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name)), _request_timeout=10)
-                self.acknowledged.append(name)
-            except Exception as exc:  # counted, never hidden
-                self.failed.append((time.strftime("%H:%M:%S"), str(exc).splitlines()[0][:160]))
-            n += 1
-            time.sleep(0.1)
 
 
 def set_runtime(config: Path, source: str) -> None:
@@ -115,7 +79,7 @@ def main() -> int:
         print(f"k8s.deploy with containerd-source: bundle: exit {refused.returncode} in {seconds:.0f} s, {reason}")
         assert refused.returncode != 0 and reason
 
-        writer = Writer(admin)
+        writer = ApiWriter(admin, prefix="move-load")
         writer.start()
         started = time.perf_counter()
         nodes_dir = workdir / "move-nodes"
@@ -138,8 +102,7 @@ def main() -> int:
         writer.join(15)
         after = runtimes(admin)
         print("after:", after)
-        present = {c.metadata.name for c in writer.core.list_namespaced_config_map("default").items}
-        missing = [n for n in writer.acknowledged if n not in present]
+        missing = writer.missing()
         print(f"moved every node in {moved:.0f} s; API through the endpoint: {len(writer.acknowledged)} ConfigMaps "
               f"created, {len(writer.failed)} failed {writer.failed[:5]}; acknowledged and missing afterwards: "
               f"{len(missing)}")

@@ -77,14 +77,17 @@ class Prober(threading.Thread):
 
 
 class ApiWriter(threading.Thread):
-    """Creates numbered ConfigMaps through the API endpoint and counts the failures."""
+    """Creates numbered ConfigMaps through the API endpoint; remembers which were acknowledged and
+    counts the failures."""
 
-    def __init__(self, kubeconfig: Path) -> None:
+    def __init__(self, kubeconfig: Path, prefix: str = "upgrade-load") -> None:
         super().__init__(daemon=True)
         from kubernetes import client, config
 
         self.core = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
-        self.ok, self.failed, self.acknowledged = 0, [], []
+        self.prefix = prefix
+        self.acknowledged: list[str] = []
+        self.failed: list[tuple[str, str]] = []
         self.done = threading.Event()
 
     def run(self) -> None:
@@ -92,15 +95,19 @@ class ApiWriter(threading.Thread):
 
         n = 0
         while not self.done.is_set():
-            body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name=f"upgrade-load-{n:05d}"))
+            body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name=f"{self.prefix}-{n:05d}"))
             try:
                 self.core.create_namespaced_config_map("default", body, _request_timeout=10)
-                self.ok += 1
                 self.acknowledged.append(body.metadata.name)
             except Exception as exc:
                 self.failed.append((time.strftime("%H:%M:%S"), str(exc).splitlines()[0][:160]))
             n += 1
             time.sleep(0.1)
+
+    def missing(self) -> list[str]:
+        """The acknowledged ConfigMaps that are not there now."""
+        present = {c.metadata.name for c in self.core.list_namespaced_config_map("default").items}
+        return [name for name in self.acknowledged if name not in present]
 
 
 def workload(kubeconfig: Path, image: str) -> None:
@@ -215,9 +222,9 @@ def main() -> int:
         for name, phase_seconds in phases(done.stdout):
             print(f"  {name:24} {phase_seconds:7.1f} s")
         print(f"HTTP through the NodePorts: {prober.ok} answered, {len(prober.failed)} failed {prober.failed[:5]}")
-        print(f"API through the endpoint: {writer.ok} ConfigMaps created, {len(writer.failed)} failed {writer.failed[:5]}")
-        present = {c.metadata.name for c in writer.core.list_namespaced_config_map("default").items}
-        missing = [name for name in writer.acknowledged if name not in present]
+        print(f"API through the endpoint: {len(writer.acknowledged)} ConfigMaps created, {len(writer.failed)} failed "
+              f"{writer.failed[:5]}")
+        missing = writer.missing()
         print(f"acknowledged ConfigMaps missing afterwards: {len(missing)} {missing[:5]}")
         members = member_health(load_cluster(config), ClusterPki(load_cluster(config), StateDir.of(cluster)))
         print("etcd members:", {m.name: (m.healthy, m.version) for m in members})

@@ -260,7 +260,8 @@ def bundle(c: Context, reporter: Reporter, path=None, from_source=False, release
         "keep": "with --schedule: how many of each master's scheduled snapshots to keep in each place (default 5)",
         "to": "with --schedule: also copy each snapshot to this directory on the master (a mounted share)",
         "to-s3": "with --schedule: also upload each snapshot to S3, https://host[:port]/bucket[/prefix] (path style), "
-                 "signed with the keys in kubernetes-configuration.yaml (etcd-backup-s3-access-key and etcd-backup-s3-secret-key); as many kept there",
+                 "signed with the keys in kubernetes-configuration.yaml (etcd-backup-s3-access-key and "
+                 "etcd-backup-s3-secret-key); as many kept there",
         "dry-run": "with --schedule: show what would change on each master; change nothing",
         "verify": "instead of a snapshot: restore this snapshot file into a throwaway etcd on this machine's Docker "
                   "and report its revision, key count and resources; the cluster is not touched",

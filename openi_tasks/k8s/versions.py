@@ -51,6 +51,11 @@ class Version:
     def __str__(self) -> str:
         return f"v{self.major}.{self.minor}.{self.patch}"
 
+    @property
+    def number(self) -> str:
+        """Without the v, as etcd writes its versions: 3.7.3."""
+        return str(self)[1:]
+
 
 def etcd_version(text: str) -> Version | None:
     """etcd's version in a server's answer (3.7.3) or an image's tag (3.7.3-0); None when it is neither."""
@@ -152,7 +157,7 @@ def etcd_refusals(running: dict[str, Version | None], target: Version | None) ->
     for member, version in running.items():
         if version is None or target is None or version == target:
             continue
-        named = f"etcd member {member} runs etcd {str(version)[1:]}; etcd-version asks for {str(target)[1:]}"
+        named = f"etcd member {member} runs etcd {version.number}; etcd-version asks for {target.number}"
         if (target.major, target.minor) < (version.major, version.minor) or target.major != version.major:
             found.append(f"{named}: an older minor (or another major) version is etcd's downgrade procedure, "
                          f"which k8s.upgrade does not do")

@@ -175,7 +175,7 @@ class Testbed:
         registry_ip, mirror_ip = str(hosts[1]), str(hosts[2])
         registry = f"{registry_ip}:{REGISTRY_PORT}"
         secrets_dir = self.workdir / "secrets"
-        ca = CertificateAuthority.load_or_create(secrets_dir / "ca", f"openi testbed {self.id} CA")
+        ca = self._ca()
         ca.issue("registry", addresses=[registry_ip]).write(self.workdir / "registry-certs", "registry")
         self._trust_on_host(registry, ca.cert_pem)
         state = TestbedState(
@@ -247,6 +247,10 @@ class Testbed:
         list(map(self._wait_ready, state.nodes))
         self.say(f"testbed {self.id} is already up")
         return Path(state.config_dir)
+
+    def _ca(self) -> CertificateAuthority:
+        """The testbed's CA (its registry's and S3 server's certificates): made on the first call."""
+        return CertificateAuthority.load_or_create(self.workdir / "secrets" / "ca", f"openi testbed {self.id} CA")
 
     def _kernel_settings(self) -> None:
         """What kubelet needs of the kernel the nodes share, set here once (and said)."""
@@ -542,10 +546,8 @@ class Testbed:
         address = str(list(ipaddress.ip_network(state.subnet).hosts())[4])
         directory = self.workdir / "s3"
         s3_server.write_files(directory, access_key, secret_key)
-        ca = CertificateAuthority.load_or_create(self.workdir / "secrets" / "ca", f"openi testbed {self.id} CA")
-        ca.issue("s3", addresses=[address]).write(directory / "tls", "s3")
-        ca_file = directory / "ca.crt"
-        ca_file.write_bytes(ca.cert_pem)
+        self._ca().issue("s3", addresses=[address]).write(directory / "tls", "s3")
+        ca_file = self.workdir / "secrets" / "ca" / "ca.crt"
         try:  # one from before, with other keys: replaced
             self.client.containers.get(f"{self.prefix}-s3").remove(force=True)
         except NotFound:

@@ -3,8 +3,8 @@
 
 Each master's job saves a snapshot through its member's local client port with the member's own
 certificate, checksums it into /var/lib/openi/etcd-snapshots, copies it to `--to` and uploads it
-to `--to-s3` when given (k8s/s3.py), and keeps the newest `--keep` in each place. Every master takes its own, as RKE2's servers do: a
-snapshot survives the loss of any one master.
+to `--to-s3` when given (k8s/s3.py), and keeps the newest `--keep` in each place. Every master
+takes its own, as RKE2's servers do: a snapshot survives the loss of any one master.
 """
 
 from __future__ import annotations

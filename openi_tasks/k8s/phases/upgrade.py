@@ -89,9 +89,9 @@ class PlanUpgrade(OnFirstMaster):
              {True: "yes", False: "NO", None: "no Node"}[n.ready], "none" if n.at(target) else f"to {target}")
             for n in plan.nodes])
         if plan.etcd:
-            target_etcd = str(plan.etcd_target)[1:] if plan.etcd_target else run.cluster.etcd_image
+            target_etcd = plan.etcd_target.number if plan.etcd_target else run.cluster.etcd_image
             run.reporter.table(f"etcd to {target_etcd}", ("member", "runs", "action"), [
-                (member, str(version)[1:] if version else "?",
+                (member, version.number if version else "?",
                  "none" if plan.etcd_target in (None, version) else f"to {target_etcd}, one member at a time")
                 for member, version in plan.etcd.items()])
         refused = refusals(plan)
