@@ -387,6 +387,26 @@ def not_after_on(testbed, node: str, path: str):
     return x509.load_pem_x509_certificate(pem).not_valid_after_utc
 
 
+def presented_not_after(testbed, node: str, port: int):
+    """The expiry of the certificate that the etcd member on `node` presents on a new connection
+    to `port`, asked with openssl on the node itself (with the member's own peer certificate)."""
+    from cryptography import x509
+
+    address = testbed.node(node).info.address
+    pki = "/etc/openi/etcd/pki"
+    code, text = testbed.node(node).exec(
+        f"openssl s_client -connect {address}:{port} -CAfile {pki}/ca.crt -cert {pki}/peer.crt -key {pki}/peer.key "
+        f"</dev/null 2>/dev/null | openssl x509")
+    assert code == 0, text
+    return x509.load_pem_x509_certificate(text.encode()).not_valid_after_utc
+
+
+def etcd_container(testbed, node: str) -> str:
+    """The etcd container's id and start time on `node`."""
+    return testbed.node(node).exec("docker inspect --format '{{.Id}} {{.State.StartedAt}}' $(docker ps -q "
+                                   "--filter label=openi.component=etcd)")[1].strip()
+
+
 RENEWED_ON_MASTERS = ("/etc/kubernetes/pki/apiserver.crt", "/etc/kubernetes/pki/apiserver-kubelet-client.crt",
                       "/etc/kubernetes/pki/front-proxy-client.crt", "/etc/kubernetes/pki/apiserver-etcd-client.crt",
                       "/etc/kubernetes/admin.conf", "/etc/kubernetes/controller-manager.conf",
@@ -398,6 +418,7 @@ def test_certificates_renewed_one_master_at_a_time_while_the_api_keeps_serving(t
     masters = ("master1", "master2", "master3")
     before = {(m, p): not_after_on(testbed, m, p) for m in masters for p in RENEWED_ON_MASTERS}
     ca_before = {m: not_after_on(testbed, m, "/etc/kubernetes/pki/ca.crt") for m in masters}
+    etcd_before = {m: etcd_container(testbed, m) for m in masters}
     dry = openi("k8s.certs", "-p", config, "--renew", "--all", "--dry-run")
     assert dry.returncode == 0 and "would renew with kubeadm: apiserver" in dry.stdout, dry.stdout + dry.stderr
     assert {(m, p): not_after_on(testbed, m, p) for m, p in before} == before, "a dry run renews nothing"
@@ -418,6 +439,12 @@ def test_certificates_renewed_one_master_at_a_time_while_the_api_keeps_serving(t
     for (master, path), expiry in before.items():
         assert not_after_on(testbed, master, path) > expiry, f"{master}: {path} was not renewed"
     assert {m: not_after_on(testbed, m, "/etc/kubernetes/pki/ca.crt") for m in masters} == ca_before
+    # etcd presents its new certificates without a restart: a restart would move the leadership,
+    # and a write that a follower forwards meanwhile is dropped ("etcdserver: request timed out").
+    for master in masters:
+        for port, path in ((2379, "/etc/openi/etcd/pki/server.crt"), (2380, "/etc/openi/etcd/pki/peer.crt")):
+            assert presented_not_after(testbed, master, port) == not_after_on(testbed, master, path) > before[master, path]
+    assert {m: etcd_container(testbed, m) for m in masters} == etcd_before, "an etcd member was restarted"
     # No create fails. The writer's keep-alive connection goes to one master at a time, and a
     # stopping API server may close it under a request: at most once per master (3), each create
     # then sent again (seen: 0, 1 and 2 in a run, where the test failed before it sent them again).

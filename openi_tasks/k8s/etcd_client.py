@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import socket
+import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Iterable
 from urllib.parse import urlparse
 
 import requests
+from cryptography import x509
 from etcd3gw.client import Etcd3Client
 from etcd3gw.exceptions import ConnectionFailedError, ConnectionTimeoutError, InternalServerError
 
@@ -105,6 +108,45 @@ def healthy_url(cluster: Cluster, pki: ClusterPki, excluding: Iterable[str] = ()
     if not rows:
         raise OpenIError("no healthy etcd member answers")
     return sorted(rows, key=lambda r: not r.leader)[0].url
+
+
+class StaleCertificate(OpenIError):
+    """A member kept presenting another certificate than its files hold."""
+
+
+def presented_certificate(pki: ClusterPki, url: str, timeout: float = 5.0) -> x509.Certificate:
+    """The certificate a member presents on a new TLS connection to `url` (its client or peer URL;
+    both take the operator's client certificate, which the etcd CA issued)."""
+    ca, cert, key = pki.client_paths()
+    context = ssl.create_default_context(cafile=ca)
+    context.load_cert_chain(cert, key)
+    parsed = urlparse(url)
+    with socket.create_connection((parsed.hostname, parsed.port), timeout=timeout) as sock:
+        with context.wrap_socket(sock, server_hostname=parsed.hostname) as tls:
+            return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+
+
+def wait_presenting(pki: ClusterPki, wanted: dict[str, bytes], timeout: float = 30.0) -> None:
+    """Wait until each URL in `wanted` presents the certificate (PEM) given for it on a new
+    connection: etcd reads its certificate files again for every one, so new files need no restart."""
+    deadline = time.monotonic() + timeout
+    stale = {url: "not asked yet" for url in wanted}
+    while True:
+        for url in list(stale):
+            try:
+                presented = presented_certificate(pki, url)
+            except (OSError, ssl.SSLError) as exc:  # e.g. a handshake between a new certificate and its key
+                stale[url] = f"no TLS connection: {exc}"
+                continue
+            if presented == x509.load_pem_x509_certificate(wanted[url]):
+                del stale[url]
+            else:
+                stale[url] = f"presents the certificate with serial {presented.serial_number:x}, not the new one"
+        if not stale:
+            return
+        if time.monotonic() > deadline:
+            raise StaleCertificate(f"etcd after {timeout:.0f}s: " + "; ".join(f"{url} {why}" for url, why in stale.items()))
+        time.sleep(0.5)
 
 
 def _reason(exc: Exception) -> str:

@@ -12,7 +12,7 @@ from ...run import Run
 from ...ssh import Host
 from ..containers import ContainerSpec, digest, ensure_container, inspect
 from ..etcd_client import wait_healthy
-from ..files import ETCD_BOOTSTRAP, ETCD_CONTAINER, etcd_pki_files, file_at, host_files, member_of
+from ..files import ETCD_BOOTSTRAP, ETCD_CONTAINER, ETCD_PKI, etcd_pki_files, file_at, host_files, member_of
 
 
 def etcd_changes(run: Run, host: Host, joining: RenderedFile | None = None) -> list[Change]:
@@ -36,7 +36,10 @@ def etcd_changes(run: Run, host: Host, joining: RenderedFile | None = None) -> l
     if not has_data:
         changes.append(Change(f"create the etcd data directory {cluster.kubernetes.etcd_data_path}",
                               f"mkdir -p -m 700 {data}"))
-    spec = ContainerSpec.from_yaml(definition.content, "etcd", depends=tuple(digest(f.content) for f in pki_files))
+    # etcd reads its certificate and key again for every new connection, client or peer, so new ones
+    # need no restart (k8s.certs --renew relies on it); the CA it reads only when it starts.
+    ca = file_at(pki_files, f"{ETCD_PKI}/ca.crt")
+    spec = ContainerSpec.from_yaml(definition.content, "etcd", depends=(digest(ca.content),))
     return changes + ensure_container(spec, inspect(host, spec.name))
 
 

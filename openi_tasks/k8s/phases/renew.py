@@ -1,9 +1,12 @@
 """Certificate renewal (`k8s.certs --renew`), one master at a time, so that etcd keeps its quorum
 and the API endpoint always has API servers that serve.
 
-- renew-etcd: a member whose certificates are due gets new ones (the run's PKI issues them) and
-  is restarted with them, after handing away etcd's leadership if it leads; the next member waits
-  until etcd is healthy again.
+- renew-etcd: a member whose certificates are due gets new ones (the run's PKI issues them),
+  with no restart: etcd reads its certificate and key again for every new connection, client or
+  peer. A restart would cost requests: one that a follower forwards while the leadership moves is
+  dropped, and its client gets "request timed out" seven seconds later. The member is then asked,
+  on new connections to its client and peer URLs, to present the new certificates; the next member
+  waits until etcd is healthy.
 - renew-control-plane: on a master whose kubeadm certificates are due (or whose API server's etcd
   client certificate was renewed), the endpoint stops sending it new connections; kubeadm renews
   its certificates and kubeconfigs; the API server, controller manager and scheduler are restarted
@@ -23,11 +26,10 @@ from ...render import RenderedFile
 from ...run import Run
 from ...ssh import Host
 from ..certs import COLLECT, parse_collected
-from ..etcd_client import lead_elsewhere, wait_healthy
-from ..files import member_of
+from ..etcd_client import wait_healthy, wait_presenting
+from ..files import ETCD_PKI, etcd_pki_files, file_at, member_of
 from ..kubeadm import LOCAL_CONFIG, PKI, local_config_file
 from ..static_pods import COMPONENTS, restart_command
-from .etcd import etcd_changes
 from .control_plane import apiserver_ready, pki_files
 from .endpoint import out_of_endpoint, route_without
 
@@ -53,14 +55,17 @@ class RenewEtcd(Phase):
         return run.hosts("master")
 
     def plan(self, run: Run, host: Host) -> list[Change]:
-        changes = etcd_changes(run, host)
+        member = member_of(run.cluster, host.machine)
+        files = etcd_pki_files(run.pki, member)  # issued once: with --all, each call issues anew
+        changes = ensure_files(host, files)
         if not changes:
             return []
-        name = member_of(run.cluster, host.machine).name
-        return [Change(f"hand etcd's leadership to another member if {name} leads",
-                       lambda: lead_elsewhere(run.cluster, run.pki, name)),
-                *changes,
-                Change("wait until every etcd member is healthy again", lambda: wait_healthy(run.cluster, run.pki))]
+        wanted = {member.client_url: file_at(files, f"{ETCD_PKI}/server.crt").content.encode(),
+                  member.peer_url: file_at(files, f"{ETCD_PKI}/peer.crt").content.encode()}
+        return [*changes,
+                Change(f"wait until {member.name} presents its new certificates on new connections (no restart)",
+                       lambda: wait_presenting(run.pki, wanted)),
+                Change("wait until every etcd member is healthy", lambda: wait_healthy(run.cluster, run.pki))]
 
 
 class RenewControlPlane(Phase):

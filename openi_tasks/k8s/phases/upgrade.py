@@ -8,7 +8,7 @@
   while nothing that runs has changed.
 - upgrade-etcd: members whose container differs from the configuration (another etcd image) are
   replaced one at a time: leadership handed to another member first, then the member replaced,
-  then every member waited for until healthy (as renew-etcd does). The plan refused a jump etcd
+  then every member waited for until healthy. The plan refused a jump etcd
   cannot make (versions.etcd_refusals) before anything changed.
 - upgrade-first-master, upgrade-masters: `kubeadm upgrade apply` on the first master, then
   `kubeadm upgrade node` on the others one at a time; then its kubelet, and its control plane
@@ -36,16 +36,17 @@ from ...phase import Change, Phase, apply_changes
 from ...render import RenderedFile
 from ...run import Run
 from ...ssh import Host, describe_error
-from ..etcd_client import member_health
+from ..etcd_client import lead_elsewhere, member_health, wait_healthy
+from ..files import member_of
 from ..kubeadm import LOCAL_CONFIG, local_config_file
 from ..static_pods import COMPONENTS, restart_command
 from ..versions import NodeVersions, UpgradePlan, Version, etcd_version, refusals
 from .base import OnFirstMaster
 from .control_plane import adaptations, apiserver_ready
 from .endpoint import out_of_endpoint, route_without
+from .etcd import etcd_changes
 from .facts import facts_of
 from .packages import ContainerRuntime, install_changes
-from .renew import RenewEtcd
 from .snapshot import Snapshot
 
 UPGRADING = "openi-tasks/upgrading"  # on a Node this run cordoned: the version it is being upgraded to
@@ -176,9 +177,23 @@ class UpgradeSnapshot(Snapshot):
         return self.upgrade.needed
 
 
-class UpgradeEtcd(RenewEtcd):
+class UpgradeEtcd(Phase):
     name = "upgrade-etcd"
     title = "etcd members as configured (another image replaces them), one member at a time"
+    parallel = False
+
+    def hosts(self, run: Run) -> list[Host]:
+        return run.hosts("master")
+
+    def plan(self, run: Run, host: Host) -> list[Change]:
+        changes = etcd_changes(run, host)
+        if not changes:
+            return []
+        name = member_of(run.cluster, host.machine).name
+        return [Change(f"hand etcd's leadership to another member if {name} leads",
+                       lambda: lead_elsewhere(run.cluster, run.pki, name)),
+                *changes,
+                Change("wait until every etcd member is healthy again", lambda: wait_healthy(run.cluster, run.pki))]
 
 
 class UpgradePreflight(Phase):
