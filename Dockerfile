@@ -11,7 +11,10 @@
 # Behind a TLS-inspecting proxy: put its CA certificate(s) in dist/ca-certificates/*.crt; they are
 # trusted for the downloads (pip, kubectl) and in the image.
 ARG BASE_IMAGE=docker.io/library/debian:bookworm-slim
-FROM ${BASE_IMAGE}
+# Two stages: `dependencies` (Debian's packages, kubectl, the Python packages openi-tasks needs)
+# changes only with pyproject.toml or the build arguments, so a rebuild after a change of the code
+# reuses it and only installs the new wheel (--target dependencies builds and tags it alone).
+FROM ${BASE_IMAGE} AS dependencies
 
 ARG KUBECTL_VERSION=v1.37.2
 ARG KUBECTL_URL=https://dl.k8s.io/release
@@ -42,18 +45,29 @@ RUN set -e; \
     fi; \
     rm -rf /tmp/dist /tmp/kubectl
 
+# The dependencies pyproject.toml names, as `pip install openi-tasks` would install them; pip and
+# setuptools leave the venv in the same layer (the next stage runs pip from Debian's wheel of it).
+COPY pyproject.toml /tmp/src/
+RUN python3 -m venv /opt/venv \
+ && export PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+ && python3 -c 'import tomllib; print("\n".join(tomllib.load(open("/tmp/src/pyproject.toml", "rb"))["project"]["dependencies"]))' \
+        > /tmp/requirements.txt \
+ && pip install -q -r /tmp/requirements.txt \
+ && pip uninstall -y -q setuptools \
+ && python3 -m pip uninstall -y -q pip \
+ && rm -rf /tmp/src /tmp/requirements.txt /root/.cache
+
+FROM dependencies
 WORKDIR /opt/openi-tasks
 # The package is installed from the wheel built here (templates and the service catalog inside it),
 # not as an editable checkout: the image runs what `pip install openi-tasks` would give an operator.
 COPY pyproject.toml setup.py README.md /tmp/src/
 COPY openi_tasks/ /tmp/src/openi_tasks/
 COPY templates/ /tmp/src/templates/
-RUN python3 -m venv /opt/venv \
- && export PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
- && pip wheel -q --no-deps -w /tmp/wheels /tmp/src \
- && pip install -q /tmp/wheels/*.whl \
- && pip uninstall -y -q setuptools \
- && python3 -m pip uninstall -y -q pip \
+RUN export PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+ && pip="$(ls /usr/share/python-wheels/pip-*.whl)/pip" \
+ && python3 "$pip" wheel -q --no-deps -w /tmp/wheels /tmp/src \
+ && python3 "$pip" install -q --no-deps /tmp/wheels/*.whl \
  && rm -rf /tmp/src /tmp/wheels /root/.cache
 # `inv` here lists the installed package's tasks, as `openi` does anywhere.
 COPY tasks.py ./

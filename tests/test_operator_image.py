@@ -39,7 +39,13 @@ UID = 1234
 
 
 def build_image(client, context: Path, tag: str, base: str, **args: str) -> None:
-    client.images.build(path=str(context), tag=tag, buildargs={"BASE_IMAGE": base, **args}, rm=True, pull=False)
+    """The image as `tag`, and its `dependencies` stage as `tag`-dependencies, which stays after the
+    tests: the classic builder keeps its cache in untagged parents, which removing `tag` deletes up
+    to the nearest tagged one. So the next run reinstalls only the wheel, as an operator's rebuild does."""
+    arguments = {"BASE_IMAGE": base, **args}
+    client.images.build(path=str(context), tag=f"{tag}-dependencies", target="dependencies", buildargs=arguments,
+                        rm=True, pull=False)
+    client.images.build(path=str(context), tag=tag, buildargs=arguments, rm=True, pull=False)
 
 
 @pytest.fixture(scope="module")
