@@ -7,10 +7,10 @@ On a fresh testbed (3 masters behind the proxy node's endpoint, the proxy node, 
 
 1. `containerd-source: host`, `k8s.deploy`: every node's runtime is Docker's containerd 1.6.
 2. `containerd-source: bundle`: `k8s.deploy` refuses, naming the way, and changes nothing.
-3. The workers and the proxy node, one at a time: `k8s.repair`. The masters, one at a time:
-   `k8s.remove`, then `k8s.add`.
-4. Every node Ready on containerd 2; `k8s.deploy` changes nothing; every acknowledged write is
-   there; the failed writes are counted.
+3. `k8s.upgrade --to <the version it runs>`: the masters one at a time, then the workers (and the
+   proxy node) in batches of one, each drained and moved in place.
+4. Every node Ready on containerd 2; a second `k8s.upgrade` and `k8s.deploy` change nothing; every
+   acknowledged write is there; the failed writes are counted.
 
     python bench/containerd_move.py [--keep DIR]
 """
@@ -75,27 +75,16 @@ def main() -> int:
         print("before:", runtimes(admin))
         set_runtime(config, "bundle")
         seconds, refused = inv("k8s.deploy", "-p", str(config))
-        reason = [line for line in (refused.stdout + refused.stderr).splitlines() if "k8s.repair" in line][:1]
+        reason = [line for line in (refused.stdout + refused.stderr).splitlines() if "k8s.upgrade" in line][:1]
         print(f"k8s.deploy with containerd-source: bundle: exit {refused.returncode} in {seconds:.0f} s, {reason}")
         assert refused.returncode != 0 and reason
 
         writer = ApiWriter(admin, prefix="move-load")
         writer.start()
         started = time.perf_counter()
-        nodes_dir = workdir / "move-nodes"
-        nodes_dir.mkdir(exist_ok=True)
-        for machine in [m for m in cluster.machines if not m.is_master] + list(cluster.masters):
-            entry = {"hostname": machine.hostname, "hostip": machine.address, "machine-type": machine.sku_name,
-                     "k8s-role": machine.role, **({"etcdid": machine.etcdid} if machine.etcdid else {}),
-                     **machine.labels}
-            nodes = nodes_dir / f"{machine.hostname}.yaml"
-            nodes.write_text(yaml.safe_dump({"machine-list": [entry]}, sort_keys=False))
-            if machine.is_master:
-                must(f"k8s.remove {machine.hostname}", inv("k8s.remove", "-p", str(config), "--nodes", str(nodes),
-                                                           "--yes"))
-                must(f"k8s.add {machine.hostname}", inv("k8s.add", "-p", str(config), "--nodes", str(nodes)))
-            else:
-                must(f"k8s.repair {machine.hostname}", inv("k8s.repair", "-p", str(config), "--nodes", str(nodes)))
+        version = cluster.kubernetes.kubernetes_version
+        must(f"k8s.upgrade --to {version} (the runtime only)", inv("k8s.upgrade", "-p", str(config), "--to", version,
+                                                                   "--batch", "1"))
         moved = time.perf_counter() - started
         time.sleep(3)
         writer.done.set()
@@ -106,10 +95,14 @@ def main() -> int:
         print(f"moved every node in {moved:.0f} s; API through the endpoint: {len(writer.acknowledged)} ConfigMaps "
               f"created, {len(writer.failed)} failed {writer.failed[:5]}; acknowledged and missing afterwards: "
               f"{len(missing)}")
+        seconds, upgrade = inv("k8s.upgrade", "-p", str(config), "--to", version)
+        print(f"second k8s.upgrade: exit {upgrade.returncode}, {seconds:.0f} s, "
+              f"{'nothing to upgrade' if 'nothing to upgrade' in upgrade.stdout else 'CHANGES'}")
         seconds, again = inv("k8s.deploy", "-p", str(config))
         print(f"k8s.deploy afterwards: exit {again.returncode}, {seconds:.0f} s, "
               f"{'no changes' if 'no changes' in again.stdout else 'CHANGES'}")
         assert all(ready and runtime.startswith("containerd://2.") for ready, runtime in after.values()), after
+        assert "nothing to upgrade" in upgrade.stdout, upgrade.stdout[-3000:]
         assert not missing and again.returncode == 0 and "no changes" in again.stdout, again.stdout[-3000:]
     finally:
         if not args.keep:

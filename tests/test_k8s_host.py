@@ -142,6 +142,19 @@ current-context: kubernetes-admin@kubernetes
 """
 
 
+def test_a_node_on_another_runtime_is_refused_by_a_deploy_and_left_to_k8s_upgrade(cluster):
+    from openi_tasks.k8s.runtime import OWN, runtime_of
+
+    assert runtime_of(cluster).socket != OWN.socket  # the example: the host's containerd
+    on_another = dataclasses.replace(GOOD, kubelet_joined=True, kubelet=cluster.kubernetes.kubernetes_version,
+                                    kubelet_runtime=OWN.socket)
+    (found,) = problems(cluster, cluster.masters[0], on_another)
+    assert f"its kubelet runs the pods on {OWN.socket}" in found
+    assert f"inv k8s.upgrade --to {cluster.kubernetes.kubernetes_version} moves them node by node, drained" in found
+    assert problems(cluster, cluster.masters[0], on_another, upgrading=True) == []
+    assert problems(cluster, cluster.masters[0], on_another, rejoining=True) == []
+
+
 def test_admin_kubeconfig_points_at_the_endpoint_and_is_named_after_the_cluster(cluster):
     data = yaml.safe_load(for_operator(cluster, ADMIN.encode()))
     assert data["clusters"][0]["name"] == "openi-example"

@@ -122,3 +122,11 @@ def test_etcd_skipping_a_minor_or_going_back_one_is_refused_per_member_with_the_
         "etcd's downgrade procedure, which k8s.upgrade does not do",
     ]
     assert len(etcd_refusals({"etcd1": E("3.7.3")}, E("4.0.0"))) == 1
+
+
+def test_a_node_whose_pods_run_on_another_runtime_is_not_done_though_at_the_target():
+    moving = worker("w1", "v1.37.2", runtime_from="unix:///run/containerd/containerd.sock")
+    assert moving.versions_at(V("v1.37.2")) and not moving.at(V("v1.37.2"))
+    plan = cluster("v1.37.2", master("m1", "v1.37.2"), moving)
+    assert not plan.done and refusals(plan) == []
+    assert cluster("v1.37.2", master("m1", "v1.37.2"), worker("w1", "v1.37.2")).done

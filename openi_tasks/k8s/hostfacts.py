@@ -211,12 +211,12 @@ def problems(cluster: Cluster, machine: Machine, facts: HostFacts, upgrading: bo
         found.append(f"it runs Kubernetes {running} but the configuration says {cluster.kubernetes.kubernetes_version}: "
                      f"a version change is an upgrade (inv k8s.upgrade --to {cluster.kubernetes.kubernetes_version})")
     runtime = runtime_of(cluster)
-    if facts.kubelet_joined and facts.kubelet_runtime and facts.kubelet_runtime != runtime.socket and not rejoining:
-        move = ("inv k8s.repair --nodes (a worker joins again on it)" if not machine.is_master else
-                "inv k8s.remove --nodes, then inv k8s.add --nodes (a master, one at a time)")
+    if facts.kubelet_joined and facts.kubelet_runtime and facts.kubelet_runtime != runtime.socket \
+            and not (rejoining or upgrading):
         found.append(f"its kubelet runs the pods on {facts.kubelet_runtime} but the configuration's runtime is "
                      f"{runtime.socket} (kubernetes.containerd-source): a deploy does not move a joined node's pods; "
-                     f"{move} (docs/operations.md, \"Moving to containerd 2\")")
+                     f"inv k8s.upgrade --to {cluster.kubernetes.kubernetes_version} moves them node by node, drained "
+                     f"(docs/operations.md, \"Moving to containerd 2\")")
     if (facts.os_id, facts.os_version) not in SUPPORTED_OS:
         found.append(
             f"unsupported OS {facts.os_id} {facts.os_version} (supported: Ubuntu 22.04, Ubuntu 24.04, Debian 12)"

@@ -57,7 +57,8 @@ def runtime_of(cluster: Cluster) -> Runtime:
 
 
 # The CRI endpoint a joined kubelet runs its pods on (kubeadm writes it into the kubelet's config).
-KUBELET_RUNTIME = "sed -n 's/^containerRuntimeEndpoint: *//p' /var/lib/kubelet/config.yaml 2>/dev/null | head -1"
+KUBELET_CONFIG = "/var/lib/kubelet/config.yaml"
+KUBELET_RUNTIME = f"sed -n 's/^containerRuntimeEndpoint: *//p' {KUBELET_CONFIG} 2>/dev/null | head -1"
 
 
 def runtime_at(socket: str, cluster: Cluster) -> Runtime:

@@ -108,7 +108,8 @@ def certs(c: Context, reporter: Reporter, path=None, within=None, renew=False, a
     }
 )
 def upgrade(c: Context, reporter: Reporter, to=None, path=None, batch=None, dry_run=False, break_lock=False):
-    """Upgrade Kubernetes one minor version at a time: etcd, masters one by one, workers in batches."""
+    """Upgrade Kubernetes one minor version at a time: etcd, masters one by one, workers in batches;
+    a node whose pods run on another container runtime than the configured one moves to it, drained."""
     from .upgrade import upgrade as run_upgrade
     target = required(to, "--to VERSION")
     size = whole_number(batch, "--batch", 1)

@@ -83,8 +83,12 @@ class NodeVersions:
     control_plane: dict[str, Version | None] = field(default_factory=dict)  # component -> image tag
     ready: bool | None = None  # None: no Node in the API
     apiserver_answers: bool | None = None  # masters only
+    runtime_from: str = ""  # the CRI endpoint kubelet runs the pods on, when it is not the configured one
 
     def at(self, target: Version) -> bool:
+        return self.versions_at(target) and not self.runtime_from
+
+    def versions_at(self, target: Version) -> bool:
         return self.kubelet == target and self.kubeadm == target and \
             all(v == target for v in self.control_plane.values())
 

@@ -16,6 +16,10 @@
   changing with its defaults). All of it while the endpoint sends the master no new connections.
 - upgrade-workers-N: the workers in batches (`--batch`); the run stops at the first batch that
   fails.
+- A node whose kubelet runs its pods on another runtime than the configured one (Docker's
+  containerd, on a cluster deployed before openi-tasks' own containerd 2) moves to it in the same
+  drained step, in place (runtime_move): also when its versions are the target's already, so
+  `k8s.upgrade --to <the version it runs>` moves a cluster's runtime node by node.
 
 A node's kubelet upgrade: drain (cordon, marked with UPGRADING), kubelet and kubectl, containerd's
 sandbox image from the new kubeadm, kubelet restarted, Ready at the new version, uncordon. A node
@@ -39,6 +43,7 @@ from ...ssh import Host, describe_error
 from ..etcd_client import lead_elsewhere, member_health, wait_healthy
 from ..files import member_of
 from ..kubeadm import LOCAL_CONFIG, local_config_file
+from ..runtime import KUBELET_CONFIG, runtime_at, runtime_of
 from ..static_pods import COMPONENTS, restart_command
 from ..versions import NodeVersions, UpgradePlan, Version, etcd_version, refusals
 from .base import OnFirstMaster
@@ -84,10 +89,11 @@ class PlanUpgrade(OnFirstMaster):
     def plan(self, run: Run, host: Host) -> list[Change]:
         plan = self._gather(run)
         target = self.upgrade.target
+        runtime = runtime_of(run.cluster)
         run.reporter.table(f"upgrade to {target}", ("node", "role", "kubelet", "kubeadm", "control plane", "ready", "action"), [
             (n.name, n.role, n.kubelet or "-", n.kubeadm or "-",
              " ".join(sorted({str(v) for v in n.control_plane.values() if v})) or "-",
-             {True: "yes", False: "NO", None: "no Node"}[n.ready], "none" if n.at(target) else f"to {target}")
+             {True: "yes", False: "NO", None: "no Node"}[n.ready], _action(n, target, runtime.service))
             for n in plan.nodes])
         if plan.etcd:
             target_etcd = plan.etcd_target.number if plan.etcd_target else run.cluster.etcd_image
@@ -126,8 +132,9 @@ class PlanUpgrade(OnFirstMaster):
             answers = None
             if member.machine.is_master:
                 answers = _answers(member.machine.address, run.cluster.kubernetes.api_port, ca_file)
+            moving = facts.kubelet_joined and facts.kubelet_runtime not in ("", runtime_of(run.cluster).socket)
             node = NodeVersions(member.name, member.machine.role, kubelet, Version.of(facts.kubeadm), control_plane,
-                                state.ready if state else None, answers)
+                                state.ready if state else None, answers, facts.kubelet_runtime if moving else "")
             if newest is not None and newest != kubelet and newest > target:
                 node.kubelet = newest  # refused below as newer than the target
             rows.append(node)
@@ -136,6 +143,12 @@ class PlanUpgrade(OnFirstMaster):
         return UpgradePlan(target, rows, unhealthy, _bundle_problem(run, target),
                            etcd={h.name: etcd_version(h.version) for h in health},
                            etcd_target=etcd_version(run.cluster.etcd_image.rsplit("/", 1)[-1].partition(":")[2]))
+
+
+def _action(node: NodeVersions, target: Version, service: str) -> str:
+    actions = ([] if node.versions_at(target) else [f"to {target}"]) + \
+        ([f"its pods from {node.runtime_from} to {service}"] if node.runtime_from else [])
+    return ", ".join(actions) or "none"
 
 
 def _answers(address: str, port: int, ca_file) -> bool:
@@ -220,7 +233,9 @@ class UpgradePreflight(Phase):
             return etcd
         config = RenderedFile(LOCAL_CONFIG, local_config_file(run.cluster, host.machine), 0o600)
         pull = f"kubeadm config images pull --config {shlex.quote(LOCAL_CONFIG)}"
-        return [*etcd, *install_changes(run, host, ("kubeadm",)), *ensure_file(host, config),
+        # kubeadm pulls into the configured runtime, which a master whose pods move to it starts now.
+        runtime = [start_runtime(run, host)] if node.runtime_from else []
+        return [*etcd, *install_changes(run, host, ("kubeadm",)), *ensure_file(host, config), *runtime,
                 Change(f"pull the images of Kubernetes {self.upgrade.target} from "
                        f"{run.cluster.kubernetes.docker_registry}: {pull}", pull)]
 
@@ -249,6 +264,25 @@ class UpgradeNodes(Phase):
                 return [Change(f"uncordon Node {name} (cordoned by an interrupted upgrade)",
                                lambda: api.uncordon(name, (UPGRADING,)))]
             return []
+        steps = runtime_move(run, host, node.runtime_from) if node.runtime_from else []
+        kubeadm = []
+        if not node.versions_at(target):
+            kubeadm = install_changes(run, host, ("kubeadm",))
+            steps += self._version_changes(run, host, node)
+        if host.machine.is_master:  # while the endpoint sends this master no new connections
+            steps = out_of_endpoint(run, host, steps)
+        return [
+            Change(f"drain Node {name} (cordon, evict its pods)",
+                   lambda: api.drain(name, annotations={UPGRADING: str(target)})),
+            *kubeadm,
+            *steps,
+            Change(f"wait until Node {name} is Ready with kubelet {target}", lambda: api.wait_node(name, str(target))),
+            Change(f"uncordon Node {name}", lambda: api.uncordon(name, (UPGRADING,))),
+        ]
+
+    def _version_changes(self, run: Run, host: Host, node: NodeVersions) -> list[Change]:
+        """kubeadm's upgrade of the node, then its kubelet (and a master's control plane restarted)."""
+        target = self.upgrade.target
         ignore = " --ignore-preflight-errors=SystemVerification" if adaptations(run, host).cgroup_v1 else ""
         if any(v != target for v in node.control_plane.values()):
             command = (f"kubeadm upgrade apply {target} --yes{ignore}" if host.machine is run.cluster.masters[0]
@@ -270,20 +304,34 @@ class UpgradeNodes(Phase):
             # they are restarted now, while the endpoint sends this master nothing, not later.
             kubelet += [Change(f"restart {', '.join(COMPONENTS)} under the new kubelet and wait until each runs "
                                f"again", restart_command(COMPONENTS)), apiserver_ready(run, host)]
-            steps = out_of_endpoint(run, host, upgrade + kubelet)
-        else:
-            steps = upgrade + kubelet
-        return [
-            Change(f"drain Node {name} (cordon, evict its pods)",
-                   lambda: api.drain(name, annotations={UPGRADING: str(target)})),
-            *install_changes(run, host, ("kubeadm",)),
-            *steps,
-            Change(f"wait until Node {name} is Ready with kubelet {target}", lambda: api.wait_node(name, str(target))),
-            Change(f"uncordon Node {name}", lambda: api.uncordon(name, (UPGRADING,))),
-        ]
+        return upgrade + kubelet
 
     def cleanup(self, run: Run) -> None:
         route_without(run, frozenset())
+
+
+def start_runtime(run: Run, host: Host) -> Change:
+    """The configured runtime installed, configured and started (beside the one kubelet uses)."""
+    return Change(f"install and start {runtime_of(run.cluster).service}",
+                  lambda: apply_changes(host, ContainerRuntime().plan(run, host)))
+
+
+def runtime_move(run: Run, host: Host, socket: str) -> list[Change]:
+    """kubelet moved, in place, from the runtime at `socket` to the configured one: that runtime
+    installed and started; kubelet stopped; what still runs on the old one's Kubernetes namespace
+    (the static pods, the DaemonSets' pods: the node is drained) killed; kubelet's endpoint changed
+    and kubelet started, which starts them again on the new runtime, pulling their images from the
+    cluster's registry. Docker, its containers (etcd, haproxy) and its containerd are not touched.
+    A master's API server is waited for until ready."""
+    old, new = runtime_at(socket, run.cluster), runtime_of(run.cluster)
+    command = (f"systemctl stop kubelet && {old.kill_pods} && sed -i "
+               f"{shlex.quote(f's|^containerRuntimeEndpoint:.*|containerRuntimeEndpoint: {new.socket}|')} "
+               f"{KUBELET_CONFIG} && systemctl start kubelet")
+    changes = [start_runtime(run, host),
+               Change(f"move kubelet's pods from {old.socket} to {new.socket}: {command}", command)]
+    if host.machine.is_master:
+        changes.append(apiserver_ready(run, host))
+    return changes
 
 
 def worker_batches(upgrade: Upgrade, workers: list[str], batch: int) -> list[UpgradeNodes]:
