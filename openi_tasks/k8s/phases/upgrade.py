@@ -310,6 +310,13 @@ class UpgradeNodes(Phase):
         route_without(run, frozenset())
 
 
+# The pod network of the pods killed on the old runtime, which no CNI DEL released: their network
+# namespaces (with their veths on cni0) and their host-local IP reservations. The node is drained
+# and kubelet stopped, so no pod on the node holds an address then.
+KILLED_PODS_NETWORK = ("{ for ns in $(ip netns list 2>/dev/null | awk '/^cni-/ {print $1}'); do ip netns delete \"$ns\"; "
+                       "done; rm -f /var/lib/cni/networks/*/[0-9]*; }")
+
+
 def start_runtime(run: Run, host: Host) -> Change:
     """The configured runtime installed, configured and started (beside the one kubelet uses)."""
     return Change(f"install and start {runtime_of(run.cluster).service}",
@@ -319,12 +326,12 @@ def start_runtime(run: Run, host: Host) -> Change:
 def runtime_move(run: Run, host: Host, socket: str) -> list[Change]:
     """kubelet moved, in place, from the runtime at `socket` to the configured one: that runtime
     installed and started; kubelet stopped; what still runs on the old one's Kubernetes namespace
-    (the static pods, the DaemonSets' pods: the node is drained) killed; kubelet's endpoint changed
-    and kubelet started, which starts them again on the new runtime, pulling their images from the
-    cluster's registry. Docker, its containers (etcd, haproxy) and its containerd are not touched.
+    (the static pods, the DaemonSets' pods: the node is drained) killed, and their pod network
+    released; kubelet's endpoint changed and kubelet started, which starts them again on the new
+    runtime, pulling their images from the cluster's registry. Docker, its containers (etcd, haproxy) and its containerd are not touched.
     A master's API server is waited for until ready."""
     old, new = runtime_at(socket, run.cluster), runtime_of(run.cluster)
-    command = (f"systemctl stop kubelet && {old.kill_pods} && sed -i "
+    command = (f"systemctl stop kubelet && {old.kill_pods} && {KILLED_PODS_NETWORK} && sed -i "
                f"{shlex.quote(f's|^containerRuntimeEndpoint:.*|containerRuntimeEndpoint: {new.socket}|')} "
                f"{KUBELET_CONFIG} && systemctl start kubelet")
     changes = [start_runtime(run, host),
