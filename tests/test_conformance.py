@@ -51,6 +51,21 @@ def test_certified_is_every_conformance_test_then_the_serial_ones_alone():
     assert parallel.procs > 1 and serial.procs == 1
 
 
+def test_a_test_skipped_by_name_is_left_out_of_certified_and_counted_as_skipped():
+    (name, why), = conformance.SKIPPED_BY_NAME.items()
+    assert "Alpine" in why
+    for one in passes("certified", None, "hostname"):
+        pattern = re.compile(one.skip)
+        assert pattern.search(f"suite {name}") and pattern.search("hostname")
+        assert not pattern.search(f"suite {name.replace('Always', 'Never')}")
+    [quick] = passes("quick", None, None)
+    assert quick.skip == ""
+    area, _, leaf = name.partition(" ImageVolume ")
+    report = [{"SpecReports": [{"LeafNodeType": "It", "ContainerHierarchyTexts": [area, "ImageVolume"],
+                                "LeafNodeText": leaf, "State": "skipped"}]}]
+    assert tally_report(report).skipped == 1
+
+
 @pytest.mark.parametrize("mode, focus, message", [("fast", None, "--mode must be one of quick, certified"),
                                                   ("quick", "[unclosed", "--focus is not a regular expression")])
 def test_bad_arguments_are_one_sentence(mode, focus, message):

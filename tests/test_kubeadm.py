@@ -103,7 +103,12 @@ def test_config_files_per_role(cluster, join):
     kubelet = list(yaml.safe_load_all(text))[2]
     assert kubelet == {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
                        "cgroupDriver": "systemd", "failSwapOn": True,
+                       "serializeImagePulls": False, "maxParallelImagePulls": 4,
                        "resolvConf": "/etc/openi/kubelet/resolv.conf"}  # the example sets cluster-dns
+    serial = dataclasses.replace(cluster, kubernetes=cluster.kubernetes.model_copy(
+        update={"kubelet_max_parallel_image_pulls": 1}))
+    kubelet = list(yaml.safe_load_all(kubeadm.config_file(serial, serial.masters[0], secrets)[1]))[2]
+    assert "serializeImagePulls" not in kubelet and "maxParallelImagePulls" not in kubelet  # kubelet's default
     thresholds = {"imagefs.available": "2Gi", "nodefs.available": "1Gi"}
     evicting = dataclasses.replace(cluster, kubernetes=cluster.kubernetes.model_copy(
         update={"kubelet_eviction_hard": thresholds}))

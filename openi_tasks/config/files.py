@@ -290,6 +290,9 @@ class KubernetesSettings(FileModel):
     node_cidr_mask_size: Annotated[int, Field(ge=8, le=30)] = NODE_CIDR_MASK
     # kubelet's hard eviction thresholds (its evictionHard); none given: kubelet's defaults.
     kubelet_eviction_hard: Optional[dict[EvictionSignal, EvictionThreshold]] = None
+    # Image pulls a kubelet runs at once (its maxParallelImagePulls; 1: one after another, kubelet's
+    # default). One pull that hangs (an unreachable registry, a huge image) then holds up the rest.
+    kubelet_max_parallel_image_pulls: Annotated[int, Field(ge=1, le=50)] = 4
     storage_backend: Literal["etcd3"] = "etcd3"
     docker_registry: Registry = "registry.k8s.io"
     kubernetes_version: KubernetesVersion = "v1.37.2"

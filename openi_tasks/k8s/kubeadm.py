@@ -205,10 +205,13 @@ class KubeletConfiguration:
     fail_cgroup_v1: bool = True
     resolv_conf: str = ""  # pods' upstream resolvers (kubernetes.cluster-dns), else the host's own
     eviction_hard: tuple[tuple[str, str], ...] = ()  # kubernetes.kubelet-eviction-hard, else kubelet's defaults
+    parallel_image_pulls: int = 1  # kubernetes.kubelet-max-parallel-image-pulls
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
                                 "cgroupDriver": self.cgroup_driver, "failSwapOn": self.fail_swap_on}
+        if self.parallel_image_pulls > 1:
+            data.update(serializeImagePulls=False, maxParallelImagePulls=self.parallel_image_pulls)
         if self.resolv_conf:
             data["resolvConf"] = self.resolv_conf
         if self.eviction_hard:
@@ -329,7 +332,8 @@ def config_file(cluster: Cluster, machine: Machine, join: JoinSecrets,
     uploads them at init; joining nodes read them from the cluster)."""
     kubelet = KubeletConfiguration(fail_cgroup_v1=not adapt.any_cgroup_v1,
                                    resolv_conf=KUBELET_RESOLV_CONF if cluster.kubernetes.cluster_dns else "",
-                                   eviction_hard=tuple(sorted((cluster.kubernetes.kubelet_eviction_hard or {}).items())))
+                                   eviction_hard=tuple(sorted((cluster.kubernetes.kubelet_eviction_hard or {}).items())),
+                                   parallel_image_pulls=cluster.kubernetes.kubelet_max_parallel_image_pulls)
     if machine is cluster.masters[0]:
         documents = [init_configuration(cluster, machine, join, adapt), cluster_configuration(cluster), kubelet]
         if adapt.conntrack_fixed:
