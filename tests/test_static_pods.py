@@ -51,3 +51,27 @@ def test_a_component_that_does_not_come_back_fails_within_the_timeout():
     process.wait(10)
     assert done.returncode == 1 and f"{name} did not run again within 3s" in done.stderr
     assert time.monotonic() - start < 10
+
+
+def test_terminate_waits_until_every_component_has_exited_and_fails_for_one_that_ignores_sigterm():
+    from openi_tasks.k8s.static_pods import terminate_command
+
+    polite, stubborn = made_up("apiserver"), made_up("scheduler")
+    # The polite one takes a moment to finish after SIGTERM, as an API server answering what it holds.
+    process = subprocess.Popen(["bash", "-c", f"exec -a {polite} bash -c 'trap \"sleep 1; exit 0\" TERM; "
+                                              f"while true; do sleep 0.1; done'"])
+    try:
+        time.sleep(0.5)
+        done = subprocess.run(["bash", "-c", terminate_command((polite,), timeout=10)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert process.poll() is not None  # waited for, not just signalled
+    finally:
+        process.kill()
+    ignoring = subprocess.Popen(["bash", "-c", f"exec -a {stubborn} bash -c 'trap \"\" TERM; while true; do sleep 0.1; done'"])
+    try:
+        time.sleep(0.5)
+        done = subprocess.run(["bash", "-c", terminate_command((stubborn,), timeout=2)], capture_output=True, text=True)
+        assert done.returncode == 1 and f"{stubborn} still running 2 s after SIGTERM" in done.stderr
+    finally:
+        ignoring.kill()
+        ignoring.wait(10)

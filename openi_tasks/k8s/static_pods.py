@@ -20,11 +20,18 @@ def stop_command(component: str, timeout: int = 60) -> str:
     """Stop a component for good: its manifest moved aside (kubelet does not start it again), its
     process sent SIGTERM (a graceful stop), then waited for until it has exited."""
     manifest = f"{MANIFESTS}/{component}.yaml"
-    pattern = process_pattern(component)
     return (f"if test -f {manifest}; then mv {manifest} /etc/kubernetes/{component}.yaml.stopped; fi; "
-            f"pkill -TERM -f {pattern} || true; "
-            f"for i in $(seq 1 {timeout}); do pgrep -f {pattern} >/dev/null || exit 0; sleep 1; done; "
-            f"echo '{component} still runs {timeout} s after SIGTERM' >&2; exit 1")
+            f"{terminate_command((component,), timeout)}")
+
+
+def terminate_command(components: tuple[str, ...] = COMPONENTS, timeout: int = 60) -> str:
+    """SIGTERM to the components' processes (a graceful stop: the API server answers what it holds
+    and closes its connections), then a wait until none runs; fails after `timeout` seconds."""
+    patterns = [process_pattern(name) for name in components]
+    running = " || ".join(f"pgrep -f {p} >/dev/null" for p in patterns)
+    return ("{ " + "; ".join(f"pkill -TERM -f {p} || true" for p in patterns) + "; "
+            f"for i in $(seq 1 {timeout}); do if ! {{ {running}; }}; then break; fi; sleep 1; done; "
+            f"if {running}; then echo '{', '.join(components)} still running {timeout} s after SIGTERM' >&2; false; fi; }}")
 
 
 def restart_command(components: tuple[str, ...] = COMPONENTS, timeout: int = 180) -> str:

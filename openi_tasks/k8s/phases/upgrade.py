@@ -42,9 +42,9 @@ from ...run import Run
 from ...ssh import Host, describe_error
 from ..etcd_client import lead_elsewhere, member_health, wait_healthy
 from ..files import member_of
-from ..kubeadm import LOCAL_CONFIG, local_config_file
+from ..kubeadm import CONFIG_DIR, LOCAL_CONFIG, local_config_file
 from ..runtime import KUBELET_CONFIG, runtime_at, runtime_of
-from ..static_pods import COMPONENTS, restart_command
+from ..static_pods import COMPONENTS, restart_command, terminate_command
 from ..versions import NodeVersions, UpgradePlan, Version, etcd_version, refusals
 from .base import OnFirstMaster
 from .control_plane import adaptations, apiserver_ready
@@ -331,9 +331,15 @@ def runtime_move(run: Run, host: Host, socket: str) -> list[Change]:
     runtime, pulling their images from the cluster's registry. Docker, its containers (etcd, haproxy) and its containerd are not touched.
     A master's API server is waited for until ready."""
     old, new = runtime_at(socket, run.cluster), runtime_of(run.cluster)
-    command = (f"systemctl stop kubelet && {old.kill_pods} && {KILLED_PODS_NETWORK} && sed -i "
+    # A master's control plane stops gracefully first: killed, its API server would drop the
+    # requests it holds (the endpoint sends it no new ones, but keeps the connections it had).
+    graceful = f" && {terminate_command()}" if host.machine.is_master else ""
+    # kubeadm's configuration files on the node name the runtime too (criSocket): they say the new one.
+    cri_socket = shlex.quote(f"s|criSocket: {old.socket}$|criSocket: {new.socket}|")
+    command = (f"systemctl stop kubelet{graceful} && {old.kill_pods} && {KILLED_PODS_NETWORK} && sed -i "
                f"{shlex.quote(f's|^containerRuntimeEndpoint:.*|containerRuntimeEndpoint: {new.socket}|')} "
-               f"{KUBELET_CONFIG} && systemctl start kubelet")
+               f"{KUBELET_CONFIG} && {{ [ ! -d {CONFIG_DIR} ] || find {CONFIG_DIR} -maxdepth 1 -name '*.yaml' -type f "
+               f"-exec sed -i {cri_socket} {{}} +; }} && systemctl start kubelet")
     changes = [start_runtime(run, host),
                Change(f"move kubelet's pods from {old.socket} to {new.socket}: {command}", command)]
     if host.machine.is_master:
