@@ -130,6 +130,7 @@ def wait_presenting(pki: ClusterPki, wanted: dict[str, bytes], timeout: float = 
     """Wait until each URL in `wanted` presents the certificate (PEM) given for it on a new
     connection: etcd reads its certificate files again for every one, so new files need no restart."""
     deadline = time.monotonic() + timeout
+    certificates = {url: x509.load_pem_x509_certificate(pem) for url, pem in wanted.items()}
     stale = {url: "not asked yet" for url in wanted}
     while True:
         for url in list(stale):
@@ -138,7 +139,7 @@ def wait_presenting(pki: ClusterPki, wanted: dict[str, bytes], timeout: float = 
             except (OSError, ssl.SSLError) as exc:  # e.g. a handshake between a new certificate and its key
                 stale[url] = f"no TLS connection: {exc}"
                 continue
-            if presented == x509.load_pem_x509_certificate(wanted[url]):
+            if presented == certificates[url]:
                 del stale[url]
             else:
                 stale[url] = f"presents the certificate with serial {presented.serial_number:x}, not the new one"

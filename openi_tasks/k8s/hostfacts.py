@@ -201,6 +201,14 @@ def disk_pressure(cluster: Cluster, facts: HostFacts) -> list[str]:
     return found
 
 
+def runtime_move_from(cluster: Cluster, facts: HostFacts) -> str:
+    """The CRI endpoint a joined kubelet runs its pods on when it is not the configured runtime's
+    (k8s.upgrade moves them); "" when it is, or when the host has no joined kubelet."""
+    if facts.kubelet_joined and facts.kubelet_runtime and facts.kubelet_runtime != runtime_of(cluster).socket:
+        return facts.kubelet_runtime
+    return ""
+
+
 def problems(cluster: Cluster, machine: Machine, facts: HostFacts, upgrading: bool = False,
              rejoining: bool = False) -> list[str]:
     """Why this host cannot take part in a deploy (or, `upgrading`, in an upgrade; `rejoining`, in a
@@ -210,11 +218,10 @@ def problems(cluster: Cluster, machine: Machine, facts: HostFacts, upgrading: bo
     if running and not upgrading:
         found.append(f"it runs Kubernetes {running} but the configuration says {cluster.kubernetes.kubernetes_version}: "
                      f"a version change is an upgrade (inv k8s.upgrade --to {cluster.kubernetes.kubernetes_version})")
-    runtime = runtime_of(cluster)
-    if facts.kubelet_joined and facts.kubelet_runtime and facts.kubelet_runtime != runtime.socket \
-            and not (rejoining or upgrading):
+    if runtime_move_from(cluster, facts) and not (rejoining or upgrading):
         found.append(f"its kubelet runs the pods on {facts.kubelet_runtime} but the configuration's runtime is "
-                     f"{runtime.socket} (kubernetes.containerd-source): a deploy does not move a joined node's pods; "
+                     f"{runtime_of(cluster).socket} (kubernetes.containerd-source): a deploy does not move a joined "
+                     f"node's pods; "
                      f"inv k8s.upgrade --to {cluster.kubernetes.kubernetes_version} moves them node by node, drained "
                      f"(docs/operations.md, \"Moving to containerd 2\")")
     if (facts.os_id, facts.os_version) not in SUPPORTED_OS:

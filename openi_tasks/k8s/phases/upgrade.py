@@ -50,6 +50,7 @@ from .base import OnFirstMaster
 from .control_plane import adaptations, apiserver_ready
 from .endpoint import out_of_endpoint, route_without
 from .etcd import etcd_changes
+from ..hostfacts import runtime_move_from
 from .facts import facts_of
 from .packages import ContainerRuntime, install_changes
 from .snapshot import Snapshot
@@ -132,9 +133,8 @@ class PlanUpgrade(OnFirstMaster):
             answers = None
             if member.machine.is_master:
                 answers = _answers(member.machine.address, run.cluster.kubernetes.api_port, ca_file)
-            moving = facts.kubelet_joined and facts.kubelet_runtime not in ("", runtime_of(run.cluster).socket)
             node = NodeVersions(member.name, member.machine.role, kubelet, Version.of(facts.kubeadm), control_plane,
-                                state.ready if state else None, answers, facts.kubelet_runtime if moving else "")
+                                state.ready if state else None, answers, runtime_move_from(run.cluster, facts))
             if newest is not None and newest != kubelet and newest > target:
                 node.kubelet = newest  # refused below as newer than the target
             rows.append(node)
@@ -328,8 +328,8 @@ def runtime_move(run: Run, host: Host, socket: str) -> list[Change]:
     installed and started; kubelet stopped; what still runs on the old one's Kubernetes namespace
     (the static pods, the DaemonSets' pods: the node is drained) killed, and their pod network
     released; kubelet's endpoint changed and kubelet started, which starts them again on the new
-    runtime, pulling their images from the cluster's registry. Docker, its containers (etcd, haproxy) and its containerd are not touched.
-    A master's API server is waited for until ready."""
+    runtime, pulling their images from the cluster's registry. Docker, its containers (etcd,
+    haproxy) and its containerd are not touched. A master's API server is waited for until ready."""
     old, new = runtime_at(socket, run.cluster), runtime_of(run.cluster)
     # A master's control plane stops gracefully first: killed, its API server would drop the
     # requests it holds (the endpoint sends it no new ones, but keeps the connections it had).
