@@ -486,6 +486,33 @@ def test_hadoop_reconfigure_stops_replaces_the_configuration_and_starts_again(pr
 
 
 
+def test_a_changed_configuration_rolls_the_pods_that_read_it_and_only_those(prepared):
+    from openi_tasks.services.render import CONFIGURATION_CHECKSUM
+    from openi_tasks.state import StateDir
+
+    clock = FakeClock()
+    fake = clock, FakeClusterApi(clock, {m.hostname: {} for m in prepared.machines})
+    _, api = fake
+    engine, _ = engine_for(prepared, fake, load_services())
+
+    def checksums() -> dict[str, str]:
+        return {name: (obj["spec"]["template"]["metadata"].get("annotations") or {}).get(CONFIGURATION_CHECKSUM)
+                for (_, kind, _, name), obj in api.objects.items() if kind == "DaemonSet" and name.startswith("hadoop-")}
+
+    engine.deploy()
+    first = checksums()
+    assert all(first.values()), first  # every Hadoop daemon reads its role's config map
+    engine.deploy()
+    assert checksums() == first  # the same files: the same pods
+    site = StateDir.of(prepared).hadoop_configuration / "resourcemanager" / "yarn-site.xml"
+    site.write_text(site.read_text().replace("</configuration>", "<!-- changed --></configuration>"))
+    engine.deploy()
+    second = checksums()
+    assert second["hadoop-resourcemanager"] != first["hadoop-resourcemanager"]
+    assert {n: v for n, v in second.items() if n != "hadoop-resourcemanager"} == \
+        {n: v for n, v in first.items() if n != "hadoop-resourcemanager"}
+
+
 @pytest.mark.parametrize("entry, message", [
     ("{prerequisite: [{a: 1}]}", "servicelist.x.prerequisite: must be a word or a list of words, not dict"),
     ("{timeout: soon}", "servicelist.x.timeout: must be a number of seconds from 1 to 86400, not 'soon'"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,8 +88,10 @@ def render_service(spec: ServiceSpec, cluster: Cluster, context: dict[str, Any],
         if cluster.services.cluster.docker_registry_info is None:
             raise ServiceCatalogError(f"service {spec.name}: needs cluster.docker-registry-info for its pull secret")
         rendered.objects.append(pull_secret(cluster))
+    configmaps = {}
     for configmap in spec.configmaps:
-        rendered.objects.append(_configmap(spec, configmap, rendered.files, context, data))
+        configmaps[configmap.name] = _configmap(spec, configmap, rendered.files, context, data)
+        rendered.objects.append(configmaps[configmap.name])
     for manifest in spec.manifests:
         text = rendered.files.get(manifest) or (spec.directory / manifest).read_text()
         try:
@@ -98,8 +101,30 @@ def render_service(spec: ServiceSpec, cluster: Cluster, context: dict[str, Any],
         for document in documents:
             document.setdefault("metadata", {}).setdefault("labels", {})["openi.service"] = spec.name
             _tolerate_control_plane(document)
+            if data:
+                _roll_on_configuration(document, configmaps)
             rendered.objects.append(document)
     return rendered
+
+
+CONFIGURATION_CHECKSUM = "openi.io/configuration-checksum"
+
+
+def _roll_on_configuration(document: dict[str, Any], configmaps: dict[str, dict[str, Any]]) -> None:
+    """A workload whose pods read the service's config maps (as volumes or environment) carries
+    their checksum in its pod template: a deploy that changes them (hadoop.prepare's files, say)
+    then rolls the pods, which read them only as they start, instead of changing nothing they run."""
+    template = (document.get("spec") or {}).get("template")
+    pod = template.get("spec") if isinstance(template, dict) else None
+    if not isinstance(pod, dict):
+        return
+    names = {(v.get("configMap") or {}).get("name") for v in pod.get("volumes") or [] if isinstance(v, dict)}
+    for container in (pod.get("containers") or []) + (pod.get("initContainers") or []):
+        names |= {(e.get("configMapRef") or {}).get("name") for e in container.get("envFrom") or []}
+    used = sorted(name for name in names if name in configmaps)
+    if used:
+        digest = hashlib.sha256(json.dumps([configmaps[n]["data"] for n in used], sort_keys=True).encode()).hexdigest()
+        template.setdefault("metadata", {}).setdefault("annotations", {})[CONFIGURATION_CHECKSUM] = digest[:16]
 
 
 CONTROL_PLANE_TOLERATION = {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}
