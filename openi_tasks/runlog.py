@@ -53,7 +53,8 @@ class RunLog:
     def write(self, text: str) -> None:
         if self._file is None:
             return
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+        now = time.time()  # to the millisecond: phases that run together, and short ones, stay apart
+        stamp = f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(now))}.{int(now % 1 * 1000):03d}"
         lines = self.scrub(text).splitlines() or [""]
         with self._lock:
             for line in lines:
