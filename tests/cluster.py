@@ -22,11 +22,12 @@ from openi_tasks.k8s.deploy import deploy
 from openi_tasks.report import Reporter
 
 
-def run_command(args: list[str], timeout: float) -> subprocess.CompletedProcess:
+def run_command(args: list[str], timeout: float, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """`args` run to completion, output captured. The command gets a process group of its own, and
     the whole group is killed if the test stops it (its timeout, pytest-timeout, Ctrl-C): a task's
     own children (go build, ginkgo, mvn) must not live on and load the machine under later tests."""
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               env=env)
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     except BaseException:

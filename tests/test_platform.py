@@ -16,6 +16,7 @@ beside the real ones: their pods are placed by the real scheduler but only playe
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -43,8 +44,8 @@ PLATFORM = ("cluster-configuration", "drivers", "zookeeper", "hadoop-service", "
             "webportal", "prometheus", "grafana", "pylon", "end-to-end-test")
 
 
-def openi(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
-    result = run_command([sys.executable, "-m", "invoke", "--search-root", str(ROOT), *args], timeout)
+def openi(*args: str, timeout: float = 1800, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    result = run_command([sys.executable, "-m", "invoke", "--search-root", str(ROOT), *args], timeout, env)
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     return result
 
@@ -279,7 +280,10 @@ def test_conformance_quick_passes_air_gapped(bed, tmp_path):
     bundle = ok(openi("k8s.bundle", "-p", str(config), "--from-source", "--conformance", "--push", timeout=3600))
     assert "conformance/e2e.test" in bundle and "e2e-test-images/agnhost" in bundle, bundle[-3000:]
     out = tmp_path / "conformance"
-    result = openi("k8s.conformance", "-p", str(config), "--mode", "quick", "--out", str(out), timeout=1800)
+    scratch = tmp_path / "operator-tmp"  # the operator's temporary directory: the suite leaves nothing in it
+    scratch.mkdir()
+    result = openi("k8s.conformance", "-p", str(config), "--mode", "quick", "--out", str(out), timeout=1800,
+                   env={**os.environ, "TMPDIR": str(scratch)})
     summary = result.stdout.strip().splitlines()[-1]
     assert result.returncode == 0 and summary == "conformance: 48 passed, 0 failed, 0 skipped", \
         (summary, result.stdout[-3000:], result.stderr[-3000:], (out / "e2e.log").read_text()[-6000:])
@@ -288,6 +292,7 @@ def test_conformance_quick_passes_air_gapped(bed, tmp_path):
     ran = [c for c in cases if c.find("skipped") is None]
     assert len(ran) == 48 and not [c for c in ran if c.find("failure") is not None or c.find("error") is not None]
     assert (out / "e2e.log").stat().st_size > 10_000 and (out / "ginkgo" / "report.json").is_file()
+    assert not list(scratch.iterdir()), sorted(p.name for p in scratch.iterdir())[:10]
 
 
 def test_a_second_demo_changes_nothing_restarts_nothing_and_is_quick(platform, bed):

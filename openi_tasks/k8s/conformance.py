@@ -22,6 +22,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -274,10 +275,13 @@ def _one_pass(suite: Suite, kubeconfig: Path, repos: Path, one: Pass, report_dir
     command += [str(suite.e2e), "--",
                 f"--kubeconfig={kubeconfig}", "--provider=skeleton", f"--kubectl-path={suite.kubectl}",
                 f"--report-dir={report_dir}", "--report-complete-ginkgo", "--disable-log-dump"]
-    env = {**os.environ, "KUBE_TEST_REPO_LIST": str(repos), "KUBECONFIG": str(kubeconfig)}
     log.write(f"$ {' '.join(command)}\n")
     log.flush()
-    with reporter.activity(f"conformance: {one.title}") as activity:
+    # The suite's kubectl tests leave a directory each in the temporary directory (about 90 a
+    # run): it gets one of its own, removed afterwards.
+    with reporter.activity(f"conformance: {one.title}") as activity, \
+            tempfile.TemporaryDirectory(prefix="openi-conformance-") as scratch:
+        env = {**os.environ, "KUBE_TEST_REPO_LIST": str(repos), "KUBECONFIG": str(kubeconfig), "TMPDIR": scratch}
         progress = Progress(activity.event)
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                                    cwd=report_dir)
