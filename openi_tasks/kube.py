@@ -182,23 +182,28 @@ class KubeApi:
                                            dict(n.metadata.labels or {}), _applied_labels(n), _not_ready_reason(n))
                 for n in items}
 
-    def wait_nodes_ready(self, names: list[str], timeout: float = 300) -> None:
-        """Until every Node of `names` exists and is Ready (one list a poll, whatever their number);
-        a TimeoutError names each one that is not, with the kubelet's reason."""
+    def wait_nodes_ready(self, names: list[str], timeout: float = 300,
+                         on_ready: Callable[[str], None] = lambda name: None) -> None:
+        """Until every Node of `names` exists and is Ready (one list a poll, whatever their number),
+        calling `on_ready` once for each as it is first seen Ready; a TimeoutError names each one
+        that is not, with the kubelet's reason."""
         deadline = time.monotonic() + timeout
         waiting: dict[str, str] = {name: "no Node" for name in names}
         while True:
             try:
                 live = self.nodes()
-                waiting = {name: "no Node" if name not in live else live[name].not_ready_reason
-                           for name in names if name not in live or not live[name].ready}
+                now_waiting = {name: "no Node" if name not in live else live[name].not_ready_reason
+                               for name in names if name not in live or not live[name].ready}
+                for name in waiting.keys() - now_waiting.keys():
+                    on_ready(name)
+                waiting = now_waiting
             except Exception:  # an API server restarting behind the endpoint: ask again until the deadline
                 pass
             if not waiting:
                 return
             if time.monotonic() > deadline:
                 break
-            time.sleep(2)
+            time.sleep(1)
         raise TimeoutError(f"{len(waiting)} of {len(names)} node(s) not Ready within {timeout:.0f}s: " +
                            "; ".join(f"{name}: {reason}" for name, reason in sorted(waiting.items())))
 

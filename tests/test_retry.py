@@ -149,3 +149,33 @@ def test_a_remove_whose_answer_was_lost_is_done(fake_etcd):
     remove_member(None, "https://etcd", 2)
     assert [m.id for m in fake_etcd.members] == [1]
     assert fake_etcd.posts == ["remove", "list"]
+
+
+def test_waiting_for_nodes_reports_each_as_it_becomes_ready_and_names_the_stragglers(monkeypatch):
+    """nodes-ready's wait: one list a poll, a failing list asked again, each node reported once as
+    it is first seen Ready (the run log's times), and at the deadline every node that is not, with
+    the kubelet's reason."""
+    from openi_tasks.kube import KubeApi, NodeState
+
+    def node(name: str, ready: bool) -> NodeState:
+        return NodeState(name, ready, "v1.37.2", False, {}, not_ready_reason="" if ready else "network not ready")
+
+    polls = iter([RuntimeError("API server restarting"), {"a": node("a", False)},
+                  {"a": node("a", True), "b": node("b", False)}, {"a": node("a", True), "b": node("b", True)}])
+
+    def nodes():
+        answer = next(polls)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    api = object.__new__(KubeApi)
+    api.nodes = nodes
+    monkeypatch.setattr("openi_tasks.kube.time.sleep", lambda seconds: None)
+    seen: list[str] = []
+    api.wait_nodes_ready(["a", "b"], 300, on_ready=seen.append)
+    assert seen == ["a", "b"]
+
+    api.nodes = lambda: {"a": node("a", True), "b": node("b", False)}
+    with pytest.raises(TimeoutError, match=r"^2 of 3 node\(s\) not Ready within 0s: b: network not ready; c: no Node$"):
+        api.wait_nodes_ready(["a", "b", "c"], 0)

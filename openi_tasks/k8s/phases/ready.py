@@ -28,4 +28,4 @@ class NodesReady(OnFirstMaster):
         if api is None:
             raise OpenIError(f"{run.state.admin_conf} is missing: run the control-plane phase first")
         names = [m.hostname.lower() for m in run.cluster.nodes]
-        api.wait_nodes_ready(names, TIMEOUT)
+        api.wait_nodes_ready(names, TIMEOUT, on_ready=lambda name: run.log.write(f"{name}: Ready"))
