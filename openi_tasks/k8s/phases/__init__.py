@@ -31,5 +31,5 @@ def deploy_phases(break_lock: bool = False) -> list[Step]:
     return [
         Connect(), Facts(), Lock(break_lock=break_lock), Prepare(), Docker(), Together(Etcd(), Endpoint(), Packages()),
         GpuRuntime(), ContainerRuntime(), ControlPlaneInit(), Together(ControlPlane(), Workers()),
-        Together(Addons(), NodesReady()), Kubeconfig(), Unlock(),
+        Kubeconfig(), Together(Addons(), NodesReady()), Unlock(),
     ]
