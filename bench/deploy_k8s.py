@@ -73,9 +73,8 @@ def steps(log: Path) -> list[tuple[str, float, float]]:
     starts: list[tuple[str, float]] = []
     end = 0.0
     for line in log.read_text().splitlines():
-        try:
-            at = datetime.datetime.strptime(line[:24], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc).timestamp()
-        except ValueError:
+        at = stamp(line)
+        if at is None:
             continue
         end = at
         match = re.match(r"\S+ phase ([a-z-]+): ", line)
@@ -90,6 +89,31 @@ def steps(log: Path) -> list[tuple[str, float, float]]:
 def phases(summary: str) -> list[tuple[str, float]]:
     rows = re.findall(r"│ ([a-z-]+)\s+│ \d+\s+│ \d+\s+│ \d+\s+│ \d+\s+│ ([\d.]+)", summary)
     return [(name, float(seconds)) for name, seconds in rows]
+
+
+def stamp(line: str) -> float | None:
+    try:
+        return datetime.datetime.strptime(line[:24], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=datetime.timezone.utc).timestamp()
+    except ValueError:
+        return None
+
+
+def node_times(log: Path) -> list[tuple[str, float, float]]:
+    """(node, its kubeadm init or join done, seen Ready), in seconds from the run's first line."""
+    lines = log.read_text().splitlines()
+    start = next(t for t in map(stamp, lines) if t is not None)
+    joined: dict[str, float] = {}
+    ready: dict[str, float] = {}
+    for line in lines:
+        at = stamp(line)
+        if at is None:
+            continue
+        if match := re.search(r" (\S+): exit 0 in [\d.]+s: .*kubeadm (init|join) --config", line):
+            joined[match[1]] = at - start
+        elif match := re.match(r"\S+ (\S+): Ready$", line):
+            ready[match[1]] = at - start
+    return [(name, joined.get(name, float("nan")), ready.get(name, float("nan"))) for name in sorted(ready)]
 
 
 def kubeadm_floor(log: Path) -> tuple[float, float, list[float], float]:
@@ -172,6 +196,9 @@ def main() -> None:
     print("| step | seconds | cores busy |\n|---|---:|---:|")
     for name, start, end in steps(log):
         print(f"| {name} | {end - start:.1f} | {sampler.cores_busy(start, end):.2f} |")
+    print("\n| node | kubeadm done at s | Ready at s |\n|---|---:|---:|")
+    for name, joined, ready in node_times(log):
+        print(f"| {name} | {joined:.1f} | {ready:.1f} |")
     print()
     print(f"no-change re-run: {again:.1f} s ({again / first:.0%} of the first)\n")
     print("| container | RSS MiB | with page cache MiB |\n|---|---:|---:|")
