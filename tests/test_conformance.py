@@ -65,6 +65,10 @@ def test_a_test_skipped_by_name_is_left_out_of_certified_and_counted_as_skipped(
                                 "LeafNodeText": leaf, "State": "skipped"}]}]
     assert tally_report(report, (name,)).skipped == 1
     assert tally_report(report).skipped == 0  # quick: left out by its focus, not skipped (CI's quick run)
+    # Counted once: by the parallel pass, whose label filter selects it, not again by the serial
+    # pass, whose filter leaves it out (certified run 3 said "1 skipped" for 29 serial tests).
+    parallel, serial = passes("certified", None, None)
+    assert "[Serial]" not in name and parallel.by_name == (name,) and serial.by_name == ()
 
 
 @pytest.mark.parametrize("mode, focus, message", [("fast", None, "--mode must be one of quick, certified"),
