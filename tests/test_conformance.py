@@ -69,6 +69,7 @@ def test_a_test_skipped_by_name_is_left_out_of_certified_and_counted_as_skipped(
     # pass, whose filter leaves it out (certified run 3 said "1 skipped" for 29 serial tests).
     parallel, serial = passes("certified", None, None)
     assert "[Serial]" not in name and parallel.by_name == (name,) and serial.by_name == ()
+    assert [one.by_name for one in passes("certified", "webhook", None)] == [(), ()]  # nor outside --focus
 
 
 @pytest.mark.parametrize("mode, focus, message", [("fast", None, "--mode must be one of quick, certified"),

@@ -161,8 +161,10 @@ def passes(mode: str, focus: str | None, skip: str | None) -> list[Pass]:
     skips = "|".join(p for p in (skip, not_run) if p)
     # Each pass counts only the by-name skips its label filter selects: ginkgo reports the tests a
     # filter leaves out as skipped too, so the serial pass would count a parallel test again.
-    serial = tuple(name for name in SKIPPED_BY_NAME if "[Serial]" in name)
-    parallel = tuple(name for name in SKIPPED_BY_NAME if name not in serial)
+    # Nor those that --focus leaves out.
+    wanted = [name for name in SKIPPED_BY_NAME if not focus or re.search(focus, name)]
+    serial = tuple(name for name in wanted if "[Serial]" in name)
+    parallel = tuple(name for name in wanted if name not in serial)
     return [Pass("parallel", "Conformance && !Serial", focus or "", skips, PROCS, parallel),
             Pass("serial", "Conformance && Serial", focus or "", skips, 1, serial)]
 
