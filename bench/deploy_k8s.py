@@ -173,6 +173,7 @@ def main() -> None:
         sampler.stopped.set()
         log = max((workdir / "state" / "logs").glob("*-deploy-*.log"), key=lambda p: p.stat().st_mtime)
         init, joins, worker, floor = kubeadm_floor(log)
+        log_steps, log_nodes = steps(log), node_times(log)  # read now: the testbed goes with its state
         time.sleep(60)  # the cluster settles (CoreDNS, flannel, the dashboard) before memory is read
         state = (workdir / "testbed.json").read_text()
         testbed_id = re.search(r'"id": "(\w+)"', state)[1]
@@ -194,10 +195,10 @@ def main() -> None:
           f"openi-tasks / that floor = {first / overlapped:.2f}\n")
     print(f"cores busy during each step (of {os.cpu_count()}; every node shares them):\n")
     print("| step | seconds | cores busy |\n|---|---:|---:|")
-    for name, start, end in steps(log):
+    for name, start, end in log_steps:
         print(f"| {name} | {end - start:.1f} | {sampler.cores_busy(start, end):.2f} |")
     print("\n| node | kubeadm done at s | Ready at s |\n|---|---:|---:|")
-    for name, joined, ready in node_times(log):
+    for name, joined, ready in log_nodes:
         print(f"| {name} | {joined:.1f} | {ready:.1f} |")
     print()
     print(f"no-change re-run: {again:.1f} s ({again / first:.0%} of the first)\n")
