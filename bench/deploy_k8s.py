@@ -5,8 +5,6 @@ measured in the same run; the no-change re-run; and the testbed's memory while t
 The kubeadm floor is what no tool built on kubeadm can go below: `kubeadm init`, plus each
 control-plane join (they must be serial), plus the slowest worker join (they can be parallel). The
 durations come from the deploy's own run log, which records every command with its duration.
-Since the workers join while the other masters do, the sharper floor, init plus the longer of the
-control-plane joins and the slowest worker join, is printed too.
 
 The machine's CPU is sampled during the first deploy (/proc/stat, every 0.2 s): for each step of
 the run log (phases that run together are one step), how many of the machine's cores were busy.
@@ -190,9 +188,6 @@ def main() -> None:
     print(f"| **total (the command, as an operator runs it)** | **{first:.1f}** |\n")
     print(f"kubeadm floor: init {init:.1f} s + control-plane joins {' + '.join(f'{j:.1f}' for j in joins)} s "
           f"+ slowest worker join {worker:.1f} s = **{floor:.1f} s**; openi-tasks / floor = **{first / floor:.2f}**\n")
-    overlapped = init + max(sum(joins), worker)
-    print(f"with the workers joining beside the masters: init + max(joins, slowest worker join) = {overlapped:.1f} s; "
-          f"openi-tasks / that floor = {first / overlapped:.2f}\n")
     print(f"cores busy during each step (of {os.cpu_count()}; every node shares them):\n")
     print("| step | seconds | cores busy |\n|---|---:|---:|")
     for name, start, end in log_steps:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ...phase import Step, Together
 from .addons import Addons
 from .connect import Connect
-from .control_plane import ControlPlane, ControlPlaneInit
+from .control_plane import ControlPlane
 from .docker import Docker
 from .endpoint import Endpoint
 from .etcd import Etcd
@@ -24,12 +24,8 @@ from .workers import Workers
 
 
 def deploy_phases(break_lock: bool = False) -> list[Step]:
-    """etcd, the endpoint and the packages touch different things: they run together. Once the
-    first master's control plane is up, the workers join while the other masters do (a worker
-    needs one API server behind the endpoint, which sends it only to ready ones); the add-ons are
-    applied while the nodes become Ready."""
+    """etcd, the endpoint and the packages touch different things: they run together."""
     return [
         Connect(), Facts(), Lock(break_lock=break_lock), Prepare(), Docker(), Together(Etcd(), Endpoint(), Packages()),
-        GpuRuntime(), ContainerRuntime(), ControlPlaneInit(), Together(ControlPlane(), Workers()),
-        Kubeconfig(), Together(Addons(), NodesReady()), Unlock(),
+        GpuRuntime(), ContainerRuntime(), ControlPlane(), Workers(), Addons(), Kubeconfig(), NodesReady(), Unlock(),
     ]

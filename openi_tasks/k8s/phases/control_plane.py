@@ -1,6 +1,5 @@
-"""control-plane-init and control-plane: kubeadm with external etcd — `init` on the first master,
-then the other masters join as control plane, one at a time (while the workers join: see
-`deploy_phases`)."""
+"""control-plane: kubeadm with external etcd — `init` on the first master, then the other masters
+join as control plane, one at a time."""
 
 from __future__ import annotations
 
@@ -75,15 +74,12 @@ def pod_network_now(run: Run) -> Change:
 
 
 class ControlPlane(Phase):
-    """The other masters join, one at a time: each join adds a control plane that the next one's
-    kubeadm reads through the endpoint."""
-
     name = "control-plane"
-    title = "The other masters join the control plane, one at a time"
+    title = "Control plane with kubeadm (external etcd), one master at a time"
     parallel = False
 
     def hosts(self, run: Run) -> list[Host]:
-        return run.hosts("master")[1:]
+        return run.hosts("master")
 
     def plan(self, run: Run, host: Host) -> list[Change]:
         facts = facts_of(run, host)
@@ -110,14 +106,3 @@ class ControlPlane(Phase):
 
     def after(self, run: Run) -> None:
         fetch_admin_conf(run)
-
-
-class ControlPlaneInit(ControlPlane):
-    """The first master: `kubeadm init` (or, on a running cluster, a valid bootstrap token for the
-    nodes that join), then the pod network. Everything that joins needs it first."""
-
-    name = "control-plane-init"
-    title = "Control plane with kubeadm (external etcd) on the first master"
-
-    def hosts(self, run: Run) -> list[Host]:
-        return run.hosts("master")[:1]
