@@ -151,3 +151,23 @@ def test_a_silent_server_is_described_without_a_traceback(tmp_path, ssh_config, 
     assert "no SSH server answered" in describe_error(info.value)
     assert "Traceback" not in capfd.readouterr().err
     assert isinstance(info.value, (paramiko.SSHException, EOFError, OSError))
+
+
+def test_commands_run_when_the_process_holds_more_than_1024_descriptors(ssh_config, ssh_hosts):
+    """An operator's process holds descriptors for each of hundreds of hosts: a wait built on
+    select() fails above descriptor 1023 ("filedescriptor out of range in select()": 956 of 1,000
+    hosts failed a dry run that way in bench/dry_run_scale.py)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+    held = [os.open("/dev/null", os.O_RDONLY) for _ in range(1100)]
+    try:
+        assert max(held) > 1024
+        with Inventory(load_cluster(ssh_config())) as inventory:
+            host = inventory.hosts()[0]
+            assert host.sh("sleep 0.3; echo fine", sudo=False).stdout == "fine\n"
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -230,6 +230,9 @@ def _wait(channel: paramiko.Channel, liveness: Liveness, deadline: float, timeou
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise CommandTimeout(f"{liveness.host}: command timed out after {timeout}s")
-    readable, _, _ = select.select([channel], [], [], min(remaining, POLL))
-    if not readable:
+    # poll, not select: select() refuses a descriptor above 1023, and an operator's process holds
+    # one or more for each of hundreds of hosts (1,000 hosts: 956 of them failed facts that way).
+    poller = select.poll()
+    poller.register(channel, select.POLLIN)
+    if not poller.poll(min(remaining, POLL) * 1000):
         liveness.check()
