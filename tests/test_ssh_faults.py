@@ -171,3 +171,21 @@ def test_commands_run_when_the_process_holds_more_than_1024_descriptors(ssh_conf
         for fd in held:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_the_open_files_limit_is_raised_for_a_thousand_hosts():
+    """Many systems start a process at a soft limit of 1024 open files; a run of 1,000 hosts holds
+    a connection to each. The soft limit goes up as far as needed, never past the hard limit."""
+    import resource
+
+    from openi_tasks.ssh.inventory import ensure_open_files
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+        ensure_open_files(4256)
+        assert resource.getrlimit(resource.RLIMIT_NOFILE) == (min(4256, hard), hard)
+        ensure_open_files(100)  # never lowered
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == min(4256, hard)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import resource
 import threading
 from typing import Any, Callable, Iterable
 
@@ -14,6 +15,17 @@ from ..config import Cluster, Machine
 from .fanout import Results, fan_out
 from .host import CommandLog, Host
 from .known_hosts import KnownHosts
+
+
+DESCRIPTORS_PER_HOST = 4  # its socket, paramiko's pipe for a waited channel, and some room
+
+
+def ensure_open_files(needed: int) -> None:
+    """Raise this process's soft limit of open files towards `needed` (up to the hard limit): a
+    run holds every host's connection, and many systems start a process at a soft limit of 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed if hard == resource.RLIM_INFINITY else min(needed, hard), hard))
 
 
 class Inventory:
@@ -27,6 +39,7 @@ class Inventory:
         self.limit = op.concurrency
         self.log = log
         self._machines = {m.hostname: m for m in (machines if machines is not None else cluster.machines)}
+        ensure_open_files(256 + DESCRIPTORS_PER_HOST * len(self._machines))
         self._hosts: dict[str, Host] = {}
         self._lock = threading.Lock()
 
