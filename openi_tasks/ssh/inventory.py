@@ -25,7 +25,11 @@ def ensure_open_files(needed: int) -> None:
     run holds every host's connection, and many systems start a process at a soft limit of 1024."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < needed:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (needed if hard == resource.RLIM_INFINITY else min(needed, hard), hard))
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE,
+                               (needed if hard == resource.RLIM_INFINITY else min(needed, hard), hard))
+        except (ValueError, OSError):  # a system cap below the hard limit (macOS): the run goes on as it was
+            pass
 
 
 class Inventory:
