@@ -30,7 +30,9 @@ class KubeApi:
 
         self.api_client = config.new_client_from_config(config_file=str(kubeconfig), context=context)
         start = time.monotonic()
-        self.client = dynamic.DynamicClient(self.api_client)
+        # Retried like every request: right after `kubeadm init` the endpoint's load balancer has
+        # not yet seen the first API server healthy and drops the connection (a deploy failed so).
+        self.client = self.call("discovering the API", lambda: dynamic.DynamicClient(self.api_client))
         self.log = log or (lambda line: None)
         self.log(f"API: discovery in {time.monotonic() - start:.2f}s")
 

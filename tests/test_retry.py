@@ -4,6 +4,8 @@ is in test_cluster.py; here the timing and the classification, with a fake clock
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import requests
 from etcd3gw.exceptions import ConnectionFailedError, ConnectionTimeoutError, InternalServerError, PreconditionFailedError
@@ -179,3 +181,49 @@ def test_waiting_for_nodes_reports_each_as_it_becomes_ready_and_names_the_stragg
     api.nodes = lambda: {"a": node("a", True), "b": node("b", False)}
     with pytest.raises(TimeoutError, match=r"^2 of 3 node\(s\) not Ready within 0s: b: network not ready; c: no Node$"):
         api.wait_nodes_ready(["a", "b", "c"], 0)
+
+
+def test_the_api_is_discovered_through_a_moment_of_refusals(tmp_path, monkeypatch):
+    """Right after `kubeadm init` the endpoint's first answers fail (its load balancer has not yet
+    seen the API server healthy; behind it, an API server starting answers 503). A deploy applied
+    the pod network then and failed on the client's discovery; it is asked again now. A real HTTP
+    server: two 503s, then the discovery answers."""
+    import http.server
+    import json
+    import tempfile
+
+    from openi_tasks.kube import KubeApi
+
+    answers = {"/version": {"major": "1", "minor": "37", "gitVersion": "v1.37.2"},
+               "/apis": {"kind": "APIGroupList", "apiVersion": "v1", "groups": []}}
+    refusals = [503, 503]
+    asked: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            status = refusals.pop(0) if refusals else 200
+            body = json.dumps(answers.get(self.path, {}) if status == 200 else {"kind": "Status", "code": status})
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the client's discovery cache
+    try:
+        KubeApi(kubeconfig)
+    finally:
+        server.shutdown()
+    assert refusals == [] and asked[:3] == ["/version", "/version", "/version"] and "/apis" in asked
