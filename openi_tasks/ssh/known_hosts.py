@@ -8,6 +8,7 @@ warning (paramiko cannot check host certificates), so hosts must also be listed 
 from __future__ import annotations
 
 import binascii
+import hmac
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,7 +30,11 @@ class KnownHosts:
     def __init__(self, path: str, policy: str) -> None:
         self.path = Path(path).expanduser()
         self.policy = policy
-        self.keys = paramiko.HostKeys()
+        # Indexed by name: paramiko's HostKeys looks up and adds by scanning every entry, which is
+        # quadratic in hosts (about 1 s of CPU for 1,000). Hashed names (|1|salt|hash) can only
+        # be matched by hashing the name with each entry's salt, so they stay a list.
+        self._by_name: dict[str, dict[str, paramiko.PKey]] = {}
+        self._hashed: list[tuple[str, paramiko.PKey]] = []
         self.revoked: set[tuple[str, str]] = set()  # (key type, base64)
         self.warnings: list[str] = []
         if self.path.is_file():
@@ -62,7 +67,21 @@ class KnownHosts:
                     self.warnings.append(f"{self.path}:{number}: not a host key line this tool can read, ignored")
                     continue
                 for name in entry.hostnames:
-                    self.keys.add(name, entry.key.get_name(), entry.key)
+                    self._add(name, entry.key)
+
+    def _add(self, name: str, key: paramiko.PKey) -> None:
+        if name.startswith("|1|"):
+            self._hashed.append((name, key))
+        else:  # a later line for the same name and key type replaces the earlier, as in paramiko
+            self._by_name.setdefault(name, {})[key.get_name()] = key
+
+    def lookup(self, name: str) -> dict[str, paramiko.PKey]:
+        """The keys recorded for `name`, by key type."""
+        found = dict(self._by_name.get(name, {}))
+        for hashed, key in self._hashed:
+            if hmac.compare_digest(paramiko.HostKeys.hash_host(name, hashed), hashed):
+                found.setdefault(key.get_name(), key)
+        return found
 
     @staticmethod
     def entry_name(address: str, port: int) -> str:
@@ -73,7 +92,7 @@ class KnownHosts:
         name = self.entry_name(machine.address, machine.port)
         client_keys = client.get_host_keys()
         for alias in (name, self.entry_name(machine.hostname, machine.port)):
-            for keytype, key in (self.keys.lookup(alias) or {}).items():
+            for keytype, key in self.lookup(alias).items():
                 if not self.is_revoked(key):
                     client_keys.add(name, keytype, key)
         client.set_missing_host_key_policy(_MissingKey(self, machine))
@@ -88,11 +107,11 @@ class KnownHosts:
 
     def accept(self, name: str, key: paramiko.PKey) -> None:
         with self._lock:
-            if self.keys.lookup(name) is None:
+            if not self.lookup(name):
                 self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 with open(self.path, "a", encoding="utf-8") as handle:
                     handle.write(f"{name} {key.get_name()} {key.get_base64()}\n")
-                self.keys.add(name, key.get_name(), key)
+                self._add(name, key)
                 self.accepted.append(f"{name} {key.get_name()} {key.fingerprint}")
 
 
