@@ -32,7 +32,11 @@ class KubeApi:
         start = time.monotonic()
         # Retried like every request: right after `kubeadm init` the endpoint's load balancer has
         # not yet seen the first API server healthy and drops the connection (a deploy failed so).
-        self.client = self.call("discovering the API", lambda: dynamic.DynamicClient(self.api_client))
+        # The client caches what it discovers; by default in the shared temporary directory under
+        # the server's address, where a cluster built again at the same address found the old one's.
+        cache = kubeconfig.parent / f".{kubeconfig.name}.discovery.json"
+        self.client = self.call("discovering the API",
+                                lambda: dynamic.DynamicClient(self.api_client, cache_file=str(cache)))
         self.log = log or (lambda line: None)
         self.log(f"API: discovery in {time.monotonic() - start:.2f}s")
 

@@ -221,9 +221,13 @@ def test_the_api_is_discovered_through_a_moment_of_refusals(tmp_path, monkeypatc
         "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
         "users": [{"name": "u", "user": {"token": "t"}}],
         "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the client's discovery cache
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(shared))
     try:
         KubeApi(kubeconfig)
     finally:
         server.shutdown()
     assert refusals == [] and asked[:3] == ["/version", "/version", "/version"] and "/apis" in asked
+    # Its discovery cache is the cluster's own, beside the kubeconfig, not in the shared directory.
+    assert list(shared.iterdir()) == [] and (tmp_path / ".kubeconfig.discovery.json").is_file()
