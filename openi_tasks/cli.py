@@ -94,10 +94,11 @@ def user_errors(body: Callable) -> Callable:
 
 
 class _Task(invoke.Task):
-    """An Invoke task whose arguments never take the short flag -h: it stays help."""
+    """An Invoke task whose arguments never take the short flag -h (it stays help), nor a dash:
+    Invoke gives a flag the first free character of its name, and for --to-s3 that was `-`."""
 
     def arg_opts(self, name: str, default: Any, taken_names: set) -> dict:
-        return super().arg_opts(name, default, set(taken_names) | {"h"})
+        return super().arg_opts(name, default, set(taken_names) | {"h", "-", "_"})
 
 
 def task(**kwargs: Any) -> Callable[[Callable], invoke.Task]:

@@ -59,6 +59,9 @@ def test_every_parameter_of_every_task_is_explained():
             if line.strip().startswith("-"):
                 flag, _, explanation = line.strip().partition("  ")
                 assert explanation.strip(), f"{name}: {flag} has no help"
+                # Invoke gives a flag the first free character of its name as its short flag, a dash
+                # too (`--=STRING, --to-s3=STRING` once): a short flag is a letter or a digit.
+                assert not re.match(r"--=|-[^A-Za-z0-9-]", flag), f"{name}: {flag} has a short flag of punctuation"
 
 
 def test_check_prints_the_summary():
