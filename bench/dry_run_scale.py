@@ -16,6 +16,7 @@ here includes all the hosts' own work (the facts script, checksums), which real 
 their own CPU. The operator's share is its process's CPU time, shown beside it.
 
     python bench/dry_run_scale.py --hosts 10 100 1000
+    python bench/dry_run_scale.py --hosts 300 --against /tmp/old-tree --rounds 2   # A/B, alternated
 
 Needs root, openssh-server and util-linux' unshare. Test traffic stays on loopback.
 """
@@ -84,12 +85,17 @@ def machines(addresses: list[str]) -> list[dict]:
     return entries
 
 
-def dry_run(config: Path, env: dict) -> tuple[float, float, float, str]:
+def dry_run(config: Path, env: dict, tree: Path = ROOT, profile: Path | None = None) -> tuple[float, float, float, str]:
     """Wall seconds, the process's own CPU seconds, its peak RSS (MiB) and its output, of one
-    `k8s.deploy --dry-run` in a fresh process."""
+    `k8s.deploy --dry-run` in a fresh process, of the openi-tasks checkout `tree`."""
     start = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "invoke", "--search-root", str(ROOT), "k8s.deploy", "--dry-run",
-                              "-p", str(config)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    arguments = ["--search-root", str(tree), "k8s.deploy", "--dry-run", "-p", str(config)]
+    command = [sys.executable, "-m", "invoke", *arguments]
+    if profile:  # sampled, every thread (cProfile sees the main thread only, which waits for the fan-out)
+        command = [str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", "--rate", "250", "--format", "raw", "--output", str(profile),
+                   "--", *command]
+    child = subprocess.Popen(command, cwd=tree, env={**env, "PYTHONPATH": str(tree)},
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     output = child.stdout.read().decode(errors="replace")
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - start
@@ -98,16 +104,27 @@ def dry_run(config: Path, env: dict) -> tuple[float, float, float, str]:
     return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, output
 
 
+def revision(tree: Path) -> str:
+    done = subprocess.run(["git", "-C", str(tree), "describe", "--always", "--dirty"], capture_output=True, text=True)
+    return done.stdout.strip() or tree.name
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, nargs="*", default=[10, 100, 1000])
     parser.add_argument("--concurrency", type=int, default=None, help="operator.concurrency (default: the tool's)")
     parser.add_argument("--bundle", default=DEFAULT_BUNDLE)
+    parser.add_argument("--against", type=Path, help="another checkout (git worktree) to run in alternation with "
+                                                     "this one on the same hosts: an A/B on a VM whose speed drifts")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--profile", type=Path, help="for the largest count: py-spy's samples of every thread "
+                                                     "(collapsed stacks, one line each, with counts) into this file")
     options = parser.parse_args()
     if os.geteuid() != 0 or not shutil.which("unshare"):
         raise SystemExit("needs root and unshare")
     ensure_account()
-    print("| hosts | concurrency | wall s | operator CPU s | peak MiB |\n|---:|---:|---:|---:|---:|")
+    trees = [ROOT] + ([options.against.resolve()] if options.against else [])
+    print("| hosts | code | concurrency | wall s | operator CPU s | peak MiB |\n|---:|---|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         hosts = ManyHosts(Path(tmp) / "sshd", max(options.hosts)).start()
         try:
@@ -121,9 +138,12 @@ def main() -> None:
                     kubernetes={"package-source": "binaries", "binaries-dir": options.bundle,
                                 "docker-registry": "registry.invalid:5000",
                                 "pod-network-cidr": "10.240.0.0/12"})  # 4096 nodes of /24
-                seconds, cpu, memory, output = dry_run(config, dict(os.environ))
-                print(f"| {count} | {options.concurrency or 'default'} | {seconds:.1f} | {cpu:.1f} | {memory:.0f} |",
-                      flush=True)
+                for _ in range(options.rounds):
+                    for tree in trees:
+                        profile = options.profile if options.profile and count == max(options.hosts) else None
+                        seconds, cpu, memory, output = dry_run(config, dict(os.environ), tree, profile)
+                        print(f"| {count} | {revision(tree)} | {options.concurrency or 'default'} | {seconds:.1f} | "
+                              f"{cpu:.1f} | {memory:.0f} |", flush=True)
                 if count == max(options.hosts):
                     print("\n" + "\n".join(output.splitlines()[-30:]))
         finally:

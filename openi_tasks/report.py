@@ -14,10 +14,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
     from .phase import HostOutcome, Phase, PhaseOutcome
 
+CHUNK = 65536  # characters of changes printed at once: few prints, and bounded memory however many hosts
 _STYLE = {"failed": "red", "changed": "yellow", "planned": "cyan", "unchanged": "green", "not run": "dim"}
 
 
@@ -104,17 +106,27 @@ class Reporter:
         self.console.print(table)
 
     def changes(self, outcome: "PhaseOutcome", dry_run: bool) -> None:
-        """Per host, what changed (or in a dry run: what would, with file diffs)."""
+        """Per host, what changed (or in a dry run: what would, with file diffs), printed in
+        chunks: a print of its own costs a line about 0.35 ms of CPU, and a dry run of 1,000 hosts
+        lists some 20,000 changes. Lines are not broken (an operator greps them)."""
         verb = "would " if dry_run else ""
+        text = Text()
         for host in outcome.hosts:
             if host.status == "failed" and dry_run:
-                self.console.print(f"  [red]{escape(host.host)}: {escape(host.error)}[/]")
+                text.append(f"  {host.host}: {host.error}\n", style="red")
             if host.status not in ("changed", "planned"):
                 continue
             for change in host.changes:
-                self.console.print(f"  [cyan]{escape(host.host)}[/]: {verb}{escape(change.description)}")
+                text.append("  ")
+                text.append(host.host, style="cyan")
+                text.append(f": {verb}{change.description}\n")
                 if dry_run and change.diff:
-                    self.console.print(escape(change.diff), style="dim", soft_wrap=True)
+                    text.append(f"{change.diff}\n", style="dim")
+            if len(text) > CHUNK:
+                self.console.print(text, end="", soft_wrap=True)
+                text = Text()
+        if text:
+            self.console.print(text, end="", soft_wrap=True)
 
     def summary(self, outcomes: Sequence["PhaseOutcome"], dry_run: bool) -> None:
         table = Table(title="dry run: nothing was changed" if dry_run else "summary", title_justify="left")

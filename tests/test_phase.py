@@ -266,3 +266,30 @@ def test_concurrent_changes_run_at_once_and_a_failure_among_them_is_raised(ssh_c
         broken = slow[:2] + [Change("breaks", lambda: 1 / 0, concurrent=True)]
         with pytest.raises(ZeroDivisionError):
             apply_changes(host, broken)
+
+
+def test_a_plan_of_a_thousand_hosts_is_printed_whole_in_order_and_unbroken():
+    """The changes are printed in chunks (a print a line cost 8 s of CPU at 1,000 hosts): every
+    line arrives once, in host order, with its diff, a failed host's error, and no line broken
+    at the console's width."""
+    import io
+
+    from rich.console import Console
+
+    from openi_tasks.phase import HostOutcome, PhaseOutcome
+    from openi_tasks.report import Reporter
+
+    long = "x" * 300
+    hosts = [HostOutcome(f"h{i}", "planned", [Change(f"write /etc/{i}/a", "true", diff=f"+line {i}"),
+                                               Change(f"run {long} {i}", "true")]) for i in range(1000)]
+    hosts.insert(500, HostOutcome("bad", "failed", error="cannot connect: timed out"))
+    buffer = io.StringIO()
+    Reporter(Console(file=buffer, width=120, highlight=False)).changes(PhaseOutcome(Phase(), hosts), dry_run=True)
+    expected = []
+    for host in hosts:
+        if host.status == "failed":
+            expected.append(f"  bad: cannot connect: timed out")
+            continue
+        i = host.host[1:]
+        expected += [f"  h{i}: would write /etc/{i}/a", f"+line {i}", f"  h{i}: would run {long} {i}"]
+    assert buffer.getvalue().splitlines() == expected
