@@ -17,6 +17,9 @@ their own CPU. The operator's share is its process's CPU time, shown beside it.
 
     python bench/dry_run_scale.py --hosts 10 100 1000
     python bench/dry_run_scale.py --hosts 300 --against /tmp/old-tree --rounds 2   # A/B, alternated
+    python bench/dry_run_scale.py --hosts 300 --profile /tmp/samples.txt   # needs `pip install py-spy`
+
+(With --profile the CPU column is py-spy's, not the dry run's.)
 
 Needs root, openssh-server and util-linux' unshare. Test traffic stays on loopback.
 """
