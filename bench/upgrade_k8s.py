@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -246,6 +247,10 @@ def main() -> int:
                   f"{done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-2000:]}")
             assert done.returncode == 0, done.stdout[-3000:]
     finally:
+        logs = workdir / "state" / "logs"
+        if logs.is_dir():  # testbed.down removes the state directory: keep the runs' evidence
+            shutil.copytree(logs, workdir / "run-logs", dirs_exist_ok=True)
+            print(f"run logs kept in {workdir / 'run-logs'}")
         if not args.keep:
             bed.down()
     return 0
