@@ -95,8 +95,8 @@ def dry_run(config: Path, env: dict, tree: Path = ROOT, profile: Path | None = N
     arguments = ["--search-root", str(tree), "k8s.deploy", "--dry-run", "-p", str(config)]
     command = [sys.executable, "-m", "invoke", *arguments]
     if profile:  # sampled, every thread (cProfile sees the main thread only, which waits for the fan-out)
-        command = [str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", "--rate", "250", "--format", "raw", "--output", str(profile),
-                   "--", *command]
+        command = [str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", "--rate", "250",
+                   "--format", "raw", "--output", str(profile), "--", *command]
     child = subprocess.Popen(command, cwd=tree, env={**env, "PYTHONPATH": str(tree)},
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     output = child.stdout.read().decode(errors="replace")

@@ -98,7 +98,7 @@ class _Task(invoke.Task):
     Invoke gives a flag the first free character of its name, and for --to-s3 that was `-`."""
 
     def arg_opts(self, name: str, default: Any, taken_names: set) -> dict:
-        return super().arg_opts(name, default, set(taken_names) | {"h", "-", "_"})
+        return super().arg_opts(name, default, set(taken_names) | {"h", "-"})
 
 
 def task(**kwargs: Any) -> Callable[[Callable], invoke.Task]:
