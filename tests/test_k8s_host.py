@@ -341,3 +341,93 @@ def test_a_gpu_host_s_containerd_has_the_nvidia_runtime(example_dir, containerd,
     run.cluster = dataclasses.replace(cluster, kubernetes=cluster.kubernetes.model_copy(update={"gpu_default_runtime": True}))
     config = tomllib.loads(containerd_config(run, gpu_host, facts, "reg.example/pause:3.10.2").content)
     assert config["plugins"][plugin]["containerd"]["default_runtime_name"] == "nvidia"
+
+
+class _ImagesHost:
+    """What the images phase asks a host: is kubeadm there, kubeadm's image list, ctr's list."""
+
+    def __init__(self, machine, kubeadm_lists: str, present: str) -> None:
+        self.machine, self.name = machine, machine.hostname
+        self.kubeadm_lists, self.present = kubeadm_lists, present
+
+    def sh(self, command: str, check: bool = False):
+        if command.startswith("command -v kubeadm"):
+            return types.SimpleNamespace(exited=0, stdout="/usr/local/bin/kubeadm\n")
+        if command.startswith("kubeadm config images list"):
+            return types.SimpleNamespace(exited=0, stdout=self.kubeadm_lists)
+        assert "images ls -q" in command, command
+        return types.SimpleNamespace(exited=0, stdout=self.present)
+
+
+@pytest.mark.parametrize("containerd, local", [("1.6.20", False), ("2.1.4", True)])
+def test_the_images_phase_pulls_only_what_each_node_starts_first_and_lacks(example_dir, containerd, local):
+    """Masters: the control plane's images, kube-proxy, pause and the pod network's; every other
+    node: kube-proxy, pause and the pod network's; never CoreDNS or etcd; nothing already there;
+    `--local` only for a containerd 2 (ctr 1.6 has no such flag). Not the first master, whose
+    `kubeadm init` pulls them itself at the same time."""
+    from openi_tasks.k8s.phases.images import NodeImages, pod_network_images
+
+    cluster = load_cluster(example_dir)
+    kubeadm_lists = "".join(f"reg.example/{name}\n" for name in (
+        "kube-apiserver:v1.37.2", "kube-controller-manager:v1.37.2", "kube-scheduler:v1.37.2", "kube-proxy:v1.37.2",
+        "coredns:v1.14.6", "pause:3.10.2", "etcd:3.7.0-0"))
+    network = pod_network_images(types.SimpleNamespace(cluster=cluster))
+    assert len(network) == 2  # flannel and its CNI plugin
+    master, worker = cluster.masters[1], cluster.workers[0]
+    run = types.SimpleNamespace(cluster=cluster, dry_run=False, facts={
+        master.hostname: dataclasses.replace(GOOD, containerd=containerd),
+        worker.hostname: dataclasses.replace(GOOD, containerd=containerd)})
+
+    def pulled(machine, present=""):
+        changes = NodeImages().plan(run, _ImagesHost(machine, kubeadm_lists, present))
+        refs = [c.action.rsplit(" ", 2)[-2] for c in changes]
+        assert all((" --local " in c.action) == local for c in changes)
+        return refs
+
+    assert pulled(master) == ["reg.example/kube-apiserver:v1.37.2", "reg.example/kube-controller-manager:v1.37.2",
+                              "reg.example/kube-scheduler:v1.37.2", "reg.example/kube-proxy:v1.37.2",
+                              "reg.example/pause:3.10.2", *network]
+    assert pulled(worker) == ["reg.example/kube-proxy:v1.37.2", "reg.example/pause:3.10.2", *network]
+    assert pulled(worker, present="reg.example/pause:3.10.2\n" + "\n".join(network)) == ["reg.example/kube-proxy:v1.37.2"]
+
+    hosts = [types.SimpleNamespace(name=m.hostname) for m in cluster.nodes]
+    everyone = types.SimpleNamespace(hosts=lambda: hosts, first_master=hosts[0])
+    assert NodeImages().hosts(everyone) == hosts[1:] and cluster.nodes[0] is cluster.masters[0]
+
+
+def test_an_image_is_pulled_with_the_registry_certificates_the_cri_reads(tmp_path, monkeypatch):
+    """The command, run by a real shell against a ctr that records its arguments: the first of the
+    CRI's certificate directories that has one for the registry, else the first."""
+    import subprocess
+    from openi_tasks.k8s.phases import images
+
+    first, second = tmp_path / "containerd-certs.d", tmp_path / "docker-certs.d"
+    monkeypatch.setattr(images, "CERTS_DIRS", (str(first), str(second)))
+    ctr = tmp_path / "ctr"
+    ctr.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {tmp_path}/args\necho progress\n")
+    ctr.chmod(0o755)
+
+    def hosts_dir() -> str:
+        done = subprocess.run(["bash", "-c", images.pull_command(str(ctr), "reg.example:5000/kube-proxy:v1.37.2", True)],
+                              capture_output=True, text=True)
+        assert done.returncode == 0 and done.stdout == "", done  # progress is not kept
+        args = (tmp_path / "args").read_text().split("\n")[:-1]
+        assert args[:4] == ["-n", "k8s.io", "images", "pull"] and args[-1] == "reg.example:5000/kube-proxy:v1.37.2"
+        assert "--local" in args
+        return args[args.index("--hosts-dir") + 1]
+
+    assert hosts_dir() == str(first)  # neither has the registry: the CRI's defaults
+    (second / "reg.example:5000").mkdir(parents=True)
+    assert hosts_dir() == str(second)  # Docker's, where the testbed's registry CA is
+    (first / "reg.example:5000").mkdir(parents=True)
+    assert hosts_dir() == str(first)
+
+
+def test_short_image_names_are_qualified_as_containerd_names_them():
+    from openi_tasks.k8s.phases.images import qualified
+
+    assert qualified("flannel/flannel:v0.28.10") == "docker.io/flannel/flannel:v0.28.10"
+    assert qualified("busybox") == "docker.io/library/busybox:latest"
+    assert qualified("reg.example:5000/pause:3.10.2") == "reg.example:5000/pause:3.10.2"
+    assert qualified("localhost/stand-in") == "localhost/stand-in:latest"
+    assert qualified("reg.example/x@sha256:" + "0" * 64) == "reg.example/x@sha256:" + "0" * 64

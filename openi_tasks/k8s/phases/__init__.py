@@ -15,6 +15,7 @@ from .endpoint import Endpoint
 from .etcd import Etcd
 from .facts import Facts
 from .gpu import GpuRuntime
+from .images import NodeImages
 from .kubeconfig import Kubeconfig
 from .lock import Lock, Unlock
 from .packages import ContainerRuntime, Packages
@@ -24,8 +25,9 @@ from .workers import Workers
 
 
 def deploy_phases(break_lock: bool = False) -> list[Step]:
-    """etcd, the endpoint and the packages touch different things: they run together."""
+    """etcd, the endpoint and the packages touch different things: they run together. So do the
+    control plane and the nodes' first images (which the joins and kubelets then find)."""
     return [
         Connect(), Facts(), Lock(break_lock=break_lock), Prepare(), Docker(), Together(Etcd(), Endpoint(), Packages()),
-        GpuRuntime(), ContainerRuntime(), ControlPlane(), Workers(), Addons(), Kubeconfig(), NodesReady(), Unlock(),
+        GpuRuntime(), ContainerRuntime(), Together(ControlPlane(), NodeImages()), Workers(), Addons(), Kubeconfig(), NodesReady(), Unlock(),
     ]

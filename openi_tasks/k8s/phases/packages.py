@@ -122,21 +122,32 @@ def _from_binaries(run: Run, host: Host) -> list[Change]:
     return changes
 
 
-def sandbox_image(run: Run, host: Host) -> str:
-    """The pause image the host's kubeadm (of the configured version) will ask containerd for."""
+def kubeadm_images(run: Run, host: Host) -> list[str]:
+    """The images the host's kubeadm (of the configured version) names: the control plane's,
+    kube-proxy, CoreDNS, the sandbox (pause) image and etcd, from the configured registry."""
     k = run.cluster.kubernetes
     listed = host.sh(f"kubeadm config images list --kubernetes-version {shlex.quote(k.kubernetes_version)} "
                      f"--image-repository {shlex.quote(k.docker_registry)}", check=True)
-    return next(line.strip() for line in listed.stdout.splitlines() if "/pause:" in line)
+    return listed.stdout.split()
+
+
+def sandbox_image(run: Run, host: Host) -> str:
+    """The pause image the host's kubeadm (of the configured version) will ask containerd for."""
+    return next(ref for ref in kubeadm_images(run, host) if "/pause:" in ref)
+
+
+def containerd_release(run: Run, facts: HostFacts) -> tuple[int, int]:
+    """(major, minor) of kubelet's runtime: openi-tasks' own, or the host's (1.6 when unknown)."""
+    version = run.cluster.kubernetes.containerd_version if runtime_of(run.cluster).own else facts.containerd
+    numbers = re.match(r"v?(\d+)\.(\d+)", version or "")
+    return (int(numbers[1]), int(numbers[2])) if numbers else (1, 6)
 
 
 def containerd_config(run: Run, host: Host, facts: HostFacts, pause: str) -> RenderedFile:
     """The configuration of kubelet's runtime: openi-tasks' own containerd 2.x, or the host's (in the
     format of its version)."""
     runtime = runtime_of(run.cluster)
-    version = run.cluster.kubernetes.containerd_version if runtime.own else facts.containerd
-    numbers = re.match(r"v?(\d+)\.(\d+)", version or "")
-    release = (int(numbers[1]), int(numbers[2])) if numbers else (1, 6)
+    release = containerd_release(run, facts)
     nvidia = {"binary": NVIDIA_RUNTIME, "default": run.cluster.kubernetes.gpu_default_runtime} \
         if host.machine.gpu_count else None
     own = {"root": OWN_ROOT, "state": OWN_STATE, "address": runtime.address} if runtime.own else None

@@ -1,0 +1,92 @@
+"""images: the images each node's kubelet starts first, pulled into kubelet's runtime while the
+control plane is set up (this phase runs together with control-plane): the sandbox (pause) image,
+kube-proxy, the pod network's, and on masters the control plane's.
+
+Without it a node pulls them only after it has joined, one after another, and is Ready that much
+later; workers and the proxy wait idle for the masters meanwhile, and the masters that join later
+would pull the control plane's images in their join. The CPU of the pulls (mostly unpacking) then
+falls in the control-plane phase, whose kubeadm steps leave some of it idle.
+
+Pulled with the runtime's own `ctr` into its Kubernetes namespace (k8s.io), where containerd's CRI
+finds them, with the registry certificates of the same directories the CRI reads (see
+templates/k8s/containerd/config.toml.j2); only images that are not there yet. CoreDNS and the
+add-ons are left to the nodes the scheduler picks.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from ...phase import Change, Phase
+from ...run import Run
+from ...ssh import Host
+from ..addon_objects import pod_network_objects
+from ..runtime import runtime_of
+from .facts import facts_of
+from .packages import containerd_release, kubeadm_images
+
+ON_MASTERS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "pause")
+ON_NODES = ("kube-proxy", "pause")
+# The CRI's registry configuration directories (config_path), in the order it reads them.
+CERTS_DIRS = ("/etc/containerd/certs.d", "/etc/docker/certs.d")
+
+
+def image_name(ref: str) -> str:
+    """The repository's last part: 172.30.0.2:5000/kube-proxy:v1.37.2 -> kube-proxy."""
+    last = ref.split("@")[0].rsplit("/", 1)[-1]
+    return last.split(":")[0]
+
+
+def qualified(ref: str) -> str:
+    """`ref` as containerd names it (ctr takes no short names): flannel/flannel:v1 is
+    docker.io/flannel/flannel:v1, and busybox is docker.io/library/busybox:latest."""
+    first, _, rest = ref.partition("/")
+    if not rest or not ("." in first or ":" in first or first == "localhost"):
+        ref = f"docker.io/{ref}" if rest else f"docker.io/library/{ref}"
+    last = ref.rsplit("/", 1)[-1]
+    return ref if ":" in last or "@" in last else f"{ref}:latest"
+
+
+def pod_network_images(run: Run) -> list[str]:
+    """Every image of the pod network's DaemonSets, init containers included."""
+    images = []
+    for obj in pod_network_objects(run.cluster):
+        if obj["kind"] == "DaemonSet":
+            pod = obj["spec"]["template"]["spec"]
+            images += [qualified(c["image"]) for c in pod.get("initContainers", []) + pod.get("containers", [])]
+    return list(dict.fromkeys(images))
+
+
+def pull_command(ctr: str, ref: str, local: bool) -> str:
+    """`ctr images pull` of `ref` into the k8s.io namespace, trusting the registry as the CRI does
+    (the first of CERTS_DIRS that has a directory for the registry); progress is not kept."""
+    registry = shlex.quote(ref.split("/")[0])
+    return (f"dir={CERTS_DIRS[0]}; for d in {' '.join(CERTS_DIRS)}; do [ -d \"$d\"/{registry} ] && {{ dir=$d; break; }}; done; "
+            f"{ctr} -n k8s.io images pull{' --local' if local else ''} --hosts-dir \"$dir\" {shlex.quote(ref)} >/dev/null")
+
+
+class NodeImages(Phase):
+    name = "images"
+    title = "Pull the images each node's kubelet starts first, while the control plane comes up"
+
+    def hosts(self, run: Run) -> list[Host]:
+        """Not the first master: its `kubeadm init`, at the same time, pulls the same images itself
+        (pulled twice at once, they would slow the init)."""
+        first = run.first_master
+        return [host for host in run.hosts() if host is not first]
+
+    def plan(self, run: Run, host: Host) -> list[Change]:
+        runtime = runtime_of(run.cluster)
+        if host.sh("command -v kubeadm").exited != 0:
+            if run.dry_run:  # the packages phase would have installed it
+                return [Change(f"pull the images this node's kubelet starts first into {runtime.service}",
+                               lambda: None)]
+            raise FileNotFoundError(f"{host.name}: kubeadm is not installed: run the packages phase first")
+        names = ON_MASTERS if host.machine.is_master else ON_NODES
+        wanted = [qualified(ref) for ref in kubeadm_images(run, host) if image_name(ref) in names]
+        wanted += pod_network_images(run)
+        listed = host.sh(f"{runtime.ctr} -n k8s.io images ls -q 2>/dev/null")
+        present = set(listed.stdout.split()) if listed.exited == 0 else set()
+        local = containerd_release(run, facts_of(run, host)) >= (2, 0)
+        return [Change(f"pull {ref} into {runtime.service}", pull_command(runtime.ctr, ref, local))
+                for ref in wanted if ref not in present]
