@@ -10,6 +10,7 @@ the cache directory, so a second build of the same inputs is a link or nothing a
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import hashlib
 import json
@@ -54,6 +55,30 @@ class GoBuild:
         return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 
+def work_dir(parent: Path) -> Path:
+    """This process's directory for the go command's work files (GOTMPDIR), under `parent`. A build
+    that is killed (CI's time limit, Ctrl-C) leaves its work there, gigabytes for Kubernetes'
+    e2e.test; the directories of processes that no longer run are removed here, by the next one."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for other in parent.iterdir():
+        if other.name.isdigit() and not _running(int(other.name)):
+            shutil.rmtree(other, ignore_errors=True)
+    mine = parent / str(os.getpid())
+    mine.mkdir(exist_ok=True)
+    atexit.register(shutil.rmtree, mine, True)
+    return mine
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # no signal: only whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
+
+
 class Go:
     """The Go toolchain on this machine, with the caches under the cache directory."""
 
@@ -63,7 +88,7 @@ class Go:
         self.root = cache_dir() / "go"
         self.progress = progress
         self.env = {**os.environ, "GOMODCACHE": str(self.root / "mod"), "GOCACHE": str(self.root / "build"),
-                    "GOFLAGS": "-mod=mod", "GOWORK": "off"}
+                    "GOTMPDIR": str(work_dir(self.root / "tmp")), "GOFLAGS": "-mod=mod", "GOWORK": "off"}
         self.version = self._run(["go", "env", "GOVERSION"], Path.cwd(), "go env").strip()
 
     def _run(self, command: list[str], cwd: Path, step: str, env: Mapping[str, str] | None = None) -> str:
