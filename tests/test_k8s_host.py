@@ -351,8 +351,6 @@ class _ImagesHost:
         self.kubeadm_lists, self.present = kubeadm_lists, present
 
     def sh(self, command: str, check: bool = False):
-        if command.startswith("command -v kubeadm"):
-            return types.SimpleNamespace(exited=0, stdout="/usr/local/bin/kubeadm\n")
         if command.startswith("kubeadm config images list"):
             return types.SimpleNamespace(exited=0, stdout=self.kubeadm_lists)
         assert "images ls -q" in command, command
@@ -389,6 +387,11 @@ def test_the_images_phase_pulls_only_what_each_node_starts_first_and_lacks(examp
                               "reg.example/pause:3.10.2", *network]
     assert pulled(worker) == ["reg.example/kube-proxy:v1.37.2", "reg.example/pause:3.10.2", *network]
     assert pulled(worker, present="reg.example/pause:3.10.2\n" + "\n".join(network)) == ["reg.example/kube-proxy:v1.37.2"]
+
+    # A dry run on a host without kubeadm yet (the packages phase would install it) asks it nothing.
+    run.dry_run, run.facts[worker.hostname] = True, dataclasses.replace(GOOD, kubeadm="none")
+    planned = NodeImages().plan(run, types.SimpleNamespace(machine=worker, name=worker.hostname, sh=None))
+    assert [c.description for c in planned] == ["pull the images this node's kubelet starts first into containerd"]
 
     hosts = [types.SimpleNamespace(name=m.hostname) for m in cluster.nodes]
     everyone = types.SimpleNamespace(hosts=lambda: hosts, first_master=hosts[0])

@@ -77,16 +77,14 @@ class NodeImages(Phase):
 
     def plan(self, run: Run, host: Host) -> list[Change]:
         runtime = runtime_of(run.cluster)
-        if host.sh("command -v kubeadm").exited != 0:
-            if run.dry_run:  # the packages phase would have installed it
-                return [Change(f"pull the images this node's kubelet starts first into {runtime.service}",
-                               lambda: None)]
-            raise FileNotFoundError(f"{host.name}: kubeadm is not installed: run the packages phase first")
+        facts = facts_of(run, host)
+        if run.dry_run and facts.kubeadm == "none":  # the packages phase would have installed it
+            return [Change(f"pull the images this node's kubelet starts first into {runtime.service}", lambda: None)]
         names = ON_MASTERS if host.machine.is_master else ON_NODES
         wanted = [qualified(ref) for ref in kubeadm_images(run, host) if image_name(ref) in names]
         wanted += pod_network_images(run)
         listed = host.sh(f"{runtime.ctr} -n k8s.io images ls -q 2>/dev/null")
         present = set(listed.stdout.split()) if listed.exited == 0 else set()
-        local = containerd_release(run, facts_of(run, host)) >= (2, 0)
+        local = containerd_release(run, facts) >= (2, 0)
         return [Change(f"pull {ref} into {runtime.service}", pull_command(runtime.ctr, ref, local))
                 for ref in wanted if ref not in present]
