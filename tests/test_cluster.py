@@ -291,13 +291,14 @@ def test_deploy_brings_up_a_working_cluster(testbed, cluster, pki):
             ["master1", "master2", "master3"], component
     assert sorted(p.spec.node_name for p in pods if p.metadata.name.startswith("kube-proxy")) == sorted(NODES)
     assert sorted(p.spec.node_name for p in k.wait_running("kube-flannel")) == sorted(NODES)
-    # Every node but the first master (whose kubeadm init pulls them) found kube-proxy's and
-    # flannel's images in place, pulled by the images phase while the control plane came up.
+    # The workers and the proxy found kube-proxy's and flannel's images in place, pulled by the
+    # images phase while the control plane came up.
     events = [e for namespace in ("kube-system", "kube-flannel") for e in k.core.list_namespaced_event(namespace).items
-              if e.involved_object.name.startswith(("kube-proxy-", "kube-flannel-ds-")) and e.source.host != "master1"]
+              if e.involved_object.name.startswith(("kube-proxy-", "kube-flannel-ds-"))
+              and e.source.host in ("proxy", "worker1", "worker2")]
     assert not [(e.source.host, e.message) for e in events if e.reason == "Pulling"]
     assert {e.source.host for e in events if e.reason == "Pulled" and "already present on machine" in e.message} == \
-        set(NODES) - {"master1"}
+        {"proxy", "worker1", "worker2"}
     # The dashboard (a STAND-IN) on the host flagged dashboard: "true", and nowhere else.
     dashboard = k.wait_running("kubernetes-dashboard")
     flagged = [m.hostname for m in cluster.machines if m.labels.get("dashboard") == "true"]

@@ -358,11 +358,10 @@ class _ImagesHost:
 
 
 @pytest.mark.parametrize("containerd, local", [("1.6.20", False), ("2.1.4", True)])
-def test_the_images_phase_pulls_only_what_each_node_starts_first_and_lacks(example_dir, containerd, local):
-    """Masters: the control plane's images, kube-proxy, pause and the pod network's; every other
-    node: kube-proxy, pause and the pod network's; never CoreDNS or etcd; nothing already there;
-    `--local` only for a containerd 2 (ctr 1.6 has no such flag). Not the first master, whose
-    `kubeadm init` pulls them itself at the same time."""
+def test_the_images_phase_pulls_only_what_a_worker_starts_first_and_lacks(example_dir, containerd, local):
+    """On workers and the proxy, not the masters (their joins pull their own): kube-proxy, pause
+    and the pod network's; never the control plane's, CoreDNS or etcd; nothing already there;
+    `--local` only for a containerd 2 (ctr 1.6 has no such flag)."""
     from openi_tasks.k8s.phases.images import NodeImages, pod_network_images
 
     cluster = load_cluster(example_dir)
@@ -371,31 +370,26 @@ def test_the_images_phase_pulls_only_what_each_node_starts_first_and_lacks(examp
         "coredns:v1.14.6", "pause:3.10.2", "etcd:3.7.0-0"))
     network = pod_network_images(types.SimpleNamespace(cluster=cluster))
     assert len(network) == 2  # flannel and its CNI plugin
-    master, worker = cluster.masters[1], cluster.workers[0]
-    run = types.SimpleNamespace(cluster=cluster, dry_run=False, facts={
-        master.hostname: dataclasses.replace(GOOD, containerd=containerd),
-        worker.hostname: dataclasses.replace(GOOD, containerd=containerd)})
+    worker = cluster.workers[0]
+    run = types.SimpleNamespace(cluster=cluster, dry_run=False,
+                                facts={worker.hostname: dataclasses.replace(GOOD, containerd=containerd)})
 
-    def pulled(machine, present=""):
-        changes = NodeImages().plan(run, _ImagesHost(machine, kubeadm_lists, present))
-        refs = [c.action.rsplit(" ", 2)[-2] for c in changes]
+    def pulled(present=""):
+        changes = NodeImages().plan(run, _ImagesHost(worker, kubeadm_lists, present))
         assert all((" --local " in c.action) == local for c in changes)
-        return refs
+        return [c.action.rsplit(" ", 2)[-2] for c in changes]
 
-    assert pulled(master) == ["reg.example/kube-apiserver:v1.37.2", "reg.example/kube-controller-manager:v1.37.2",
-                              "reg.example/kube-scheduler:v1.37.2", "reg.example/kube-proxy:v1.37.2",
-                              "reg.example/pause:3.10.2", *network]
-    assert pulled(worker) == ["reg.example/kube-proxy:v1.37.2", "reg.example/pause:3.10.2", *network]
-    assert pulled(worker, present="reg.example/pause:3.10.2\n" + "\n".join(network)) == ["reg.example/kube-proxy:v1.37.2"]
+    assert pulled() == ["reg.example/kube-proxy:v1.37.2", "reg.example/pause:3.10.2", *network]
+    assert pulled(present="reg.example/pause:3.10.2\n" + "\n".join(network)) == ["reg.example/kube-proxy:v1.37.2"]
 
     # A dry run on a host without kubeadm yet (the packages phase would install it) asks it nothing.
     run.dry_run, run.facts[worker.hostname] = True, dataclasses.replace(GOOD, kubeadm="none")
     planned = NodeImages().plan(run, types.SimpleNamespace(machine=worker, name=worker.hostname, sh=None))
     assert [c.description for c in planned] == ["pull the images this node's kubelet starts first into containerd"]
 
-    hosts = [types.SimpleNamespace(name=m.hostname) for m in cluster.nodes]
-    everyone = types.SimpleNamespace(hosts=lambda: hosts, first_master=hosts[0])
-    assert NodeImages().hosts(everyone) == hosts[1:] and cluster.nodes[0] is cluster.masters[0]
+    hosts = [types.SimpleNamespace(name=m.hostname, machine=m) for m in cluster.nodes]
+    chosen = NodeImages().hosts(types.SimpleNamespace(hosts=lambda: hosts))
+    assert [h.name for h in chosen] == [m.hostname for m in cluster.nodes if not m.is_master] and chosen
 
 
 def test_an_image_is_pulled_with_the_registry_certificates_the_cri_reads(tmp_path, monkeypatch):

@@ -1,11 +1,9 @@
-"""images: the images each node's kubelet starts first, pulled into kubelet's runtime while the
-control plane is set up (this phase runs together with control-plane): the sandbox (pause) image,
-kube-proxy, the pod network's, and on masters the control plane's.
+"""images: the images the kubelet of each worker (and of the proxy node) starts first, pulled into
+kubelet's runtime while the control plane is set up (this phase runs together with control-plane):
+the sandbox (pause) image, kube-proxy and the pod network's.
 
-Without it a node pulls them only after it has joined, one after another, and is Ready that much
-later; workers and the proxy wait idle for the masters meanwhile, and the masters that join later
-would pull the control plane's images in their join. The CPU of the pulls (mostly unpacking) then
-falls in the control-plane phase, whose kubeadm steps leave some of it idle.
+Without it such a node pulls them only after it has joined, one after another, and is Ready that
+much later; it waits idle for the masters meanwhile.
 
 Pulled with the runtime's own `ctr` into its Kubernetes namespace (k8s.io), where containerd's CRI
 finds them, with the registry certificates of the same directories the CRI reads (see
@@ -25,8 +23,7 @@ from ..runtime import runtime_of
 from .facts import facts_of
 from .packages import containerd_release, kubeadm_images
 
-ON_MASTERS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "pause")
-ON_NODES = ("kube-proxy", "pause")
+FIRST = ("kube-proxy", "pause")  # of kubeadm's images, what a worker's kubelet starts
 # The CRI's registry configuration directories (config_path), in the order it reads them.
 CERTS_DIRS = ("/etc/containerd/certs.d", "/etc/docker/certs.d")
 
@@ -67,21 +64,21 @@ def pull_command(ctr: str, ref: str, local: bool) -> str:
 
 class NodeImages(Phase):
     name = "images"
-    title = "Pull the images each node's kubelet starts first, while the control plane comes up"
+    title = "Pull the images the workers' kubelets start first, while the control plane comes up"
 
     def hosts(self, run: Run) -> list[Host]:
-        """Not the first master: its `kubeadm init`, at the same time, pulls the same images itself
-        (pulled twice at once, they would slow the init)."""
-        first = run.first_master
-        return [host for host in run.hosts() if host is not first]
+        """Workers and the proxy, idle while the masters come up. Not the masters: their joins pull
+        their images themselves, and pulls beside etcd and the API servers slowed them (on the
+        testbed, pulling on the later masters too made the first master's init 31 to 40 s instead
+        of 11 to 17)."""
+        return [host for host in run.hosts() if not host.machine.is_master]
 
     def plan(self, run: Run, host: Host) -> list[Change]:
         runtime = runtime_of(run.cluster)
         facts = facts_of(run, host)
         if run.dry_run and facts.kubeadm == "none":  # the packages phase would have installed it
             return [Change(f"pull the images this node's kubelet starts first into {runtime.service}", lambda: None)]
-        names = ON_MASTERS if host.machine.is_master else ON_NODES
-        wanted = [qualified(ref) for ref in kubeadm_images(run, host) if image_name(ref) in names]
+        wanted = [qualified(ref) for ref in kubeadm_images(run, host) if image_name(ref) in FIRST]
         wanted += pod_network_images(run)
         listed = host.sh(f"{runtime.ctr} -n k8s.io images ls -q 2>/dev/null")
         present = set(listed.stdout.split()) if listed.exited == 0 else set()
