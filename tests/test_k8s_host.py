@@ -344,7 +344,7 @@ def test_a_gpu_host_s_containerd_has_the_nvidia_runtime(example_dir, containerd,
 
 
 class _ImagesHost:
-    """What the images phase asks a host: is kubeadm there, kubeadm's image list, ctr's list."""
+    """What the images phase asks a host: kubeadm's image list and ctr's."""
 
     def __init__(self, machine, kubeadm_lists: str, present: str) -> None:
         self.machine, self.name = machine, machine.hostname

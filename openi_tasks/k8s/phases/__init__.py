@@ -26,7 +26,7 @@ from .workers import Workers
 
 def deploy_phases(break_lock: bool = False) -> list[Step]:
     """etcd, the endpoint and the packages touch different things: they run together. So do the
-    control plane and the nodes' first images (which the joins and kubelets then find)."""
+    control plane and the workers' first images (which their kubelets then find)."""
     return [
         Connect(), Facts(), Lock(break_lock=break_lock), Prepare(), Docker(), Together(Etcd(), Endpoint(), Packages()),
         GpuRuntime(), ContainerRuntime(), Together(ControlPlane(), NodeImages()), Workers(), Addons(), Kubeconfig(), NodesReady(), Unlock(),
